@@ -10,8 +10,9 @@ solvers work on the deflated ``S - v v^T`` and put the 1 back: in float32 this
 keeps the noise floor of the eigensolver (about ``eps * |S|``) from swamping the
 small eigenvalues when the kernel is nearly constant.
 
-Masked-out rows get zero rows and columns, hence exact-zero eigenvalues, which
-add nothing to the entropy: a masked call equals a call on the kept rows.
+Masked-out rows get zero rows and columns, hence eigenvalue 0 (set exactly, see
+``_spectrum_of``), which adds nothing to the entropy: a masked call equals a call
+on the kept rows.
 """
 
 from __future__ import annotations
@@ -161,14 +162,18 @@ def _symmetric_eigvals_jvp(fast, primals, tangents):
     return w, dw
 
 
-def _spectrum_of(S, v, method):
-    """Eigenvalues of ``S`` (which has eigenpair ``(1, v)``) via deflation."""
+def _spectrum_of(S, v, method, num_masked=0):
+    """Eigenvalues of ``S`` (which has eigenpair ``(1, v)``) via deflation.
+
+    The deflated matrix ``S - v v^T`` has eigenvalue 0 in the direction ``v`` and
+    one exact 0 per masked row; the solver returns those at its noise floor. The
+    ``1 + num_masked`` eigenvalues of smallest magnitude are therefore replaced:
+    the smallest by the known 1, the next ``num_masked`` by exact zeros.
+    """
     deflated = S - v[:, None] * v[None, :]
     w = symmetric_eigvals(deflated, method != "eigh")
-    # The deflated direction has eigenvalue 0; put the known 1 in its place.
-    # Picking the smallest |w| is exact up to the solver's noise floor.
-    i = jnp.argmin(jnp.abs(w))
-    w = w.at[i].set(1.0)
+    rank = jnp.empty(w.shape, jnp.int32).at[jnp.argsort(jnp.abs(w))].set(jnp.arange(w.shape[-1], dtype=jnp.int32))
+    w = jnp.where(rank == 0, 1.0, jnp.where(rank <= num_masked, 0.0, w))
     return jnp.sort(w)
 
 
@@ -220,15 +225,25 @@ def _check_operator_args(x, sigma, alpha, mask, method):
 
 
 def _diffusion_eigenvalues(x, bandwidth: Bandwidth, alpha, mask, method):
+    # Compiled once per shape and static configuration, so eager calls cost one
+    # dispatch; inside a user's jit this is simply inlined.
+    sigma_value = bandwidth.value if bandwidth.rule == "fixed" else None
+    k = bandwidth.value if bandwidth.rule == "knn" else None
+    return _eigenvalues_compiled(x, sigma_value, alpha, mask, rule=bandwidth.rule, k=k, method=method)
+
+
+@partial(jax.jit, static_argnames=("rule", "k", "method"))
+def _eigenvalues_compiled(x, sigma_value, alpha, mask, *, rule, k, method):
+    bandwidth = Bandwidth(rule, sigma_value if rule == "fixed" else k)
     finite = jnp.all(jnp.isfinite(x))
     # Keep non-finite input out of the solver (NaN matrices can stall it);
     # the result is NaN instead.
     x = jnp.where(finite, x, 0.0)
     S, v = symmetric_diffusion_operator(x, sigma=bandwidth, alpha=alpha, mask=mask)
-    w = _spectrum_of(S, v, method)
+    num_masked = 0 if mask is None else jnp.sum(~mask)
+    w = _spectrum_of(S, v, method, num_masked)
     alpha = jnp.asarray(alpha)
     ok = finite & (alpha >= 0) & (alpha <= 1)
-    if bandwidth.rule == "fixed":
-        ok = ok & (jnp.asarray(bandwidth.value) > 0)
-    bad = jnp.logical_not(ok)
-    return jnp.where(bad, jnp.nan, w)
+    if rule == "fixed":
+        ok = ok & (jnp.asarray(sigma_value) > 0)
+    return jnp.where(ok, w, jnp.nan)

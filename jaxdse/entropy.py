@@ -2,8 +2,8 @@
 
 ``p_i = |lambda_i|^t / sum_j |lambda_j|^t`` and ``H = -sum_i p_i log_b p_i``.
 
-It is computed in log space, ``H = log Z - sum_i p_i t log|lambda_i|`` with
-``log Z = logsumexp_i(t log|lambda_i|)``, so that large t and tiny eigenvalues
+It is computed in log space, with ``u_i = t log|lambda_i| - max_j t log|lambda_j|``,
+``H = log sum_i e^{u_i} - sum_i p_i u_i``, so that large t and tiny eigenvalues
 neither overflow nor underflow. Eigenvalues that are exactly 0 (padding, masked
 rows) contribute 0 and get a zero gradient ("double where": the log's input is
 guarded before the log and the term masked after it).
@@ -11,6 +11,7 @@ guarded before the log and the term masked after it).
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -62,21 +63,21 @@ def entropy_of_spectrum(lam, t, base):
     t = t.reshape(t_shape + (1,) * lam.ndim)
     nonzero = lam != 0
     log_abs = jnp.log(jnp.where(nonzero, jnp.abs(lam), 1.0))
-    log_w = jnp.where(nonzero, t * log_abs, -jnp.inf)  # log |lambda|^t
-    log_z = _logsumexp(log_w, nonzero)
-    p = jnp.where(nonzero, jnp.exp(log_w - log_z[..., None]), 0.0)
-    weighted = jnp.sum(jnp.where(nonzero, p * t * log_abs, 0.0), axis=-1)
-    h = (log_z - weighted) / jnp.log(jnp.asarray(base, lam.dtype))
+    # u_i = log(|lambda_i|^t) - max_j log(|lambda_j|^t): the shift cancels in H and
+    # keeps the sums free of cancellation between large logarithms.
+    log_w = jnp.where(nonzero, t * log_abs, -jnp.inf)
+    m = jnp.max(log_w, axis=-1, keepdims=True)
+    m = jax.lax.stop_gradient(jnp.where(jnp.isfinite(m), m, 0.0))
+    u = jnp.where(nonzero, log_w - m, 0.0)
+    e = jnp.where(nonzero, jnp.exp(u), 0.0)
+    s = jnp.sum(e, axis=-1)
+    s_safe = jnp.where(s > 0, s, 1.0)
+    p = e / s_safe[..., None]
+    # H = -sum p (u - log s) = log s - sum p u; NaN for an all-zero spectrum.
+    h = jnp.where(s > 0, jnp.log(s_safe) - jnp.sum(p * u, axis=-1), jnp.nan)
+    h = h / jnp.log(jnp.asarray(base, lam.dtype))
     valid = (t[..., 0] > 0) & (jnp.asarray(base) > 0) & (jnp.asarray(base) != 1)
     return jnp.where(valid, h, jnp.nan)
-
-
-def _logsumexp(log_w, nonzero):
-    """``logsumexp`` over the last axis, ignoring entries where ``nonzero`` is False."""
-    m = jnp.max(jnp.where(nonzero, log_w, -jnp.inf), axis=-1)
-    m_safe = jnp.where(jnp.isfinite(m), m, 0.0)
-    s = jnp.sum(jnp.where(nonzero, jnp.exp(log_w - m_safe[..., None]), 0.0), axis=-1)
-    return jnp.where(s > 0, m_safe + jnp.log(jnp.where(s > 0, s, 1.0)), jnp.nan)
 
 
 def max_entropy(n: int, base: float = 2.0) -> float:
