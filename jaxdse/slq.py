@@ -29,6 +29,7 @@ linearisation (delta method): ``dDSE = ((1/Z + H/Z^2) dZ - dH/Z) / log b``.
 from __future__ import annotations
 
 import math
+from functools import partial
 from typing import NamedTuple
 
 import jax
@@ -37,7 +38,7 @@ import numpy as np
 from matfree import decomp
 
 from jaxdse import _checks
-from jaxdse.affinity import check_knn_k, parse_bandwidth
+from jaxdse.affinity import Bandwidth, check_knn_k, parse_bandwidth
 from jaxdse.diffusion import dense_bytes, get_memory_budget
 from jaxdse.operators import blockwise_operator, dense_operator
 
@@ -193,9 +194,7 @@ def check_slq_args(
     if mesh is not None and not isinstance(mesh, jax.sharding.Mesh):
         raise TypeError(f"mesh must be a jax.sharding.Mesh, got {type(mesh).__name__}")
     if max_n is not None:
-        max_n = _positive_int(max_n, "max_n", 2)
-        if mask is not None:
-            raise ValueError("max_n and mask cannot be combined: subsample the kept rows yourself")
+        check_max_n(max_n, key, mask)
         x, key = subsample(x, key, max_n)
         n = x.shape[0]
     n_kept = n if mask is None or not _checks.is_concrete(mask) else int(jnp.sum(mask))
@@ -222,6 +221,15 @@ def check_slq_args(
     return x, mask, key, bandwidth, alpha, operator
 
 
+def check_max_n(max_n, key, mask):
+    """``max_n`` is an integer >= 2, comes with a ``key`` and without a ``mask``."""
+    _positive_int(max_n, "max_n", 2)
+    if key is None:
+        raise ValueError("max_n needs key=jax.random.key(...) to draw the subsample")
+    if mask is not None:
+        raise ValueError("max_n and mask cannot be combined: subsample the kept rows yourself")
+
+
 def subsample(x, key, max_n: int):
     """``max_n`` rows of ``x`` drawn uniformly without replacement (all if fewer).
 
@@ -245,10 +253,26 @@ def _pad_rows(x, mask, multiple: int):
     return x, keep
 
 
-def _dse_slq(
-    x, key, bandwidth, alpha, mask, t, base, *, num_probes, num_matvecs, deflation_rank, probes, operator, block_size, mesh
-):
+def _dse_slq(x, key, bandwidth, alpha, mask, t, base, **static):
     """Unchecked core of :func:`dse_slq`: ``(value, stderr)``, each of ``t``'s shape."""
+    # Compiled once per shape and static configuration (eager calls cost one
+    # dispatch); inside a user's jit this is inlined.
+    sigma_value = bandwidth.value if bandwidth.rule == "fixed" else None
+    knn = bandwidth.value if bandwidth.rule == "knn" else None
+    return _dse_slq_compiled(x, key, sigma_value, alpha, mask, t, base, rule=bandwidth.rule, knn=knn, **static)
+
+
+@partial(
+    jax.jit,
+    static_argnames=(
+        "rule", "knn", "num_probes", "num_matvecs", "deflation_rank", "probes", "operator", "block_size", "mesh"
+    ),
+)
+def _dse_slq_compiled(
+    x, key, sigma_value, alpha, mask, t, base, *, rule, knn,
+    num_probes, num_matvecs, deflation_rank, probes, operator, block_size, mesh,
+):
+    bandwidth = Bandwidth(rule, sigma_value if rule == "fixed" else knn)
     finite = jnp.all(jnp.isfinite(x))
     x = jnp.where(finite, x, 0.0)
     if operator == "dense":
