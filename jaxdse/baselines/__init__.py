@@ -11,10 +11,16 @@ unless given another ``base``.
 """
 
 from jaxdse.baselines.cse import cse
+from jaxdse.baselines.ksg import ksg
+from jaxdse.baselines.mine import MineHistory, MineResult, mine
 from jaxdse.baselines.variants import adjacency_spectral_entropy, matrix_entry_entropy
 
 __all__ = [
+    "MineHistory",
+    "MineResult",
     "adjacency_spectral_entropy",
     "cse",
+    "ksg",
     "matrix_entry_entropy",
+    "mine",
 ]
