@@ -1,8 +1,10 @@
 """Estimators the paper compares DSE/DSMI against, on the same array conventions.
 
-* :func:`cse`: classic Shannon entropy of binned points (bits by default).
-* :func:`matrix_entry_entropy`, :func:`adjacency_spectral_entropy`: the
-  reference package's alternative spectra, kept for parity.
+* :func:`cse`, :func:`csmi`: classic Shannon entropy of binned points and its
+  mutual information (built exactly like DSMI).
+* :func:`matrix_entry_entropy`, :func:`adjacency_spectral_entropy` and their
+  mutual informations: the reference package's alternative spectra, kept for
+  parity.
 * :func:`mine`: MINE, a neural Donsker-Varadhan estimator (Flax + optax).
 * :func:`ksg`: the Kraskov-Stoegbauer-Grassberger k-nearest-neighbour estimator.
 
@@ -10,17 +12,25 @@ Definitions: SPEC section 3. Every function states its unit; all return bits
 unless given another ``base``.
 """
 
-from jaxdse.baselines.cse import cse
+from jaxdse.baselines.cse import cse, csmi
 from jaxdse.baselines.ksg import ksg
 from jaxdse.baselines.mine import MineHistory, MineResult, mine
-from jaxdse.baselines.variants import adjacency_spectral_entropy, matrix_entry_entropy
+from jaxdse.baselines.variants import (
+    adjacency_spectral_entropy,
+    adjacency_spectral_mutual_information,
+    matrix_entry_entropy,
+    matrix_entry_mutual_information,
+)
 
 __all__ = [
     "MineHistory",
     "MineResult",
     "adjacency_spectral_entropy",
+    "adjacency_spectral_mutual_information",
     "cse",
+    "csmi",
     "ksg",
     "matrix_entry_entropy",
+    "matrix_entry_mutual_information",
     "mine",
 ]
