@@ -31,9 +31,13 @@ def correlated_gaussians(rng, n, pairs):
 
 
 def test_bivariate_gaussian_accuracy(rng):
-    x, y = correlated_gaussians(rng, 2000, 1)
-    got = float(ksg(x[:, 0], y[:, 0]))  # 1-D inputs are accepted
-    assert abs(got - TRUE_BITS) < 0.05 * TRUE_BITS
+    # One n = 2000 sample scatters by about 0.04 bits (5%) around the truth, so
+    # the bias is checked on the mean of four independent samples.
+    values = []
+    for _ in range(4):
+        x, y = correlated_gaussians(rng, 2000, 1)
+        values.append(float(ksg(x[:, 0], y[:, 0])))  # 1-D inputs are accepted
+    assert abs(np.mean(values) - TRUE_BITS) < 0.05 * TRUE_BITS
 
 
 def test_ten_dimensional_case_matches_kdtree(rng):

@@ -145,7 +145,10 @@ def csmi(
     ``CSMI = sum_c p(c) [mean_r CSE(Z*_{c,r}) - CSE(Z | Y = c)]`` (``"subsample"``,
     default) or ``CSE(Z) - sum_c p(c) CSE(Z | Y = c)`` (``"plugin"``), in units of
     ``base`` (bits by default). In high dimension every binned row is unique, all
-    terms equal ``log_b n_c`` and CSMI collapses to 0.
+    terms equal ``log_b n_c`` and CSMI collapses to 0. In low dimension it can be
+    negative: each subset is min-max scaled to its own range, so a tight class
+    fills all bins while a random subset spanning several classes leaves most
+    cells empty (the reference gives the same values).
 
     Args:
       z: ``[n, d]`` representation.
