@@ -101,7 +101,9 @@ def blockwise_kernel_matmat(x, V, *, inv_two_sigma_sq, block_size: int, keep, sq
         out_specs=rows_spec,
         check_vma=False,
     )
-    return fn(x, sq, w, x, sq, V)
+    # The result is gathered back to every device: the Lanczos recurrences on
+    # [n, p] vectors stay replicated and cheap, only the kernel work is split.
+    return jax.lax.with_sharding_constraint(fn(x, sq, w, x, sq, V), NamedSharding(mesh, P()))
 
 
 def blockwise_operator(x, bandwidth: Bandwidth, alpha, keep, *, block_size: int, mesh=None) -> Operator:

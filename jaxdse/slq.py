@@ -41,6 +41,7 @@ from jaxdse import _checks
 from jaxdse.affinity import Bandwidth, check_knn_k, parse_bandwidth
 from jaxdse.diffusion import dense_bytes, get_memory_budget
 from jaxdse.operators import blockwise_operator, dense_operator
+from jaxdse.sharding import check_mesh
 
 PROBES = ("rademacher", "gaussian")
 OPERATORS = ("auto", "dense", "blockwise")
@@ -191,8 +192,7 @@ def check_slq_args(
     _checks.check_choice(operator, "operator", OPERATORS)
     bandwidth = parse_bandwidth(sigma)
     alpha = _checks.check_alpha(alpha)
-    if mesh is not None and not isinstance(mesh, jax.sharding.Mesh):
-        raise TypeError(f"mesh must be a jax.sharding.Mesh, got {type(mesh).__name__}")
+    check_mesh(mesh)
     if max_n is not None:
         check_max_n(max_n, key, mask)
         x, key = subsample(x, key, max_n)
@@ -275,6 +275,7 @@ def _dse_slq_compiled(
     bandwidth = Bandwidth(rule, sigma_value if rule == "fixed" else knn)
     finite = jnp.all(jnp.isfinite(x))
     x = jnp.where(finite, x, 0.0)
+    num_rows = x.shape[0]
     if operator == "dense":
         keep = jnp.ones(x.shape[0], bool) if mask is None else mask
         op = dense_operator(x, bandwidth, alpha, keep)
@@ -290,6 +291,7 @@ def _dse_slq_compiled(
         num_matvecs=num_matvecs,
         deflation_rank=deflation_rank,
         probes=probes,
+        num_rows=num_rows,
     )
     t = jnp.asarray(t, x.dtype)
     value, stderr = jax.vmap(lambda s: _entropy_from_nodes(nodes, weights, known, s))(t.reshape(-1))
@@ -308,15 +310,24 @@ class _Known(NamedTuple):
     num_deflated: int
 
 
-def lanczos_nodes(op, key, *, num_probes: int, num_matvecs: int, deflation_rank: int, probes: str):
+def lanczos_nodes(
+    op, key, *, num_probes: int, num_matvecs: int, deflation_rank: int, probes: str, num_rows: int | None = None
+):
     """Gauss-quadrature nodes and weights of ``A``'s spectral measure per vector.
 
     Returns ``(nodes, weights, known)``: ``nodes``/``weights`` ``[k + p, m]`` (the
     first ``k = deflation_rank`` rows for the deflation columns ``Q``, then the
     ``p = num_probes`` projected probes; weights sum to each vector's squared
-    norm), and the exact moments of the projected operator.
+    norm), and the exact moments of the projected operator. Random vectors are
+    drawn for the first ``num_rows`` rows (default all) and zero below, so that
+    padding rows for blocks or devices leaves the draws unchanged.
     """
     n = op.v.shape[0]
+    num_rows = n if num_rows is None else num_rows
+
+    def draw(sampler, k, cols):
+        return jnp.pad(sampler(k, (num_rows, cols), dtype), ((0, n - num_rows), (0, 0)))
+
     dtype = op.v.dtype
     keep = op.keep.astype(dtype)
     key_q, key_p = jax.random.split(key)
@@ -327,7 +338,7 @@ def lanczos_nodes(op, key, *, num_probes: int, num_matvecs: int, deflation_rank:
 
     moments = jnp.stack([jnp.sum(keep) - 1.0, op.trace, op.frobenius_sq])
     if deflation_rank:
-        omega = jax.random.normal(key_q, (n, deflation_rank), dtype) * keep[:, None]
+        omega = draw(jax.random.normal, key_q, deflation_rank) * keep[:, None]
         Y = op.matmat(project_v(omega))
         Q = jnp.linalg.qr(op.matmat(jnp.linalg.qr(Y)[0]))[0]
         AQ = op.matmat(Q)
@@ -340,9 +351,9 @@ def lanczos_nodes(op, key, *, num_probes: int, num_matvecs: int, deflation_rank:
         Q = jnp.zeros((n, 0), dtype)
         project = project_v
     if probes == "rademacher":
-        omega = jax.random.rademacher(key_p, (n, num_probes), dtype)
+        omega = draw(jax.random.rademacher, key_p, num_probes)
     else:
-        omega = jax.random.normal(key_p, (n, num_probes), dtype)
+        omega = draw(jax.random.normal, key_p, num_probes)
     G = project(omega * keep[:, None])
     U = jnp.concatenate([Q, G], axis=1)
     nodes, weights = _quadrature(op.matmat, U, num_matvecs)
