@@ -6,6 +6,7 @@ points (:mod:`jaxdse.affinity`) -> diffusion operator and spectrum
 (:mod:`jaxdse.dse`).
 """
 
+from jaxdse import data
 from jaxdse.affinity import gaussian_affinity, pairwise_sq_distances
 from jaxdse.diffusion import (
     diffusion_eigenvalues,
@@ -14,6 +15,7 @@ from jaxdse.diffusion import (
     symmetric_diffusion_operator,
 )
 from jaxdse.dse import dse
+from jaxdse.dsmi import MutualInformation, cluster_reference, dsmi, dsmi_terms, mutual_information
 from jaxdse.entropy import spectral_entropy
 
 __version__ = "0.1.0"
@@ -21,6 +23,11 @@ __version__ = "0.1.0"
 __all__ = [
     "diffusion_eigenvalues",
     "dse",
+    "dsmi",
+    "dsmi_terms",
+    "cluster_reference",
+    "mutual_information",
+    "MutualInformation",
     "gaussian_affinity",
     "get_memory_budget",
     "pairwise_sq_distances",

@@ -1,0 +1,234 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxdse
+from jaxdse import cluster_reference, dse, dsmi, dsmi_terms
+from jaxdse.dsmi import bin_reference, pad_size
+from tests.conftest import blobs
+
+KEY = jax.random.PRNGKey(0)
+
+
+def test_plugin_equals_loop_over_slices(rng, x64):
+    z, y = blobs(rng, n=45, d=4, k=3, sep=3.0)
+    y = y[rng.permutation(45)][:45]
+    y[:4] = 3  # an unbalanced fourth class
+    kwargs = dict(sigma=1.7, t=2.0, alpha=0.3)
+    expected = float(dse(z, **kwargs))
+    for c in np.unique(y):
+        expected -= np.mean(y == c) * float(dse(z[y == c], **kwargs))
+    got = dsmi_terms(z, y, estimator="plugin", **kwargs)
+    assert float(got.value) == pytest.approx(expected, abs=1e-5)
+    assert float(jnp.sum(got.per_class)) == pytest.approx(expected, abs=1e-9)
+    np.testing.assert_array_equal(np.asarray(got.class_sizes), np.bincount(y))
+
+
+def test_subsample_terms_match_their_definition(rng, x64):
+    z, y = blobs(rng, n=40, d=3, k=4, sep=3.0)
+    terms = dsmi_terms(z, y, key=KEY, sigma=1.5, num_repetitions=3)
+    assert terms.comparison_entropy.shape == (4, 3)
+    manual = np.sum(np.bincount(y) / 40 * (np.mean(terms.comparison_entropy, 1) - terms.conditional_entropy))
+    assert float(terms.value) == pytest.approx(float(manual), abs=1e-12)
+    for c in range(4):
+        assert float(terms.conditional_entropy[c]) == pytest.approx(float(dse(z[y == c], sigma=1.5)), abs=1e-9)
+    # Comparison subsets are real subsets of size n_c: their entropy is a DSE
+    # of 10 points, bounded by log2 10.
+    assert np.all(np.asarray(terms.comparison_entropy) <= np.log2(10) + 1e-9)
+
+
+def test_deterministic_for_a_key_and_varies_with_it(rng):
+    z, y = blobs(rng, n=60, d=3, k=3, sep=2.0)
+    a = float(dsmi(z, y, key=KEY, sigma=1.0))
+    assert float(dsmi(z, y, key=KEY, sigma=1.0)) == a
+    assert float(dsmi(z, y, key=jax.random.PRNGKey(7), sigma=1.0)) != a
+
+
+def test_single_class_is_exactly_zero(rng):
+    z = rng.normal(size=(30, 3))
+    assert float(dsmi(z, np.zeros(30, int), key=KEY, sigma=1.0)) == 0.0
+    assert float(dsmi(z, np.full(30, 5), estimator="plugin", sigma=1.0)) == 0.0
+
+
+def test_single_member_class_is_allowed(rng):
+    z, y = blobs(rng, n=31, d=3, k=3)
+    y[0] = 9  # a class of one
+    terms = dsmi_terms(z, y, key=KEY, sigma=2.0)
+    assert np.isfinite(float(terms.value))
+    one = int(np.argmin(np.asarray(terms.class_sizes)))
+    assert int(terms.class_sizes[one]) == 1
+    assert float(terms.conditional_entropy[one]) == 0.0
+    assert np.all(np.asarray(terms.comparison_entropy[one]) == 0.0)
+
+
+def test_any_integer_labels_are_remapped(rng):
+    z, y = blobs(rng, n=36, d=3, k=3)
+    a = float(dsmi(z, y, key=KEY, sigma=1.0))
+    assert float(dsmi(z, (y * 17 - 5).reshape(-1, 1), key=KEY, sigma=1.0)) == pytest.approx(a, abs=1e-6)
+
+
+def test_informative_labels_beat_shuffled_and_corruption_decreases(rng):
+    z, y = blobs(rng, n=120, d=5, k=4, sep=4.0)
+    values = []
+    for frac in (0.0, 0.3, 0.6, 1.0):
+        yc = y.copy()
+        r = np.random.default_rng(1)
+        idx = r.choice(120, int(frac * 120), replace=False)
+        yc[idx] = r.integers(0, 4, size=len(idx))
+        values.append(np.mean([float(dsmi(z, yc, key=jax.random.PRNGKey(s), sigma=2.0)) for s in range(3)]))
+    assert values[0] > 0.5
+    assert all(a > b for a, b in zip(values, values[1:]))
+    assert abs(values[-1]) < 0.15
+
+
+def test_shuffled_digits_labels_give_about_zero():
+    from jaxdse.data import load_digits
+
+    x, y = load_digits()
+    shuffled = np.random.default_rng(0).permutation(y)
+    values = jax.vmap(lambda k: dsmi(x, shuffled, key=k, num_classes=10, max_class_size=pad_size(183, 1797)))(
+        jax.random.split(KEY, 4)
+    )
+    assert abs(float(jnp.mean(values))) <= 0.05
+    assert float(dsmi(x, y, key=KEY)) > 0.2
+
+
+def test_continuous_scalar_reference_is_binned(rng):
+    y = np.array([0.0, 0.05, 0.1, 0.5, 0.9, 0.95, 1.0, 0.3])
+    # As np.digitize in float64: the edge linspace(0, 1, 11)[3] is 0.30000000000000004.
+    np.testing.assert_array_equal(np.asarray(bin_reference(y, 10)), [0, 0, 1, 5, 9, 9, 9, 2])
+    edges = np.linspace(0, 1, 11)[:-1]
+    r = rng.uniform(-3, 5, size=500)
+    expected = np.digitize((r - r.min()) / (r.max() - r.min()), edges) - 1
+    np.testing.assert_array_equal(np.asarray(bin_reference(r, 10)), expected)
+    z = rng.normal(size=(40, 2))
+    cont = rng.normal(size=40)
+    a = float(dsmi(z, cont, key=KEY, sigma=1.0, n_clusters=4))
+    b = float(dsmi(z, np.asarray(bin_reference(cont, 4)), key=KEY, sigma=1.0))
+    assert a == pytest.approx(b, abs=1e-6)
+
+
+@pytest.mark.parametrize("method", ["spectral", "diffusion"])
+def test_cluster_reference_recovers_blobs(method):
+    from sklearn.metrics import adjusted_rand_score
+
+    x, labels = jaxdse.data.gaussian_blobs(500, 50, 5, spread=1.0, separation=6.0, seed=3)
+    found = np.asarray(cluster_reference(x, 5, key=jax.random.PRNGKey(1), method=method))
+    assert adjusted_rand_score(labels, found) >= 0.95
+    again = np.asarray(cluster_reference(x, 5, key=jax.random.PRNGKey(1), method=method))
+    np.testing.assert_array_equal(found, again)
+
+
+def test_multidimensional_reference_is_clustered(rng):
+    z, _ = blobs(rng, n=60, d=3, k=3)
+    x_ref = z + 0.01 * rng.normal(size=z.shape)
+    clusters = cluster_reference(x_ref, 3)
+    a = float(dsmi(z, x_ref, key=KEY, sigma=1.0, n_clusters=3))
+    assert a == pytest.approx(float(dsmi(z, clusters, key=KEY, sigma=1.0)), abs=1e-6)
+
+
+def test_jit_with_static_sizes_and_the_overflow_rule(rng):
+    z, y = blobs(rng, n=60, d=3, k=3)
+    f = jax.jit(lambda z, y, k: dsmi(z, y, key=k, sigma=1.0, num_classes=3, max_class_size=24))
+    eager = float(dsmi(z, y, key=KEY, sigma=1.0, max_class_size=24))
+    assert float(f(z, y, KEY)) == pytest.approx(eager, abs=1e-5)
+    # A class larger than max_class_size under jit: NaN, not a truncated estimate.
+    y_big = y.copy()
+    y_big[:30] = 0
+    assert np.isnan(float(f(z, y_big, KEY)))
+    # More distinct labels than num_classes: NaN too.
+    y_many = y.copy()
+    y_many[:5] = 7
+    assert np.isnan(float(f(z, y_many, KEY)))
+    # Eagerly the same situations are errors.
+    with pytest.raises(ValueError, match="more than num_classes"):
+        dsmi(z, y_many, key=KEY, num_classes=3)
+
+
+def test_under_jit_sizes_must_be_given(rng):
+    z, y = blobs(rng, n=20, d=2, k=2)
+    with pytest.raises(ValueError, match="num_classes must be given"):
+        jax.jit(lambda y: dsmi(z, y, key=KEY))(y)
+    with pytest.raises(ValueError, match="max_class_size must be given"):
+        jax.jit(lambda y: dsmi(z, y, key=KEY, num_classes=2))(y)
+
+
+def test_vmap_over_sigma_compiles_once(rng):
+    z, y = blobs(rng, n=40, d=3, k=2)
+    traces = []
+
+    def f(sigma):
+        traces.append(1)
+        return dsmi(z, y, key=KEY, sigma=sigma)
+
+    sigmas = jnp.array([0.5, 1.0, 2.0, 4.0])
+    swept = jax.jit(jax.vmap(f))(sigmas)
+    assert len(traces) == 1
+    np.testing.assert_allclose(swept, [float(dsmi(z, y, key=KEY, sigma=float(s))) for s in sigmas], atol=1e-5)
+
+
+def test_grad_of_plugin_is_finite(rng, x64):
+    z, y = blobs(rng, n=24, d=3, k=3, sep=2.0)
+    g = jax.grad(lambda z: dsmi(z, y, sigma=1.0, estimator="plugin"))(z)
+    assert np.all(np.isfinite(np.asarray(g))) and np.any(np.asarray(g) != 0)
+    u = np.random.default_rng(1).normal(size=z.shape)
+    eps = 1e-6
+    f = lambda z: float(dsmi(z, y, sigma=1.0, estimator="plugin"))
+    assert float(np.sum(np.asarray(g) * u)) == pytest.approx((f(z + eps * u) - f(z - eps * u)) / (2 * eps), rel=1e-5)
+
+
+def test_batched_evaluation_equals_vmap(rng):
+    z, y = blobs(rng, n=40, d=3, k=4)
+    a = float(dsmi(z, y, key=KEY, sigma=1.0))
+    assert float(dsmi(z, y, key=KEY, sigma=1.0, batch_size=7)) == pytest.approx(a, abs=1e-5)
+
+
+def test_generic_mutual_information_with_a_custom_entropy(rng):
+    # Any hashable masked entropy plugs in; here the log of the kept count, for
+    # which the subsample estimator is exactly 0 and the plugin estimator is
+    # the entropy of the label distribution.
+    def log_count(points, mask, params):
+        return jnp.log2(jnp.sum(mask).astype(points.dtype))
+
+    z = rng.normal(size=(12, 2))
+    y = np.array([0] * 6 + [1] * 3 + [2] * 3)
+    got = jaxdse.mutual_information(z, y, entropy_fn=log_count, estimator="plugin")
+    p = np.array([0.5, 0.25, 0.25])
+    assert float(got.value) == pytest.approx(float(-(p * np.log2(p)).sum()), abs=1e-6)
+    assert float(jaxdse.mutual_information(z, y, entropy_fn=log_count, key=KEY).value) == pytest.approx(0.0, abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    "args, kwargs, exc, word",
+    [
+        ((np.zeros(5), np.zeros(5, int)), {}, ValueError, "z must be 2-D"),
+        ((np.zeros((5, 2)), np.zeros(4, int)), {}, ValueError, "y has 4 rows but z has n=5"),
+        ((np.zeros((5, 2)), np.zeros(5)), dict(reference_discrete=True), ValueError, "must be integers"),
+        ((np.zeros((1, 2)), np.zeros(1, int)), {}, ValueError, "at least 2 rows"),
+        ((np.zeros((5, 2)), np.linspace(0, 1, 5)), dict(n_clusters=1), ValueError, "n_clusters must be between 2"),
+        ((np.zeros((5, 2)), np.linspace(0, 1, 5)), dict(n_clusters=6), ValueError, "n_clusters must be between 2"),
+        ((np.zeros((5, 2)), np.zeros(5, int)), dict(num_repetitions=0), ValueError, "num_repetitions"),
+        ((np.zeros((5, 2)), np.zeros(5, int)), dict(estimator="exact"), ValueError, "estimator must be one of"),
+        ((np.zeros((5, 2)), np.zeros(5, int)), dict(key=None), ValueError, "key is required"),
+        ((np.zeros((5, 2)), np.array(list("abcde"))), {}, TypeError, "y must have a real numeric dtype"),
+        ((np.zeros((5, 2)), None), {}, TypeError, "y must be an array"),
+        ((np.zeros((5, 2)), np.zeros(5, int)), dict(max_class_size=9), ValueError, "max_class_size"),
+        ((np.zeros((5, 2)), np.zeros(5, int)), dict(sigma=-1.0), ValueError, "sigma must be positive"),
+        ((np.zeros((5, 2)), np.zeros(5, int)), dict(t=0.0), ValueError, "t must be positive"),
+        ((np.zeros((5, 2)), np.zeros(5, int)), dict(method="svd"), ValueError, "method must be one of"),
+    ],
+)
+def test_bad_input(args, kwargs, exc, word):
+    kwargs = {"key": KEY, **kwargs}
+    with pytest.raises(exc, match=word):
+        dsmi(*args, **kwargs)
+
+
+def test_cluster_reference_bad_input():
+    with pytest.raises(ValueError, match="n_clusters"):
+        cluster_reference(np.zeros((5, 3)), 9)
+    with pytest.raises(ValueError, match="method must be one of"):
+        cluster_reference(np.zeros((5, 3)), 2, method="kmeans")
+    with pytest.raises(ValueError, match="y contains"):
+        cluster_reference(np.array([[0.0, np.nan], [1.0, 2.0], [3.0, 4.0]]), 2)
