@@ -1,0 +1,35 @@
+"""The README's Python quickstart runs as written and prints sane numbers."""
+
+import contextlib
+import io
+import pathlib
+import re
+
+import numpy as np
+
+README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
+
+
+def python_blocks():
+    return re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+
+
+def test_quickstart_runs():
+    blocks = python_blocks()
+    assert blocks, "README has no python block"
+    out = io.StringIO()
+    namespace = {}
+    with contextlib.redirect_stdout(out):
+        exec(compile(blocks[0], "README quickstart", "exec"), namespace)
+    h, mi = float(namespace["h"]), float(namespace["mi"])
+    assert 0 < h <= np.log2(1797)
+    assert 0.1 < mi < h
+    assert namespace["grad"].shape == (200, 64)
+    assert np.all(np.isfinite(np.asarray(namespace["grad"])))
+    assert out.getvalue().strip()
+
+
+def test_readme_commands_point_at_real_things():
+    text = README.read_text()
+    assert 'pip install ".[test]" && python -m pytest' in text
+    assert (README.parent / ".ci" / "run").exists()
