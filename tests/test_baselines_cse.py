@@ -37,14 +37,13 @@ def test_matches_reference_on_digits(x64, bins):
     assert abs(float(cse_jit(x, num_bins_per_dim=bins)) - expected) < 1e-9
 
 
-@pytest.mark.parametrize("bins", [2, 4])
-@pytest.mark.parametrize("d", [3, 40, 100])  # 40 and 100 need several packed words
+@pytest.mark.parametrize("bins, d", [(2, 3), (2, 100), (4, 40)])  # 100 and 40 need several packed words
 def test_matches_reference_on_random_data(x64, rng, bins, d):
     x = rng.normal(size=(300, d)) * rng.uniform(0.1, 10, size=d)
     assert abs(float(cse_jit(x, num_bins_per_dim=bins)) - reference_cse(x, bins)) < 1e-9
 
 
-@pytest.mark.parametrize("bins", [2, 3, 4, 6, 7])
+@pytest.mark.parametrize("bins", [2, 3, 6])
 def test_values_on_bin_edges(x64, rng, bins):
     # Integers 0..6 scale to k/6 and hit the edges j/bins for several bins.
     x = rng.integers(0, 7, size=(400, 4)).astype(np.float64)
