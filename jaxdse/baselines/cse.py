@@ -162,6 +162,8 @@ def csmi(
     ``max_class_size``, ``reference_discrete``; ``y`` is read as by
     :func:`jaxdse.dsmi.dsmi`. The ``"subsample"`` value is random: it agrees with
     the reference package (``classic_shannon_entropy=True``) in expectation.
+    Deterministic for a given ``key``; under ``jit`` the labels may be traced
+    when ``num_classes`` and ``max_class_size`` (static) are given, as for DSMI.
 
     Returns:
       Scalar estimate in units of ``base``.

@@ -205,6 +205,8 @@ def matrix_entry_mutual_information(
     same arguments (``key`` is required for ``"subsample"``); ``y`` is read as by
     :func:`jaxdse.dsmi.dsmi`. The ``"subsample"`` value is random and agrees with
     the reference in expectation.
+    Deterministic for a given ``key``; under ``jit`` the labels may be traced
+    when ``num_classes`` and ``max_class_size`` (static) are given, as for DSMI.
 
     Returns a scalar; raises TypeError/ValueError naming the argument for bad input.
 
@@ -251,6 +253,8 @@ def adjacency_spectral_mutual_information(
     :func:`jaxdse.dsmi.dsmi`. The ``"subsample"`` value is random and agrees with
     the reference in expectation. With ``kind="knn"`` every class (and padded
     subset) must hold at least ``knn`` points.
+    Deterministic for a given ``key``; under ``jit`` the labels may be traced
+    when ``num_classes`` and ``max_class_size`` (static) are given, as for DSMI.
 
     Returns a scalar; raises TypeError/ValueError naming the argument for bad input.
 
