@@ -19,6 +19,18 @@ def is_concrete(value) -> bool:
     return not isinstance(value, jax.core.Tracer)
 
 
+def all_finite(arr) -> bool:
+    """Whether a concrete array is all finite (evaluated now, also while tracing)."""
+    with jax.ensure_compile_time_eval():
+        return bool(jnp.all(jnp.isfinite(arr)))
+
+
+def count_true(mask) -> int:
+    """Number of True entries of a concrete boolean array."""
+    with jax.ensure_compile_time_eval():
+        return int(jnp.sum(mask))
+
+
 def float_dtype():
     """The floating dtype jax uses by default (float64 under x64 mode)."""
     return jnp.result_type(float)
@@ -45,13 +57,20 @@ def as_points(x, name: str = "x", *, min_rows: int = 2):
         raise ValueError(f"{name} needs at least {min_rows} rows (samples), got n={n}")
     if d == 0:
         raise ValueError(f"{name} needs at least one feature column, got d=0")
+    if is_concrete(x):
+        # Concrete data (also a constant closed over by a jitted function) is
+        # checked now: numpy on the host, a jax array on its device.
+        if isinstance(x, jax.Array):
+            with jax.ensure_compile_time_eval():
+                bad = int(jnp.sum(~jnp.isfinite(x)))
+        else:
+            bad = int(np.sum(~np.isfinite(np.asarray(x))))
+        if bad:
+            raise ValueError(f"{name} contains {bad} non-finite value(s) (NaN or inf)")
     if np.issubdtype(dtype, np.floating) and dtype.itemsize >= 4:
         arr = jnp.asarray(x)
     else:
         arr = jnp.asarray(x, dtype=float_dtype())
-    if is_concrete(arr) and not bool(jnp.all(jnp.isfinite(arr))):
-        bad = int(jnp.sum(~jnp.isfinite(arr)))
-        raise ValueError(f"{name} contains {bad} non-finite value(s) (NaN or inf)")
     return arr
 
 
@@ -62,12 +81,12 @@ def check_mask(mask, n: int, name: str = "mask"):
     shape = np.shape(mask)
     if shape != (n,):
         raise ValueError(f"{name} must have shape [n]=({n},) to match x, got {tuple(shape)}")
-    dtype = np.dtype(getattr(mask, "dtype", np.asarray(mask).dtype))
+    dtype = np.dtype(mask.dtype if hasattr(mask, "dtype") else np.asarray(mask).dtype)
     if dtype != np.bool_:
         raise TypeError(f"{name} must be a boolean array, got dtype {dtype}")
     mask = jnp.asarray(mask)
     if is_concrete(mask):
-        kept = int(jnp.sum(mask))
+        kept = count_true(mask)
         if kept < 2:
             raise ValueError(f"{name} must keep at least 2 rows, it keeps {kept}")
     return mask

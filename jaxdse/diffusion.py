@@ -218,7 +218,7 @@ def _check_operator_args(x, sigma, alpha, mask, method):
     bandwidth = parse_bandwidth(sigma)
     alpha = _checks.check_alpha(alpha)
     mask = _checks.check_mask(mask, n)
-    n_kept = n if mask is None or not _checks.is_concrete(mask) else int(jnp.sum(mask))
+    n_kept = n if mask is None or not _checks.is_concrete(mask) else _checks.count_true(mask)
     check_knn_k(bandwidth, n_kept)
     check_memory(n, x.dtype, method)
     return x, bandwidth, alpha, mask

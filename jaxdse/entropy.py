@@ -46,7 +46,7 @@ def spectral_entropy(eigenvalues, *, t=1.0, base=2.0):
         raise TypeError(f"eigenvalues must be a real array, got dtype {lam.dtype}")
     if lam.ndim < 1 or lam.shape[-1] == 0:
         raise ValueError(f"eigenvalues must have shape [..., n] with n >= 1, got {lam.shape}")
-    if _checks.is_concrete(lam) and not bool(jnp.all(jnp.isfinite(lam))):
+    if _checks.is_concrete(lam) and not _checks.all_finite(lam):
         raise ValueError("eigenvalues contains non-finite values")
     t = _checks.check_positive(t, "t", allow_array=True)
     base = _checks.check_base(base)

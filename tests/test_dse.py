@@ -319,3 +319,16 @@ def test_memory_budget_from_environment(monkeypatch):
         jaxdse.get_memory_budget()
     with pytest.raises(ValueError, match="num_bytes"):
         jaxdse.set_memory_budget(-5)
+
+
+def test_vmap_over_masks_and_jit_of_closed_over_data(rng):
+    x = rng.normal(size=(20, 3)).astype(np.float32)
+    masks = np.stack([np.arange(20) < k for k in (5, 12, 20)])
+    batched = jax.vmap(lambda m: dse(x, sigma=1.0, mask=m))(masks)
+    np.testing.assert_allclose(batched, [float(dse(x[m], sigma=1.0)) for m in masks], atol=1e-5)
+    # x closed over by a jitted function is a constant: still checked, still works.
+    assert float(jax.jit(lambda: dse(x, sigma=1.0))()) == pytest.approx(float(dse(x, sigma=1.0)), abs=1e-6)
+    bad = x.copy()
+    bad[0, 0] = np.nan
+    with pytest.raises(ValueError, match="x contains 1 non-finite"):
+        jax.jit(lambda: dse(bad, sigma=1.0))()
