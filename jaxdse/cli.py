@@ -723,7 +723,9 @@ def cmd_dsmi(args, report):
         column = reference.ndim == 1 or reference.shape[1] == 1
         with Timer() as timer:
             if column:
-                labels = np.asarray(jaxdse.dsmi.bin_reference(reference.reshape(-1), args.n_clusters))
+                from jaxdse.dsmi import bin_reference
+
+                labels = np.asarray(bin_reference(reference.reshape(-1), args.n_clusters))
                 how = f"binned into {args.n_clusters} equal-width bins"
             else:
                 labels = np.asarray(

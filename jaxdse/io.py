@@ -71,6 +71,10 @@ def _one_line(err) -> str:
 
 
 def _load_npy(path, name):
+    with open(path, "rb") as handle:
+        magic = handle.read(6)
+    if magic != b"\x93NUMPY" and not magic.startswith(b"PK"):
+        raise InputError(f"cannot read {name} file {path!r}: not a NumPy .npy file (no .npy header)")
     try:
         arr = np.load(path, allow_pickle=False)
     except ValueError as err:
