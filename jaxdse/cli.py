@@ -1135,7 +1135,7 @@ def _compare_jobs(x, labels, args, names):
 
 # ---------------------------------------------------------------- demo
 
-DEMO_EPOCHS = 10
+DEMO_EPOCHS = 15
 
 
 def cmd_demo(args, report):
@@ -1232,11 +1232,10 @@ def plot_demo(path, curves, *, n_test):
     right.plot(epochs, curves["dse"], "o-", label="DSE(Z)")
     right.plot(epochs, curves["dsmi"], "s-", label="DSMI(Z; Y) labels")
     right.plot(epochs, curves["dsmi_x"], "^-", label="DSMI(Z; X) input clusters")
-    right.axhline(math.log2(n_test), color="grey", lw=0.8, ls="--", label=f"log2 n = {math.log2(n_test):.2f}")
     right.set_xlabel("epoch")
     right.set_ylabel("bits")
     right.legend(fontsize=8)
-    right.set_title("penultimate layer Z on the test digits")
+    right.set_title(f"penultimate layer Z on {n_test} test digits (DSE <= log2 n = {math.log2(n_test):.2f})", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

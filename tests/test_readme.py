@@ -33,3 +33,27 @@ def test_readme_commands_point_at_real_things():
     text = README.read_text()
     assert 'pip install ".[test]" && python -m pytest' in text
     assert (README.parent / ".ci" / "run").exists()
+
+
+def test_readme_first_command_runs_the_demo_through_the_console_script():
+    text = README.read_text()
+    first = re.findall(r"```bash\n(.*?)```", text, flags=re.S)[0].strip()
+    assert first == 'python -m pip install ".[data]" && jaxdse demo'
+    pyproject = (README.parent / "pyproject.toml").read_text()
+    assert 'jaxdse = "jaxdse.cli:main"' in pyproject
+
+
+def test_readme_command_lines_parse():
+    from jaxdse.cli import build_parser
+
+    parser = build_parser()
+    lines = [
+        line.split("#")[0].split()
+        for block in re.findall(r"```bash\n(.*?)```", README.read_text(), flags=re.S)
+        for line in block.splitlines()
+        if line.startswith("jaxdse ")
+    ]
+    assert len(lines) >= 5
+    for words in lines:
+        args = parser.parse_args(words[1:])
+        assert args.command in ("dse", "dsmi", "sweep", "compare", "demo")
