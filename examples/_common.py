@@ -1,0 +1,183 @@
+"""Helpers shared by the example scripts: arguments, data, progress, outputs.
+
+Imported before numpy/jax by each example: on a small machine shared by several
+processes, multi-threaded BLAS (used by the CPU eigensolvers) oversubscribes the
+cores and can make a 400 x 400 eigendecomposition a hundred times slower, so
+one BLAS thread is the default here (override by setting the variables).
+"""
+
+from __future__ import annotations
+
+import os
+
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import math  # noqa: E402
+import platform  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+
+def parser(description: str) -> argparse.ArgumentParser:
+    """An argument parser with the options every example has."""
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--quick", action="store_true", help="tiny settings that finish in seconds (smoke test)")
+    p.add_argument("--out", type=Path, default=Path("example_outputs"), help="folder for the PNG figures and the JSON")
+    p.add_argument("--seed", type=int, default=0, help="base random seed")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    return p
+
+
+def add_data_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        help=".npz with images and integer labels (keys x/y or images/labels); default: the scikit-learn digits",
+    )
+
+
+def load_images(path=None):
+    """``(images [n, H, W, C] in [0, 1], labels [n] int32, name)`` from an .npz or the digits."""
+    from jaxdse import nn
+
+    if path is None:
+        from jaxdse.data import load_digits
+
+        x, y = load_digits()
+        name = "sklearn digits (8x8)"
+    else:
+        with np.load(path) as f:
+            keys = set(f.files)
+            for xk, yk in (("x", "y"), ("images", "labels")):
+                if xk in keys and yk in keys:
+                    x, y = f[xk], f[yk]
+                    break
+            else:
+                raise SystemExit(f"--data {path}: expected arrays x/y or images/labels, found {sorted(keys)}")
+        name = str(path)
+    y = np.asarray(y).reshape(-1)
+    if not np.issubdtype(y.dtype, np.integer):
+        raise SystemExit(f"labels must be integers, got {y.dtype}")
+    _, y = np.unique(y, return_inverse=True)
+    return nn.as_images(x), y.astype(np.int32), name
+
+
+def progress(total: int, desc: str, disable: bool = False):
+    """A tqdm bar (or a silent stand-in when tqdm is missing)."""
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # pragma: no cover - tqdm is optional
+        return _NoBar()
+    return tqdm(total=total, desc=desc, disable=disable, file=sys.stderr, dynamic_ncols=True)
+
+
+class _NoBar:
+    def update(self, *_):
+        pass
+
+    def set_postfix(self, *_, **__):
+        pass
+
+    def close(self):
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *_):
+        pass
+
+
+def _clean(value):
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if isinstance(value, np.ndarray) or hasattr(value, "__array__") and not isinstance(value, (str, bytes)):
+        arr = np.asarray(value)
+        return _clean(arr.tolist()) if arr.ndim else _clean(arr.item())
+    if isinstance(value, (np.floating, float)):
+        value = float(value)
+        return value if math.isfinite(value) else None
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.bool_,)):
+        return bool(value)
+    return value
+
+
+def environment() -> dict:
+    import jax
+
+    import jaxdse
+
+    return {
+        "python": platform.python_version(),
+        "jax": jax.__version__,
+        "jaxdse": jaxdse.__version__,
+        "backend": jax.default_backend(),
+        "machine": f"{platform.machine()} {os.cpu_count()} CPUs",
+        "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]),
+    }
+
+
+def save_json(out: Path, name: str, payload: dict) -> Path:
+    """Write ``payload`` (numbers, arrays) as JSON; non-finite numbers become null."""
+    out.mkdir(parents=True, exist_ok=True)
+    payload = dict(payload)
+    payload.setdefault("environment", environment())
+    path = out / name
+    path.write_text(json.dumps(_clean(payload), indent=1, allow_nan=False))
+    return path
+
+
+def pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update({"figure.dpi": 90, "font.size": 9, "axes.titlesize": 9, "legend.fontsize": 7})
+    return plt
+
+
+def save_figure(fig, out: Path, name: str) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / name
+    fig.savefig(path, dpi=90, bbox_inches="tight")
+    return path
+
+
+def spearman(a, b) -> float:
+    """Spearman rank correlation (average ranks for ties); NaN if either is constant."""
+    from scipy import stats
+
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    ok = np.isfinite(a) & np.isfinite(b)
+    if ok.sum() < 3 or np.ptp(a[ok]) == 0 or np.ptp(b[ok]) == 0:
+        return float("nan")
+    return float(stats.spearmanr(a[ok], b[ok]).statistic)
+
+
+def pearson(a, b) -> float:
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    ok = np.isfinite(a) & np.isfinite(b)
+    if ok.sum() < 3 or np.ptp(a[ok]) == 0 or np.ptp(b[ok]) == 0:
+        return float("nan")
+    return float(np.corrcoef(a[ok], b[ok])[0, 1])
+
+
+class Timer:
+    def __enter__(self):
+        self.start = time.perf_counter()
+        return self
+
+    def __exit__(self, *_):
+        self.seconds = time.perf_counter() - self.start
