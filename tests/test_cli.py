@@ -333,6 +333,7 @@ def test_demo_trains_and_writes_curves(capsys, files):
         (["sweep", "@x.npy", "--plot", "@dir/no/such/folder/p.png"], "does not exist"),
         (["compare", "@x.npy"], "--labels"),
         (["compare", "@x.npy", "--labels", "@y.npy", "--estimators", "dse,oracle"], "oracle"),
+        (["compare", "@x.npy", "--labels", "@y.npy", "--estimators", "mine", "--max-n", "5"], "too few"),
         (["demo", "--out", "@x.npy"], "not a folder"),
     ],
 )
@@ -341,7 +342,7 @@ def test_errors_are_one_line_with_status_2(capsys, files, argv, words):
     code, out, err = run(capsys, *argv)
     assert code == 2
     assert out == ""
-    lines = err.strip().splitlines()
+    lines = [line for line in err.strip().splitlines() if not line.startswith("note: ")]
     assert len(lines) == 1, err
     assert lines[0].startswith("jaxdse") and "error:" in lines[0]
     assert words in lines[0]
