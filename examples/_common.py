@@ -151,6 +151,7 @@ def pyplot():
 def save_figure(fig, out: Path, name: str) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     path = out / name
+    fig.tight_layout()
     fig.savefig(path, dpi=90, bbox_inches="tight")
     return path
 

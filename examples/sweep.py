@@ -29,12 +29,15 @@ import jaxdse
 from jaxdse import nn
 
 
-def knee(ts, values):
-    """Index of the knee of a decreasing curve ``values(t)``: the point farthest below the chord (log t axis)."""
+def knee(ts, values, flat: float = 0.05):
+    """Index of the knee of a decreasing curve ``values(t)``: the point farthest below the chord (log t axis).
+
+    ``None`` for a flat curve (range under ``flat`` bits): it has no knee.
+    """
     x = np.log(np.asarray(ts, float))
     y = np.asarray(values, float)
-    if np.ptp(y) == 0:
-        return 0
+    if np.ptp(y) < flat:
+        return None
     xn = (x - x[0]) / (x[-1] - x[0])
     yn = (y - y.min()) / np.ptp(y)
     chord = yn[0] + (yn[-1] - yn[0]) * xn
@@ -49,9 +52,9 @@ def main(argv=None):
     quick = args.quick
     epochs = args.epochs or (2 if quick else 15)
     if quick:
-        sigmas, ts, test_size, train_size = np.geomspace(1.0, 30.0, 3), np.array([1.0, 3.0, 10.0]), 80, 200
+        sigmas, ts, test_size, train_size = np.array([2.5, 10.0, 40.0]), np.array([1.0, 3.0, 10.0]), 80, 200
     else:
-        sigmas, ts, test_size, train_size = np.geomspace(0.5, 50.0, 12), np.geomspace(0.5, 64.0, 12), None, None
+        sigmas, ts, test_size, train_size = 10.0 * 2.0 ** np.linspace(-4, 2, 13), 2.0 ** np.linspace(-1, 6, 15), None, None
     sigmas = sigmas.astype(np.float32)
     ts = ts.astype(np.float32)
 
@@ -113,14 +116,16 @@ def main(argv=None):
         ax.set_ylabel("sigma")
         ax.set_title(title)
         fig.colorbar(im, ax=ax)
-    axes[0].plot(knees, np.arange(len(sigmas)), "c^", ms=5, label="knee in t")
+    rows = [i for i, k in enumerate(knees) if k is not None]
+    axes[0].plot([knees[i] for i in rows], rows, "c^", ms=5, label="knee in t")
     axes[0].legend(loc="upper right", fontsize=7)
     axes[1].plot(best[1], best[0], "c*", ms=9, label="largest DSMI")
     axes[1].legend(loc="upper right", fontsize=7)
     shown = sorted({0, i10, len(sigmas) - 1})
     for i in shown:
         (line,) = axes[2].plot(ts, h[i], "o-", ms=3, label=f"sigma={sigmas[i]:.3g}")
-        axes[2].plot(ts[knees[i]], h[i, knees[i]], "^", color=line.get_color(), ms=8)
+        if knees[i] is not None:
+            axes[2].plot(ts[knees[i]], h[i, knees[i]], "^", color=line.get_color(), ms=8)
     axes[2].set_xscale("log")
     axes[2].set_xlabel("t")
     axes[2].set_ylabel("DSE(Z) (bits)")
@@ -142,8 +147,10 @@ def main(argv=None):
             "dse": h,  # [sigma, t]
             "dsmi_y": mi,  # [sigma, t]
             "knee_t_index": knees,
-            "knee_t": [float(ts[k]) for k in knees],
-            "knee_t_at_sigma_10": float(ts[knees[i10]]),
+            "knee_t": [None if k is None else float(ts[k]) for k in knees],  # None: flat curve, no knee
+            "knee_t_at_sigma_10": None if knees[i10] is None else float(ts[knees[i10]]),
+            "dse_at_sigma_10_t_1": float(h[i10, int(np.argmin(np.abs(ts - 1.0)))]),
+            "dsmi_y_at_sigma_10_t_1": float(mi[i10, int(np.argmin(np.abs(ts - 1.0)))]),
             "largest_dsmi": dict(sigma=float(sigmas[best[0]]), t=float(ts[best[1]]), bits=float(mi[best])),
             "test_accuracy": history["test_accuracy"][-1],
             "compilations": {"dse_sweep": dse_sweep._cache_size(), "dsmi_sweep": dsmi_sweep._cache_size()},
@@ -159,7 +166,8 @@ def main(argv=None):
     print(
         f"compiled once: {compiled_once}; DSE sweep {t_dse_first.seconds:.2f} s first, {t_dse_second.seconds:.3f} s "
         f"on a new grid; DSMI sweep {t_mi_first.seconds:.2f} s first, {t_mi_second.seconds:.3f} s on a new grid; "
-        f"knee t at sigma {sigmas[i10]:.3g}: {ts[knees[i10]]:.3g}"
+        f"knee t at sigma {sigmas[i10]:.3g}: {None if knees[i10] is None else round(float(ts[knees[i10]]), 3)}; "
+        f"largest DSMI {mi[best]:.2f} bits at sigma {sigmas[best[0]]:.3g}, t {ts[best[1]]:.3g}"
     )
 
 

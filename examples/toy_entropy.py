@@ -102,10 +102,10 @@ def main(argv=None):
         ax.axhline(ceiling, color="grey", lw=0.6, ls=":")
         ax.set_xscale("log", base=2)
         ax.set_xlabel("intrinsic dimension d")
-        ax.set_title(f"noise U[-{s:g}, {s:g}]")
+        ax.set_title("no noise" if s == 0 else f"noise U[-{s:g}, {s:g}] in every coordinate")
     axes[0].set_ylabel(f"entropy (bits), n={n}, D={ambient}")
     axes[0].legend(loc="lower right")
-    fig.suptitle(f"DSE rises with intrinsic dimension and saturates at log2 n = {ceiling:.2f}; CSE does not", y=1.02)
+    fig.suptitle(f"DSE (sigma {args.sigma:g}) and CSE against intrinsic dimension; dotted: log2 n = {ceiling:.2f}", y=1.02)
     png = _common.save_figure(fig, args.out, "toy_entropy.png")
 
     path = _common.save_json(

@@ -1,0 +1,139 @@
+"""Smoke tests of the example scripts: each runs with --quick and writes a sane JSON and PNG.
+
+The six scripts run as subprocesses, two at a time (most of their time is
+single-threaded compilation), once per test session.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("matplotlib")
+pytest.importorskip("sklearn")
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = {
+    # script: (json file, png file, keys the JSON must have)
+    "toy_entropy": ("toy_entropy.json", "toy_entropy.png", {"dims", "t", "noise", "dse", "cse", "claims"}),
+    "toy_mutual_information": (
+        "toy_mutual_information.json",
+        "toy_mutual_information.png",
+        {"corruption", "branches", "claims"},
+    ),
+    "training_dynamics": ("training_dynamics.json", "training_dynamics.png", {"epoch", "runs", "claims"}),
+    "init_search": ("init_search.json", "init_search.png", {"candidates", "per_std", "claims"}),
+    "sweep": ("sweep.json", "sweep.png", {"sigma", "t", "dse", "dsmi_y", "knee_t", "claims"}),
+    "model_zoo": ("model_zoo.json", "model_zoo.png", {"models", "claims"}),
+}
+
+
+def _run(name, out):
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        env.setdefault(var, "1")
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / f"{name}.py"), "--quick", "--no-progress", "--out", str(out / name)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    return proc
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    out = tmp_path_factory.mktemp("examples")
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        procs = dict(zip(EXAMPLES, pool.map(lambda n: _run(n, out), EXAMPLES)))
+    return out, procs
+
+
+def _numbers(value):
+    if isinstance(value, dict):
+        for v in value.values():
+            yield from _numbers(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _numbers(v)
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        yield value
+
+
+def _load(runs, name):
+    out, procs = runs
+    proc = procs[name]
+    assert proc.returncode == 0, f"{name} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
+    json_name, png_name, keys = EXAMPLES[name]
+    data = json.loads((out / name / json_name).read_text())
+    png = (out / name / png_name).read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000, f"{name}: PNG missing or empty"
+    assert keys <= set(data), f"{name}: missing keys {keys - set(data)}"
+    assert data["settings"]["quick"] is True
+    assert "command" in data["environment"]
+    numbers = list(_numbers({k: v for k, v in data.items() if k not in ("settings", "environment")}))
+    assert numbers and all(math.isfinite(v) for v in numbers)
+    return data
+
+
+def test_toy_entropy(runs):
+    d = _load(runs, "toy_entropy")
+    dse = d["dse"]  # [noise, d, repetition, t]
+    assert len(dse) == len(d["noise"]) and len(dse[0]) == len(d["dims"]) and len(dse[0][0][0]) == len(d["t"])
+    flat = list(_numbers(dse)) + list(_numbers(d["cse"]))
+    assert all(-1e-5 <= v <= d["log2_n"] + 1e-4 for v in flat)
+    assert d["compilations"] == 1
+
+
+def test_toy_mutual_information(runs):
+    d = _load(runs, "toy_mutual_information")
+    for k, r in d["branches"].items():
+        assert len(r["dsmi_mean"]) == len(d["corruption"])
+        assert r["dsmi_mean"][0] > 0.1  # clean labels of separated branches carry information
+        assert r["compilations"] == 1
+
+
+def test_training_dynamics(runs):
+    d = _load(runs, "training_dynamics")
+    for condition in ("real", "shuffled"):
+        run = d["runs"][condition]
+        for metric in ("train_accuracy", "test_accuracy", "dse", "dsmi_y", "dsmi_x"):
+            assert len(run[metric]) == len(d["epoch"]) and len(run[metric][0]) == len(d["settings"]["seeds"])
+    assert d["evaluator_compilations"] == {"real": 1, "shuffled": 1}
+    for claim in ("dsmi_y_rose_under_real_labels", "dsmi_y_flat_under_shuffled_labels"):
+        assert isinstance(d["claims"][claim], bool)
+
+
+def test_init_search(runs):
+    d = _load(runs, "init_search")
+    c = d["candidates"]
+    assert len(c["initial_dse"]) == len(d["settings"]["stds"]) * d["settings"]["seeds"]
+    assert len(c["test_accuracy_curves"][0]) == d["settings"]["epochs"] + 1
+    # A larger conv std spreads the initial features: higher initial DSE.
+    per_std = d["per_std"]
+    values = [per_std[k]["initial_dse_mean"] for k in sorted(per_std, key=float)]
+    assert values[-1] > values[0]
+
+
+def test_sweep(runs):
+    d = _load(runs, "sweep")
+    assert len(d["dse"]) == len(d["sigma"]) and len(d["dse"][0]) == len(d["t"])
+    assert len(d["dsmi_y"]) == len(d["sigma"]) and len(d["knee_t"]) == len(d["sigma"])
+    assert d["claims"]["sweep_compiles_once"] is True
+    assert d["compilations"] == {"dse_sweep": 1, "dsmi_sweep": 1}
+
+
+def test_model_zoo(runs):
+    d = _load(runs, "model_zoo")
+    assert len(d["models"]) == d["settings"]["models"]
+    assert d["measure_compilations"] == 1
+    for r in d["models"]:
+        assert 0.0 <= r["test_accuracy"] <= 1.0 and r["dse"] >= -1e-5
