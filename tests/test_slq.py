@@ -83,6 +83,7 @@ def test_jit_equals_eager_and_t_array(rng):
     assert np.all(np.abs(np.asarray(eager.value) - exact) <= 4 * np.asarray(eager.stderr) + 1e-3)
 
 
+@pytest.mark.slow
 def test_mask_matches_sliced_within_error(rng):
     x = gaussian(rng)
     mask = np.zeros(300, bool)
@@ -93,6 +94,7 @@ def test_mask_matches_sliced_within_error(rng):
         assert abs(float(r.value) - exact) <= 4 * float(r.stderr) + 1e-3, operator
 
 
+@pytest.mark.slow
 def test_max_n_is_explicit_subsampling(rng):
     x = gaussian(rng, n=400)
     key = jax.random.key(5)
