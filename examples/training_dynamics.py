@@ -29,19 +29,25 @@ from jaxdse import nn
 METRICS = ("train_accuracy", "test_accuracy", "dse", "dsmi_y", "dsmi_x")
 
 
-def run_condition(x_tr, y_tr, x_te, y_te, clusters, *, seeds, epochs, width, features, lr, batch_size, key, bar):
-    """Train ``len(seeds)`` networks side by side; return ``{metric: [epochs + 1, seeds]}``."""
+def make_functions(x_tr, y_tr, y_te, clusters, *, width, features, lr, batch_size):
+    """The model and its vmapped, jitted epoch and evaluations (compiled once, shared by both conditions)."""
     model, _ = nn.make_model(jax.random.key(0), width=width, features=features, image_shape=x_tr.shape[1:])
     optimizer = optax.adam(lr)
-    params = jax.vmap(
-        lambda k: nn.make_model(k, width=width, features=features, image_shape=x_tr.shape[1:])[1]
-    )(jnp.stack([jax.random.key(s) for s in seeds]))
-    opt_state = jax.vmap(optimizer.init)(params)
     epoch = jax.jit(jax.vmap(nn.make_train_epoch(model, optimizer, batch_size=batch_size, jit=False), (0, 0, None, None, 0)))
     evaluate = jax.jit(jax.vmap(nn.make_evaluator(model, y_te, clusters, jit=False), (0, None, None, None, 0)))
     train_accuracy = jax.jit(
         jax.vmap(nn.make_evaluator(model, y_tr, None, measure=False, jit=False), (0, None, None, None, None))
     )
+    return model, optimizer, epoch, evaluate, train_accuracy
+
+
+def run_condition(fns, x_tr, y_tr, x_te, y_te, clusters, *, seeds, epochs, width, features, key, bar):
+    """Train ``len(seeds)`` networks side by side; return ``{metric: [epochs + 1, seeds]}``."""
+    model, optimizer, epoch, evaluate, train_accuracy = fns
+    params = jax.vmap(
+        lambda k: nn.make_model(k, width=width, features=features, image_shape=x_tr.shape[1:])[1]
+    )(jnp.stack([jax.random.key(s) for s in seeds]))
+    opt_state = jax.vmap(optimizer.init)(params)
     x_tr, y_tr, x_te, y_te, clusters = map(jnp.asarray, (x_tr, y_tr, x_te, y_te, clusters))
     history = {m: [] for m in METRICS}
     for e in range(epochs + 1):
@@ -54,7 +60,7 @@ def run_condition(x_tr, y_tr, x_te, y_te, clusters, *, seeds, epochs, width, fea
             history[name].append(np.asarray(value))
         bar.update(1)
         bar.set_postfix(train=f"{float(tr.accuracy.mean()):.2f}", dsmi_y=f"{float(m.dsmi_y.mean()):.2f}")
-    return {name: np.stack(v) for name, v in history.items()}, evaluate._cache_size()
+    return {name: np.stack(v) for name, v in history.items()}
 
 
 def main(argv=None):
@@ -79,14 +85,16 @@ def main(argv=None):
     clusters = nn.cluster_inputs(x_te, n_clusters)
     y_shuffled = np.random.default_rng(args.seed).permutation(y_tr)
 
-    runs, compiles = {}, {}
+    fns = make_functions(x_tr, y_tr, y_te, clusters, width=width, features=features, lr=lr, batch_size=batch_size)
+    runs = {}
     bar = _common.progress(2 * (epochs + 1), "epochs (real, then shuffled labels)", disable=args.no_progress)
     for condition, y_train in (("real", y_tr), ("shuffled", y_shuffled)):
-        runs[condition], compiles[condition] = run_condition(
-            x_tr, y_train, x_te, y_te, clusters, seeds=seeds, epochs=epochs, width=width, features=features, lr=lr,
-            batch_size=batch_size, key=jax.random.key(args.seed + 1), bar=bar,
+        runs[condition] = run_condition(
+            fns, x_tr, y_train, x_te, y_te, clusters, seeds=seeds, epochs=epochs, width=width, features=features,
+            key=jax.random.key(args.seed + 1), bar=bar,
         )
     bar.close()
+    compiles = fns[3]._cache_size()
 
     def change(condition, metric):
         v = runs[condition][metric].mean(1)

@@ -42,6 +42,7 @@ are the paper's (penultimate layer, test split).
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import Callable, NamedTuple, Sequence
 
@@ -195,10 +196,16 @@ def make_model(
         raise ValueError(f"image_shape must be (H, W, C), got {image_shape}")
     model = CNN(width=width, depth=depth, features=features, num_classes=num_classes)
     init_key, conv_key = jax.random.split(key)
-    params = model.init(init_key, jnp.zeros((1,) + image_shape, jnp.float32))["params"]
+    params = _jitted_init(model, image_shape)(init_key)["params"]
     if conv_std is not None:
         params = set_conv_std(params, conv_key, conv_std)
     return model, params
+
+
+@functools.lru_cache(maxsize=64)
+def _jitted_init(model, image_shape):
+    """One compiled initialiser per architecture and input shape (modules are hashable)."""
+    return jax.jit(lambda key: model.init(key, jnp.zeros((1,) + image_shape, jnp.float32)))
 
 
 def set_conv_std(params, key, std):
@@ -464,7 +471,10 @@ def fit(
       A history dict of lists, one entry per epoch 0..epochs (entry 0 is before
       training): ``epoch``, ``train_loss`` (NaN at 0), ``train_accuracy``,
       ``test_accuracy``, ``test_loss``, ``dse``, ``dsmi_y``, ``dsmi_x``,
-      ``seconds``; plus ``params`` (the final parameters) and ``model``.
+      ``seconds``; plus ``params`` (the final parameters), ``model``,
+      ``x_clusters`` (the ``X`` reference used, or None) and ``evaluate`` (the
+      compiled test-set evaluator of :func:`make_evaluator`, to measure other
+      parameters with the same settings without compiling again).
     """
     x_train = jnp.asarray(x_train, jnp.float32)
     x_test = jnp.asarray(x_test, jnp.float32)
@@ -523,6 +533,8 @@ def fit(
         bar.close()
     history["params"] = params
     history["model"] = model
+    history["x_clusters"] = None if clusters is None else np.asarray(clusters)
+    history["evaluate"] = evaluate_test
     return history
 
 

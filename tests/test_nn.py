@@ -22,15 +22,6 @@ def digits():
     return x_tr[:400], y_tr[:400], x_te[:120], y_te[:120]
 
 
-@pytest.fixture(scope="module")
-def trained(digits):
-    x_tr, y_tr, x_te, y_te = digits
-    history = nn.fit(
-        x_tr, y_tr, x_te, y_te, epochs=4, key=jax.random.key(1), width=8, features=32, learning_rate=1e-2, batch_size=32
-    )
-    return history
-
-
 def test_as_images_shapes_and_scale():
     x = np.arange(2 * 64, dtype=np.float32).reshape(2, 64)
     img = nn.as_images(x)
@@ -65,8 +56,14 @@ def test_set_conv_std_vmapped_draws_kernels_with_that_std():
     np.testing.assert_array_equal(stacked["Conv_0"]["bias"][1], params["Conv_0"]["bias"])
 
 
-def test_fit_history_and_accuracy_above_chance(trained):
-    h = trained
+def test_fit_then_evaluator_matches_library_and_compiles_once(digits):
+    # One test (not a shared fixture) so that parallel test workers train only once.
+    x_tr, y_tr, x_te, y_te = digits
+    clusters = nn.cluster_inputs(x_te, 4)
+    h = nn.fit(
+        x_tr, y_tr, x_te, y_te, epochs=4, key=jax.random.key(1), width=8, features=32, learning_rate=1e-2,
+        batch_size=32, x_clusters=clusters, num_repetitions=3,
+    )
     assert h["epoch"] == [0, 1, 2, 3, 4]
     for name in ("test_accuracy", "dse", "dsmi_y", "dsmi_x", "train_accuracy"):
         assert len(h[name]) == 5 and np.all(np.isfinite(h[name])), name
@@ -75,12 +72,9 @@ def test_fit_history_and_accuracy_above_chance(trained):
     assert h["train_loss"][-1] < h["train_loss"][1]
     assert all(0.0 <= v <= np.log2(120) + 1e-4 for v in h["dse"])
 
-
-def test_evaluator_matches_library_on_pulled_out_features(trained, digits):
-    _, _, x_te, y_te = digits
-    model, params = trained["model"], trained["params"]
-    clusters = nn.cluster_inputs(x_te, 4)
-    evaluate = nn.make_evaluator(model, y_te, clusters, sigma=10.0, t=1.0, num_repetitions=3)
+    # The evaluator's numbers equal the library's on the pulled-out features.
+    model, params, evaluate = h["model"], h["params"], h["evaluate"]
+    np.testing.assert_array_equal(h["x_clusters"], clusters)
     key = jax.random.key(7)
     m = evaluate(params, jnp.asarray(x_te), jnp.asarray(y_te), jnp.asarray(clusters), key)
 
