@@ -49,8 +49,8 @@ def machine():
     )
 
 
-def bench(batch, repeats, width, depth, features):
-    model, params = nn.make_model(jax.random.key(0), width=width, depth=depth, features=features)
+def bench(batch, repeats, width, depth, features, conv_std):
+    model, params = nn.make_model(jax.random.key(0), width=width, depth=depth, features=features, conv_std=conv_std)
     optimizer = optax.adam(1e-3)
     opt_state = optimizer.init(params)
     rng = np.random.default_rng(0)
@@ -75,7 +75,7 @@ def bench(batch, repeats, width, depth, features):
     return dict(batch=batch, compile=compile_s, steady=steady, ratio=steady[True] / steady[False], dse=entropy)
 
 
-def write(rows, command, width, depth, features):
+def write(rows, command, width, depth, features, conv_std):
     lines = [
         "## Measuring during training: train step with and without DSE",
         "",
@@ -83,17 +83,18 @@ def write(rows, command, width, depth, features):
         f"Machine: {machine()}",
         "",
         f"The example CNN (`jaxdse.nn.CNN`, width {width}, depth {depth}, {features} penultimate features, 8x8x1",
-        "inputs), one jitted Adam step from `jaxdse.nn.make_train_step`; \"with DSE\" also computes DSE (sigma 10, t 1,",
+        f"inputs, conv kernels ~ N(0, {conv_std:g}^2) so that the batch's features are spread as during training:",
+        "DSE column), one jitted Adam step from `jaxdse.nn.make_train_step`; \"with DSE\" also computes DSE (sigma 10, t 1,",
         "default exact method) of the batch's penultimate features inside the same compiled step. Steady state = median",
         "of repeated calls (the two variants interleaved); compile = lowering plus XLA compilation, paid once.",
         "",
-        "| batch | step (ms) | step with DSE (ms) | ratio | compile (s) | compile with DSE (s) |",
-        "|---|---|---|---|---|---|",
+        "| batch | step (ms) | step with DSE (ms) | ratio | compile (s) | compile with DSE (s) | DSE (bits) |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
             f"| {r['batch']} | {1e3 * r['steady'][False]:.2f} | {1e3 * r['steady'][True]:.2f} | {r['ratio']:.1f}x | "
-            f"{r['compile'][False]:.2f} | {r['compile'][True]:.2f} |"
+            f"{r['compile'][False]:.2f} | {r['compile'][True]:.2f} | {r['dse']:.2f} |"
         )
     lines += [
         "",
@@ -115,19 +116,23 @@ def main(argv=None):
     parser.add_argument("--width", type=int, default=16)
     parser.add_argument("--depth", type=int, default=2)
     parser.add_argument("--features", type=int, default=64)
+    parser.add_argument(
+        "--conv-std", type=float, default=1.0,
+        help="conv kernels ~ N(0, std^2), so that the features are spread (DSE of a few bits) as during training",
+    )
     args = parser.parse_args(argv)
     command = ("python benchmarks/bench_training.py " + " ".join(sys.argv[1:] if argv is None else argv)).strip()
     print(machine())
-    print(f"{'batch':>6} {'step ms':>9} {'+DSE ms':>9} {'ratio':>7} {'compile s':>10} {'+DSE compile s':>15}")
+    print(f"{'batch':>6} {'step ms':>9} {'+DSE ms':>9} {'ratio':>7} {'compile s':>10} {'+DSE compile s':>15} {'DSE bits':>9}")
     rows = []
     for b in args.batch_sizes:
-        r = bench(b, args.repeats, args.width, args.depth, args.features)
+        r = bench(b, args.repeats, args.width, args.depth, args.features, args.conv_std)
         rows.append(r)
         print(
             f"{b:>6} {1e3 * r['steady'][False]:>9.2f} {1e3 * r['steady'][True]:>9.2f} {r['ratio']:>6.1f}x "
-            f"{r['compile'][False]:>10.2f} {r['compile'][True]:>15.2f}"
+            f"{r['compile'][False]:>10.2f} {r['compile'][True]:>15.2f} {r['dse']:>9.2f}"
         )
-    write(rows, command, args.width, args.depth, args.features)
+    write(rows, command, args.width, args.depth, args.features, args.conv_std)
     print(f"wrote {HERE / 'results_training.md'}")
 
 
