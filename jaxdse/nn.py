@@ -308,19 +308,18 @@ def make_train_epoch(model, optimizer, *, batch_size: int = 64, jit: bool = True
 
 
 def train_epoch(model, optimizer, params, opt_state, x, y, *, key, batch_size: int = 64):
-    """Convenience: one epoch of :func:`make_train_epoch` (compiled once per model/optimizer/shape)."""
-    epoch = _cached_epoch(model, optimizer, batch_size)
-    return epoch(params, opt_state, jnp.asarray(x), jnp.asarray(y), key)
+    """One epoch of :func:`make_train_epoch`: ``(params, opt_state, mean_loss)``.
+
+    The compiled epoch is cached per ``(model, optimizer, batch_size)`` (modules
+    and optax transformations are hashable), so calling this every epoch compiles
+    once.
+    """
+    return _cached_epoch(model, optimizer, batch_size)(params, opt_state, jnp.asarray(x), jnp.asarray(y), key)
 
 
-_EPOCH_CACHE: dict = {}
-
-
+@functools.lru_cache(maxsize=32)
 def _cached_epoch(model, optimizer, batch_size):
-    k = (model, id(optimizer), batch_size)
-    if k not in _EPOCH_CACHE:
-        _EPOCH_CACHE[k] = (optimizer, make_train_epoch(model, optimizer, batch_size=batch_size))
-    return _EPOCH_CACHE[k][1]
+    return make_train_epoch(model, optimizer, batch_size=batch_size)
 
 
 # ---------------------------------------------------------------- evaluation

@@ -113,3 +113,16 @@ def test_train_step_measures_batch_dse_inside(digits):
     assert not np.allclose(new_params["Dense_1"]["kernel"], params["Dense_1"]["kernel"])
     _, _, _, h_off = jax.jit(nn.make_train_step(model, opt))(params, state, x, y)
     assert np.isnan(h_off)
+
+
+def test_train_epoch_compiles_once_per_model_and_optimizer(digits):
+    x_tr, y_tr, _, _ = digits
+    model, params = nn.make_model(jax.random.key(0), width=4, features=16)
+    opt = optax.adam(1e-2)
+    state = opt.init(params)
+    losses = []
+    for e in range(3):
+        params, state, loss = nn.train_epoch(model, opt, params, state, x_tr, y_tr, key=jax.random.key(e), batch_size=50)
+        losses.append(float(loss))
+    assert losses[-1] < losses[0]
+    assert nn._cached_epoch(model, opt, 50)._cache_size() == 1
