@@ -137,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--json", action="store_true", help="print one JSON object on stdout instead of tables")
     group.add_argument("--device", choices=("cpu", "gpu"), help="where to compute (default: jax's default device)")
     group.add_argument("--x64", action="store_true", help="compute in float64 (default float32)")
-    group.add_argument("--seed", type=int, default=0, help="seed for subsampling and random subsets (default 0)")
+    group.add_argument("--seed", type=_int_at_least(0), default=0, help="seed for subsampling and random subsets (default 0)")
     group.add_argument("--debug", action="store_true", help="show the Python traceback on errors")
 
     data = _Parser(add_help=False)
