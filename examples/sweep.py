@@ -32,7 +32,8 @@ from jaxdse import nn
 def knee(ts, values, flat: float = 0.05):
     """Index of the knee of a decreasing curve ``values(t)``: the point farthest below the chord (log t axis).
 
-    ``None`` for a flat curve (range under ``flat`` bits): it has no knee.
+    ``None`` for a flat curve (range under ``flat`` bits) or one that does not bend
+    below its chord within the grid (still falling steeply at the largest t): no knee.
     """
     x = np.log(np.asarray(ts, float))
     y = np.asarray(values, float)
@@ -41,7 +42,8 @@ def knee(ts, values, flat: float = 0.05):
     xn = (x - x[0]) / (x[-1] - x[0])
     yn = (y - y.min()) / np.ptp(y)
     chord = yn[0] + (yn[-1] - yn[0]) * xn
-    return int(np.argmax(chord - yn))
+    gap = chord - yn
+    return int(np.argmax(gap)) if gap.max() > 0.02 else None
 
 
 def main(argv=None):
