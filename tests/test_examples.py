@@ -34,14 +34,14 @@ EXAMPLES = {
 }
 
 
-def _run(name, out):
+def _run(name, out, extra=()):
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         env.setdefault(var, "1")
     # A smoke test: most of its time is XLA compilation, which this level makes about 40% faster.
     env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=0").strip()
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / f"{name}.py"), "--quick", "--no-progress", "--out", str(out / name)],
+        [sys.executable, str(ROOT / "examples" / f"{name}.py"), "--quick", "--no-progress", "--out", str(out / name), *extra],
         capture_output=True,
         text=True,
         env=env,
@@ -61,9 +61,9 @@ def _numbers(value):
         yield value
 
 
-def _load(tmp_path, name):
+def _load(tmp_path, name, extra=()):
     out = tmp_path
-    proc = _run(name, out)
+    proc = _run(name, out, extra)
     assert proc.returncode == 0, f"{name} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
     json_name, png_name, keys = EXAMPLES[name]
     data = json.loads((out / name / json_name).read_text())
@@ -124,8 +124,16 @@ def test_sweep(tmp_path):
     assert d["compilations"] == {"dse_sweep": 1, "dsmi_sweep": 1}
 
 
-def test_model_zoo(tmp_path):
-    d = _load(tmp_path, "model_zoo")
+def test_model_zoo_on_user_data(tmp_path):
+    # A user's .npz (keys images/labels, [n, H, W] images, labels not starting at 0) instead of the built-in digits.
+    from sklearn.datasets import load_digits
+
+    import numpy as np
+
+    digits = load_digits()
+    np.savez(tmp_path / "mine.npz", images=digits.images[:400], labels=digits.target[:400] + 3)
+    d = _load(tmp_path, "model_zoo", ("--data", str(tmp_path / "mine.npz")))
+    assert d["settings"]["data"].endswith("mine.npz")
     assert len(d["models"]) == d["settings"]["models"]
     assert d["measure_compilations"] == 1
     for r in d["models"]:
