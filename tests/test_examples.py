@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 pytest.importorskip("matplotlib")
@@ -127,8 +128,6 @@ def test_sweep(tmp_path):
 def test_model_zoo_on_user_data(tmp_path):
     # A user's .npz (keys images/labels, [n, H, W] images, labels not starting at 0) instead of the built-in digits.
     from sklearn.datasets import load_digits
-
-    import numpy as np
 
     digits = load_digits()
     np.savez(tmp_path / "mine.npz", images=digits.images[:400], labels=digits.target[:400] + 3)
