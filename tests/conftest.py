@@ -1,3 +1,12 @@
+import os
+
+# The tests run on two worker processes (pytest-xdist); a multi-threaded BLAS in
+# each of them oversubscribes a small machine, and OpenBLAS's spinning threads
+# then slow small eigendecompositions by two orders of magnitude. One BLAS
+# thread per worker; set before numpy and jax load their libraries.
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
 import jax
 import numpy as np
 import pytest
