@@ -37,6 +37,7 @@ from jaxdse.affinity import Bandwidth, check_knn_k, parse_bandwidth
 from jaxdse.diffusion import METHODS as _EXACT_METHODS
 from jaxdse.diffusion import _diffusion_eigenvalues, dense_bytes, get_memory_budget
 from jaxdse.entropy import entropy_of_spectrum
+from jaxdse.sharding import check_mesh, sharded_vmap
 
 ESTIMATORS = ("subsample", "plugin")
 CLUSTER_METHODS = ("spectral", "diffusion")
@@ -326,18 +327,23 @@ def mutual_information(
     reference_discrete: bool | None = None,
     batch_size: int | None = None,
     bytes_per_subset: Callable[[int], int] | None = None,
+    mesh=None,
 ) -> MutualInformation:
     """Mutual information ``I(Z; Y)`` from any masked entropy, with per-class terms.
 
     ``entropy_fn(points [m, d], mask [m] bool, params) -> scalar`` must ignore
     ``False`` rows exactly; it must be hashable (it is static: a module-level
     function or a NamedTuple of static settings with ``__call__``), and
-    ``params`` carries its numeric settings as a pytree. See the module docstring for the estimators and
+    ``params`` carries its numeric settings as a pytree. ``mesh`` (a
+    ``jax.sharding.Mesh``) splits the batch of padded subsets over its devices. See the module docstring for the estimators and
     :func:`dsmi` for the arguments. ``batch_size`` bounds how many padded
     subsets are evaluated at once (``None``: all at once unless
     ``bytes_per_subset(m)`` times their number exceeds the memory budget).
     """
     _checks.check_choice(estimator, "estimator", ESTIMATORS)
+    check_mesh(mesh)
+    if mesh is not None and batch_size is not None:
+        raise ValueError("batch_size and mesh cannot be combined: the mesh already splits the batch of subsets")
     z = _checks.as_points(z, "z")
     n = z.shape[0]
     if isinstance(num_repetitions, bool) or not isinstance(num_repetitions, (int, np.integer)) or num_repetitions < 1:
@@ -364,7 +370,8 @@ def mutual_information(
     if batch_size is None and bytes_per_subset is not None:
         per = bytes_per_subset(max_class_size)
         fit = max(1, get_memory_budget() // max(per, 1))
-        batch_size = None if fit >= num_subsets else int(fit)
+        if mesh is None:
+            batch_size = None if fit >= num_subsets else int(fit)
     return _mutual_information(
         z,
         labels,
@@ -376,14 +383,17 @@ def mutual_information(
         repetitions=int(repetitions),
         plugin=estimator == "plugin",
         batch_size=batch_size,
+        mesh=mesh,
     )
 
 
 @partial(
     jax.jit,
-    static_argnames=("entropy_fn", "num_classes", "max_class_size", "repetitions", "plugin", "batch_size"),
+    static_argnames=("entropy_fn", "num_classes", "max_class_size", "repetitions", "plugin", "batch_size", "mesh"),
 )
-def _mutual_information(z, labels, key, params, *, entropy_fn, num_classes, max_class_size, repetitions, plugin, batch_size):
+def _mutual_information(
+    z, labels, key, params, *, entropy_fn, num_classes, max_class_size, repetitions, plugin, batch_size, mesh
+):
     n = z.shape[0]
     C, M, R = num_classes, max_class_size, repetitions
     classes = jnp.arange(C, dtype=jnp.int32)
@@ -408,9 +418,10 @@ def _mutual_information(z, labels, key, params, *, entropy_fn, num_classes, max_
         idx, m = args
         return entropy_fn(z[idx], m, params)
 
-    entropies = jax.lax.map(one, (rows, safe_masks), batch_size=batch_size) if batch_size else jax.vmap(
-        lambda i, m: one((i, m))
-    )(rows, safe_masks)
+    if batch_size:
+        entropies = jax.lax.map(one, (rows, safe_masks), batch_size=batch_size)
+    else:
+        entropies = sharded_vmap(lambda i, m: one((i, m)), mesh)(rows, safe_masks)
     entropies = jnp.where(jnp.sum(masks, 1) >= 2, entropies, 0.0)
     entropies = entropies.reshape(C, 1 + R)
     conditional = entropies[:, 0]
@@ -470,6 +481,7 @@ def dsmi_terms(
     reference_discrete: bool | None = None,
     method: str = "auto",
     batch_size: int | None = None,
+    mesh=None,
 ) -> MutualInformation:
     """:func:`dsmi` with its per-class terms (a :class:`MutualInformation`)."""
     _checks.check_choice(method, "method", _EXACT_METHODS)
@@ -497,6 +509,7 @@ def dsmi_terms(
         reference_discrete=reference_discrete,
         batch_size=batch_size,
         bytes_per_subset=lambda m: dense_bytes(m, z.dtype, method),
+        mesh=mesh,
     )
 
 
@@ -517,6 +530,7 @@ def dsmi(
     reference_discrete: bool | None = None,
     method: str = "auto",
     batch_size: int | None = None,
+    mesh=None,
 ):
     """Diffusion spectral mutual information ``DSMI(Z; Y)`` (scalar, units of ``base``).
 
@@ -548,6 +562,9 @@ def dsmi(
       batch_size: evaluate at most this many padded subsets at once
         (``lax.map``); by default all at once unless that exceeds the memory
         budget.
+      mesh: a ``jax.sharding.Mesh``: the padded subsets (classes times
+        repetitions) are split over its devices (first axis); same result as
+        one device up to float rounding.
 
     A class with a single member has conditional entropy 0 (and so have its
     one-point comparison subsets); a single class overall gives exactly 0.
@@ -578,4 +595,5 @@ def dsmi(
         reference_discrete=reference_discrete,
         method=method,
         batch_size=batch_size,
+        mesh=mesh,
     ).value

@@ -232,3 +232,13 @@ def test_cluster_reference_bad_input():
         cluster_reference(np.zeros((5, 3)), 2, method="kmeans")
     with pytest.raises(ValueError, match="y contains"):
         cluster_reference(np.array([[0.0, np.nan], [1.0, 2.0], [3.0, 4.0]]), 2)
+
+
+def test_mesh_argument_is_checked(rng):
+    z, y = blobs(rng, n=20, d=2, k=2)
+    with pytest.raises(TypeError, match="mesh must be a jax.sharding.Mesh"):
+        dsmi(z, y, key=KEY, mesh="gpu")
+    mesh = jax.sharding.Mesh(np.array(jax.devices()[:1]), ("data",))
+    with pytest.raises(ValueError, match="batch_size and mesh"):
+        dsmi(z, y, key=KEY, mesh=mesh, batch_size=2)
+    assert float(dsmi(z, y, key=KEY, mesh=mesh, sigma=1.0)) == pytest.approx(float(dsmi(z, y, key=KEY, sigma=1.0)), abs=1e-5)

@@ -44,6 +44,19 @@ SCRIPT = textwrap.dedent(
     sharded = jax.jit(sharded_vmap(fn, mesh))(batch)
     np.testing.assert_allclose(sharded, plain, rtol=2e-5)
     print("batch ok", sharded.sharding)
+
+    # DSMI: its classes x repetitions subsets split over the mesh.
+    z = rng.normal(size=(90, 5)).astype(np.float32)
+    y = np.arange(90) % 3
+    z[y == 1] += 2.0
+    for estimator in ("subsample", "plugin"):
+        kw = dict(key=jax.random.key(3), sigma=2.0, estimator=estimator)
+        single = jaxdse.dsmi(z, y, **kw)
+        spread = jaxdse.dsmi(z, y, mesh=mesh, **kw)
+        print("dsmi", estimator, float(single), float(spread))
+        np.testing.assert_allclose(spread, single, rtol=1e-5, atol=1e-5)
+    jitted = jax.jit(lambda z, k: jaxdse.dsmi(z, y, key=k, sigma=2.0, mesh=mesh))
+    np.testing.assert_allclose(jitted(z, jax.random.key(3)), jaxdse.dsmi(z, y, key=jax.random.key(3), sigma=2.0), rtol=1e-5)
     """
 )
 
@@ -51,8 +64,21 @@ SCRIPT = textwrap.dedent(
 @pytest.mark.slow
 def test_eight_devices_equal_one_device():
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8", JAX_PLATFORMS="cpu")
-    proc = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    # Eight simulated devices share two cores with the other test worker; on a
+    # starved machine their rendezvous can stall, so a timed-out run is tried
+    # once more (with what it printed kept) before the test fails.
+    attempts = []
+    for timeout in (240, 480):
+        try:
+            proc = subprocess.run(
+                [sys.executable, "-u", "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=timeout
+            )
+        except subprocess.TimeoutExpired as err:
+            attempts.append(f"timed out after {timeout} s; output so far: {err.stdout!r} {str(err.stderr)[-2000:]!r}")
+            continue
+        assert proc.returncode == 0, "\n".join(attempts) + proc.stdout + proc.stderr
+        return
+    pytest.fail("\n".join(attempts))
 
 
 def test_sharded_vmap_without_mesh_is_vmap():
