@@ -17,6 +17,8 @@ from jaxdse.diffusion import (
 from jaxdse.dse import dse
 from jaxdse.dsmi import MutualInformation, cluster_reference, dsmi, dsmi_terms, mutual_information
 from jaxdse.entropy import spectral_entropy
+from jaxdse.sharding import sharded_vmap
+from jaxdse.slq import SLQResult, dse_slq
 
 __version__ = "0.1.0"
 
@@ -34,4 +36,7 @@ __all__ = [
     "set_memory_budget",
     "spectral_entropy",
     "symmetric_diffusion_operator",
+    "dse_slq",
+    "SLQResult",
+    "sharded_vmap",
 ]

@@ -162,19 +162,21 @@ def _symmetric_eigvals_jvp(fast, primals, tangents):
     return w, dw
 
 
-def _spectrum_of(S, v, method, num_masked=0):
+def _spectrum_of(S, v, method, num_masked=0, sort=True):
     """Eigenvalues of ``S`` (which has eigenpair ``(1, v)``) via deflation.
 
     The deflated matrix ``S - v v^T`` has eigenvalue 0 in the direction ``v`` and
     one exact 0 per masked row; the solver returns those at its noise floor. The
     ``1 + num_masked`` eigenvalues of smallest magnitude are therefore replaced:
     the smallest by the known 1, the next ``num_masked`` by exact zeros.
+    Ascending if ``sort``, else in order of magnitude (enough for an entropy).
     """
     deflated = S - v[:, None] * v[None, :]
     w = symmetric_eigvals(deflated, method != "eigh")
-    rank = jnp.empty(w.shape, jnp.int32).at[jnp.argsort(jnp.abs(w))].set(jnp.arange(w.shape[-1], dtype=jnp.int32))
-    w = jnp.where(rank == 0, 1.0, jnp.where(rank <= num_masked, 0.0, w))
-    return jnp.sort(w)
+    w = w[jnp.argsort(jnp.abs(w))]
+    i = jnp.arange(w.shape[-1])
+    w = jnp.where(i == 0, 1.0, jnp.where(i <= num_masked, 0.0, w))
+    return jnp.sort(w) if sort else w
 
 
 def diffusion_eigenvalues(x, *, sigma=10.0, alpha=0.0, mask=None, method: str = "auto"):
@@ -224,16 +226,17 @@ def _check_operator_args(x, sigma, alpha, mask, method):
     return x, bandwidth, alpha, mask
 
 
-def _diffusion_eigenvalues(x, bandwidth: Bandwidth, alpha, mask, method):
+def _diffusion_eigenvalues(x, bandwidth: Bandwidth, alpha, mask, method, sort=True):
     # Compiled once per shape and static configuration, so eager calls cost one
-    # dispatch; inside a user's jit this is simply inlined.
+    # dispatch; inside a user's jit this is simply inlined. ``sort=False`` leaves
+    # them in order of magnitude, which is all an entropy needs.
     sigma_value = bandwidth.value if bandwidth.rule == "fixed" else None
     k = bandwidth.value if bandwidth.rule == "knn" else None
-    return _eigenvalues_compiled(x, sigma_value, alpha, mask, rule=bandwidth.rule, k=k, method=method)
+    return _eigenvalues_compiled(x, sigma_value, alpha, mask, rule=bandwidth.rule, k=k, method=method, sort=sort)
 
 
-@partial(jax.jit, static_argnames=("rule", "k", "method"))
-def _eigenvalues_compiled(x, sigma_value, alpha, mask, *, rule, k, method):
+@partial(jax.jit, static_argnames=("rule", "k", "method", "sort"))
+def _eigenvalues_compiled(x, sigma_value, alpha, mask, *, rule, k, method, sort):
     bandwidth = Bandwidth(rule, sigma_value if rule == "fixed" else k)
     finite = jnp.all(jnp.isfinite(x))
     # Keep non-finite input out of the solver (NaN matrices can stall it);
@@ -241,7 +244,7 @@ def _eigenvalues_compiled(x, sigma_value, alpha, mask, *, rule, k, method):
     x = jnp.where(finite, x, 0.0)
     S, v = symmetric_diffusion_operator(x, sigma=bandwidth, alpha=alpha, mask=mask)
     num_masked = 0 if mask is None else jnp.sum(~mask)
-    w = _spectrum_of(S, v, method, num_masked)
+    w = _spectrum_of(S, v, method, num_masked, sort)
     alpha = jnp.asarray(alpha)
     ok = finite & (alpha >= 0) & (alpha <= 1)
     if rule == "fixed":

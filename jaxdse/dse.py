@@ -91,5 +91,5 @@ def dse(
     x, bandwidth, alpha, mask = _check_operator_args(x, sigma, alpha, mask, method)
     t = _checks.check_positive(t, "t", allow_array=True)
     base = _checks.check_base(base)
-    lam = _diffusion_eigenvalues(x, bandwidth, alpha, mask, method)
+    lam = _diffusion_eigenvalues(x, bandwidth, alpha, mask, method, sort=False)
     return entropy_of_spectrum(lam, t, base)

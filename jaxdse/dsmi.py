@@ -305,10 +305,10 @@ def _check_num_classes(num_classes):
 def pad_size(max_count: int, n: int) -> int:
     """Round a largest class size up (to limit recompilation), never above ``n``.
 
-    The step is the power of two nearest to ``max_count / 16`` (at least 8), so
-    the padding costs at most about 6% more points.
+    The step is the power of two nearest to ``max_count / 32`` (at least 8), so
+    the padding adds at most about 3% more points (about 10% more eigenvalue work).
     """
-    step = max(8, 1 << max(0, int(round(np.log2(max(max_count, 1) / 16)))))
+    step = max(8, 1 << max(0, int(round(np.log2(max(max_count, 1) / 32)))))
     return int(min(n, -(-max_count // step) * step))
 
 
@@ -404,7 +404,9 @@ def _mutual_information(
     class_masks = slots[None, :] < counts[:, None]
     if R > 0:
         keys = jax.random.split(key, C * R)
-        random_rows = jax.vmap(lambda k: jax.random.permutation(k, n)[:M])(keys).reshape(C, R, M)
+        # M distinct rows drawn uniformly: the top M of n uniform scores (a
+        # partial sort, cheaper than a full permutation for M << n).
+        random_rows = jax.vmap(lambda k: jax.lax.top_k(jax.random.uniform(k, (n,)), M)[1])(keys).reshape(C, R, M)
         random_masks = jnp.broadcast_to(class_masks[:, None, :], (C, R, M))
         rows = jnp.concatenate([member_first[:, None, :], random_rows], axis=1).reshape(C * (1 + R), M)
         masks = jnp.concatenate([class_masks[:, None, :], random_masks], axis=1).reshape(C * (1 + R), M)
@@ -460,7 +462,7 @@ class DiffusionEntropy(NamedTuple):
     def __call__(self, points, mask, params):
         sigma, t, alpha, base = params
         bandwidth = Bandwidth(self.rule, sigma if self.rule == "fixed" else self.k)
-        lam = _diffusion_eigenvalues(points, bandwidth, alpha, mask, self.method)
+        lam = _diffusion_eigenvalues(points, bandwidth, alpha, mask, self.method, sort=False)
         return entropy_of_spectrum(lam, t, base)
 
 
