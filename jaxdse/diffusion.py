@@ -237,12 +237,26 @@ def _diffusion_eigenvalues(x, bandwidth: Bandwidth, alpha, mask, method, sort=Tr
 
 @partial(jax.jit, static_argnames=("rule", "k", "method", "sort"))
 def _eigenvalues_compiled(x, sigma_value, alpha, mask, *, rule, k, method, sort):
-    bandwidth = Bandwidth(rule, sigma_value if rule == "fixed" else k)
     finite = jnp.all(jnp.isfinite(x))
     # Keep non-finite input out of the solver (NaN matrices can stall it);
     # the result is NaN instead.
     x = jnp.where(finite, x, 0.0)
-    S, v = symmetric_diffusion_operator(x, sigma=bandwidth, alpha=alpha, mask=mask)
+    d2 = pairwise_sq_distances(x, mask)
+    return eigenvalues_from_sq_distances(
+        d2, x.shape[1], sigma_value, alpha, mask, finite, rule=rule, k=k, method=method, sort=sort
+    )
+
+
+def eigenvalues_from_sq_distances(d2, d, sigma_value, alpha, mask, finite=True, *, rule, k, method, sort):
+    """The diffusion spectrum from squared distances ``[n, n]`` of points in ``d`` dimensions.
+
+    The part of the exact path after the distances, so that callers holding a
+    distance matrix (DSMI's subsets of one set of points) can skip recomputing
+    it; ``finite`` False makes the result NaN.
+    """
+    bandwidth = Bandwidth(rule, sigma_value if rule == "fixed" else k)
+    G = affinity_from_sq_distances(d2, bandwidth, d, mask)
+    S, v = _operator_from_affinity(G, alpha, mask)
     num_masked = 0 if mask is None else jnp.sum(~mask)
     w = _spectrum_of(S, v, method, num_masked, sort)
     alpha = jnp.asarray(alpha)

@@ -33,9 +33,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxdse import _checks
-from jaxdse.affinity import Bandwidth, check_knn_k, parse_bandwidth
+from jaxdse.affinity import Bandwidth, check_knn_k, pairwise_sq_distances, parse_bandwidth
 from jaxdse.diffusion import METHODS as _EXACT_METHODS
-from jaxdse.diffusion import _diffusion_eigenvalues, dense_bytes, get_memory_budget
+from jaxdse.diffusion import _diffusion_eigenvalues, dense_bytes, eigenvalues_from_sq_distances, get_memory_budget
 from jaxdse.entropy import entropy_of_spectrum
 from jaxdse.sharding import check_mesh, sharded_vmap
 
@@ -372,12 +372,21 @@ def mutual_information(
         fit = max(1, get_memory_budget() // max(per, 1))
         if mesh is None:
             batch_size = None if fit >= num_subsets else int(fit)
+    # An entropy that can start from distances, with subsets whose distance
+    # blocks together outweigh one n x n matrix (few large classes, large d):
+    # compute all distances once and gather each subset's block.
+    share_distances = (
+        hasattr(entropy_fn, "from_sq_distances")
+        and num_subsets * max_class_size**2 > n * n
+        and 2 * dense_bytes(n, z.dtype, "auto") // 4 <= get_memory_budget()
+    )
     return _mutual_information(
         z,
         labels,
         key,
         params,
         entropy_fn=entropy_fn,
+        share_distances=share_distances,
         num_classes=int(num_classes),
         max_class_size=int(max_class_size),
         repetitions=int(repetitions),
@@ -389,10 +398,31 @@ def mutual_information(
 
 @partial(
     jax.jit,
-    static_argnames=("entropy_fn", "num_classes", "max_class_size", "repetitions", "plugin", "batch_size", "mesh"),
+    static_argnames=(
+        "entropy_fn",
+        "num_classes",
+        "max_class_size",
+        "repetitions",
+        "plugin",
+        "batch_size",
+        "mesh",
+        "share_distances",
+    ),
 )
 def _mutual_information(
-    z, labels, key, params, *, entropy_fn, num_classes, max_class_size, repetitions, plugin, batch_size, mesh
+    z,
+    labels,
+    key,
+    params,
+    *,
+    entropy_fn,
+    num_classes,
+    max_class_size,
+    repetitions,
+    plugin,
+    batch_size,
+    mesh,
+    share_distances=False,
 ):
     n = z.shape[0]
     C, M, R = num_classes, max_class_size, repetitions
@@ -416,9 +446,20 @@ def _mutual_information(
     # class gives a valid but meaningless subset: give it weight 0 or entropy 0.
     safe_masks = masks | (jnp.arange(M)[None, :] < 2) & (jnp.sum(masks, 1, keepdims=True) < 2)
 
-    def one(args):
-        idx, m = args
-        return entropy_fn(z[idx], m, params)
+    if share_distances:
+        finite = jnp.all(jnp.isfinite(z))
+        d2_all = pairwise_sq_distances(jnp.where(finite, z, 0.0))
+
+        def one(args):
+            idx, m = args
+            h = entropy_fn.from_sq_distances(d2_all[idx[:, None], idx[None, :]], z.shape[1], m, params)
+            return jnp.where(finite, h, jnp.nan)
+
+    else:
+
+        def one(args):
+            idx, m = args
+            return entropy_fn(z[idx], m, params)
 
     if batch_size:
         entropies = jax.lax.map(one, (rows, safe_masks), batch_size=batch_size)
@@ -463,6 +504,14 @@ class DiffusionEntropy(NamedTuple):
         sigma, t, alpha, base = params
         bandwidth = Bandwidth(self.rule, sigma if self.rule == "fixed" else self.k)
         lam = _diffusion_eigenvalues(points, bandwidth, alpha, mask, self.method, sort=False)
+        return entropy_of_spectrum(lam, t, base)
+
+    def from_sq_distances(self, d2, d, mask, params):
+        """The same entropy from the points' squared distances ``[m, m]`` (``d`` features)."""
+        sigma, t, alpha, base = params
+        lam = eigenvalues_from_sq_distances(
+            d2, d, sigma, alpha, mask, rule=self.rule, k=self.k, method=self.method, sort=False
+        )
         return entropy_of_spectrum(lam, t, base)
 
 

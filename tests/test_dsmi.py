@@ -242,3 +242,23 @@ def test_mesh_argument_is_checked(rng):
     with pytest.raises(ValueError, match="batch_size and mesh"):
         dsmi(z, y, key=KEY, mesh=mesh, batch_size=2)
     assert float(dsmi(z, y, key=KEY, mesh=mesh, sigma=1.0)) == pytest.approx(float(dsmi(z, y, key=KEY, sigma=1.0)), abs=1e-5)
+
+
+def test_shared_distance_path_equals_per_subset_path(rng, x64):
+    # Few large classes: the subsets' distance blocks are gathered from one
+    # n x n matrix; the result equals the plain per-subset computation.
+    import sys
+
+    module = sys.modules["jaxdse.dsmi"]
+    z, y = blobs(rng, n=40, d=30, k=2, sep=2.0)
+    kw = dict(key=KEY, sigma="median", num_repetitions=3, alpha=0.5)
+    terms = dsmi_terms(z, y, **kw)
+    labels = np.asarray(y, np.int32)
+    ent = module.DiffusionEntropy("median", None, "auto")
+    common = dict(entropy_fn=ent, num_classes=2, max_class_size=24, repetitions=3, plugin=False, batch_size=None, mesh=None)
+    args = (jnp.asarray(z), labels, KEY, (0.0, 1.0, 0.5, 2.0))
+    shared = module._mutual_information(*args, share_distances=True, **common)
+    separate = module._mutual_information(*args, share_distances=False, **common)
+    np.testing.assert_allclose(shared.conditional_entropy, separate.conditional_entropy, atol=1e-10)
+    np.testing.assert_allclose(shared.comparison_entropy, separate.comparison_entropy, atol=1e-10)
+    assert float(terms.value) == pytest.approx(float(shared.value), abs=1e-10)
