@@ -1,6 +1,7 @@
 """Matrix-free DSE (method="slq") against the exact path and the reference package.
 
     python benchmarks/bench_slq.py            # accuracy and speed, writes results_slq.md
+    python benchmarks/bench_slq.py --speed    # only the speed comparison, added to results_slq.md
     python benchmarks/bench_slq.py --large    # n = 100,000, d = 64 (minutes), appends
 
 Accuracy: |slq - exact| at n in {2000, 8000} on the digits (tiled with N(0, 1)
@@ -162,6 +163,14 @@ def large(lines):
 
 def main():
     lines = header()
+    if "--speed" in sys.argv:
+        # Rerun only the speed comparison and add it to the section, e.g. on a
+        # quieter machine than the one the full run had.
+        lines = ["", "### Speed, rerun (`python benchmarks/bench_slq.py --speed`)"]
+        speed(lines)
+        with OUT.open("a") as fh:
+            fh.write("\n".join(lines) + "\n")
+        return
     if "--large" in sys.argv:
         large(lines)
         with OUT.open("a") as fh:
