@@ -171,6 +171,12 @@ def build_parser() -> argparse.ArgumentParser:
         default="subsample",
         help="DSMI estimator (default subsample, as the reference)",
     )
+    group.add_argument(
+        "--comparison",
+        choices=("shared", "independent"),
+        default="shared",
+        help="random subsets: shared by classes of equal size (default, as the reference) or drawn per class",
+    )
 
     parser = _Parser(
         prog="jaxdse",
@@ -713,6 +719,7 @@ def cmd_dsmi(args, report):
         base=2,
         estimator=args.estimator,
         repetitions=args.repetitions,
+        comparison=args.comparison,
         seed=args.seed,
     )
     if resolved is not None:
@@ -748,6 +755,7 @@ def cmd_dsmi(args, report):
             alpha=args.alpha,
             num_repetitions=args.repetitions,
             estimator=args.estimator,
+            comparison=args.comparison,
             reference_discrete=True,
         )
         value = float(_block(terms.value))
@@ -829,9 +837,11 @@ def cmd_sweep(args, report):
     report.print(f"time: {seconds:.2f} s (one compiled call, including compilation)")
     dsmi_grid = None
     if labels is not None:
-        settings.update(estimator=args.estimator, repetitions=args.repetitions, seed=args.seed)
+        settings.update(
+            estimator=args.estimator, repetitions=args.repetitions, comparison=args.comparison, seed=args.seed
+        )
         dsmi_grid, seconds = sweep_dsmi(
-            x, labels, sigmas, ts, args.alpha, _estimator_key(args.seed), args.repetitions, args.estimator
+            x, labels, sigmas, ts, args.alpha, _estimator_key(args.seed), args.repetitions, args.estimator, args.comparison
         )
         report.data["dsmi"] = dsmi_grid
         report.data["timings"]["dsmi_s"] = seconds
@@ -876,7 +886,7 @@ def sweep_dse(x, sigmas, ts, alpha):
     return values, timer.seconds
 
 
-def sweep_dsmi(x, labels, sigmas, ts, alpha, key, repetitions, estimator):
+def sweep_dsmi(x, labels, sigmas, ts, alpha, key, repetitions, estimator, comparison="shared"):
     """DSMI ``[len(sigmas), len(ts)]`` in bits as one compiled call, vmapped over the (sigma, t) pairs.
 
     The same random subsets serve every grid point (one key), so differences
@@ -910,6 +920,7 @@ def sweep_dsmi(x, labels, sigmas, ts, alpha, key, repetitions, estimator):
                 alpha=alpha,
                 num_repetitions=repetitions,
                 estimator=estimator,
+                comparison=comparison,
                 num_classes=num_classes,
                 max_class_size=size,
                 reference_discrete=True,
@@ -1080,7 +1091,7 @@ def _compare_jobs(x, labels, args, names, report, resolved_sigma):
         report.note(f"{name} left out: {reason}")
 
     key = _estimator_key(args.seed)
-    mi = dict(key=key, num_repetitions=args.repetitions, estimator=args.estimator)
+    mi = dict(key=key, num_repetitions=args.repetitions, estimator=args.estimator, comparison=args.comparison)
     kernel = dict(sigma=args.sigma, t=args.t, alpha=args.alpha)
     jobs = []
 

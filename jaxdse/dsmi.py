@@ -7,13 +7,20 @@ Two estimators:
 * ``"subsample"`` (default, the reference package's): each class is compared
   with ``R`` random subsets of the same size, drawn uniformly without
   replacement, ``DSMI = sum_c p(c) [mean_r DSE(Z*_{c,r}) - DSE(Z | c)]``. This
-  cancels the growth of DSE with the number of points.
+  cancels the growth of DSE with the number of points. As in the reference,
+  which reseeds its generator for every class, classes of equal size share
+  their ``R`` comparison subsets (their random draw depends on the key, the
+  repetition and the size only); ``comparison="independent"`` draws fresh
+  subsets for every class.
 * ``"plugin"``: the literal ``DSE(Z) - sum_c p(c) DSE(Z | c)``.
 
 All class subsets and all comparison subsets are padded to one static size
-``max_class_size`` and evaluated as masked entropies in a single ``vmap`` (or a
-batched ``lax.map`` when memory demands), so the whole estimate is one compiled
-computation that can run inside a jitted step and be ``vmap``-ed over ``sigma``.
+``max_class_size`` and evaluated as masked entropies, batched with ``vmap``, so
+the whole estimate is one compiled computation that can run inside a jitted
+step and be ``vmap``-ed over ``sigma``. Subsets that need no work (repeats of
+a shared comparison subset, classes with fewer than two members, unused class
+slots) are moved to the end of the batch and skipped: balanced classes take
+one batch of ``C + R`` subsets instead of ``C (1 + R)``.
 
 The machinery is generic in the entropy: :func:`mutual_information` takes any
 masked entropy ``entropy_fn(points [m, d], mask [m], params) -> scalar``, where
@@ -40,6 +47,7 @@ from jaxdse.entropy import entropy_of_spectrum
 from jaxdse.sharding import check_mesh, sharded_vmap
 
 ESTIMATORS = ("subsample", "plugin")
+COMPARISONS = ("shared", "independent")
 CLUSTER_METHODS = ("spectral", "diffusion")
 
 
@@ -325,6 +333,7 @@ def mutual_information(
     num_classes: int | None = None,
     max_class_size: int | None = None,
     reference_discrete: bool | None = None,
+    comparison: str = "shared",
     batch_size: int | None = None,
     bytes_per_subset: Callable[[int], int] | None = None,
     mesh=None,
@@ -334,16 +343,20 @@ def mutual_information(
     ``entropy_fn(points [m, d], mask [m] bool, params) -> scalar`` must ignore
     ``False`` rows exactly; it must be hashable (it is static: a module-level
     function or a NamedTuple of static settings with ``__call__``), and
-    ``params`` carries its numeric settings as a pytree. ``mesh`` (a
-    ``jax.sharding.Mesh``) splits the batch of padded subsets over its devices. See the module docstring for the estimators and
-    :func:`dsmi` for the arguments. ``batch_size`` bounds how many padded
-    subsets are evaluated at once (``None``: all at once unless
-    ``bytes_per_subset(m)`` times their number exceeds the memory budget).
+    ``params`` carries its numeric settings as a pytree. See the module
+    docstring for the estimators and :func:`dsmi` for the other arguments.
+    ``batch_size`` bounds how many padded subsets are evaluated at once
+    (``None``: a default, lowered when ``bytes_per_subset(m)`` times that many
+    exceeds the memory budget); ``mesh`` (a ``jax.sharding.Mesh``) splits each
+    such batch over its devices.
     """
     _checks.check_choice(estimator, "estimator", ESTIMATORS)
+    _checks.check_choice(comparison, "comparison", COMPARISONS)
     check_mesh(mesh)
-    if mesh is not None and batch_size is not None:
-        raise ValueError("batch_size and mesh cannot be combined: the mesh already splits the batch of subsets")
+    if batch_size is not None and (
+        isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1
+    ):
+        raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}")
     z = _checks.as_points(z, "z")
     n = z.shape[0]
     if isinstance(num_repetitions, bool) or not isinstance(num_repetitions, (int, np.integer)) or num_repetitions < 1:
@@ -366,18 +379,24 @@ def mutual_information(
     if key is None:
         key = jax.random.PRNGKey(0)  # unused by the plugin estimator
     repetitions = num_repetitions if estimator == "subsample" else 0
+    shared = comparison == "shared"
     num_subsets = num_classes * (1 + repetitions)
-    if batch_size is None and bytes_per_subset is not None:
-        per = bytes_per_subset(max_class_size)
-        fit = max(1, get_memory_budget() // max(per, 1))
-        if mesh is None:
-            batch_size = None if fit >= num_subsets else int(fit)
+    # Subsets evaluated when the classes are balanced: with shared comparison
+    # subsets that is one set of R for all classes; a batch of that size
+    # evaluates them at once, and unequal class sizes take further batches.
+    chunk = num_classes + repetitions if shared and repetitions else num_subsets
+    if batch_size is not None:
+        chunk = min(chunk, int(batch_size))
+    elif bytes_per_subset is not None:
+        devices = 1 if mesh is None else mesh.shape[mesh.axis_names[0]]
+        fit = devices * max(1, get_memory_budget() // max(bytes_per_subset(max_class_size), 1))
+        chunk = min(chunk, int(fit))
     # An entropy that can start from distances, with subsets whose distance
     # blocks together outweigh one n x n matrix (few large classes, large d):
     # compute all distances once and gather each subset's block.
     share_distances = (
         hasattr(entropy_fn, "from_sq_distances")
-        and num_subsets * max_class_size**2 > n * n
+        and chunk * max_class_size**2 > n * n
         and 2 * dense_bytes(n, z.dtype, "auto") // 4 <= get_memory_budget()
     )
     return _mutual_information(
@@ -391,7 +410,8 @@ def mutual_information(
         max_class_size=int(max_class_size),
         repetitions=int(repetitions),
         plugin=estimator == "plugin",
-        batch_size=batch_size,
+        shared=shared,
+        chunk=None if chunk >= num_subsets else chunk,
         mesh=mesh,
     )
 
@@ -404,7 +424,8 @@ def mutual_information(
         "max_class_size",
         "repetitions",
         "plugin",
-        "batch_size",
+        "shared",
+        "chunk",
         "mesh",
         "share_distances",
     ),
@@ -420,8 +441,9 @@ def _mutual_information(
     max_class_size,
     repetitions,
     plugin,
-    batch_size,
-    mesh,
+    shared=True,
+    chunk=None,
+    mesh=None,
     share_distances=False,
 ):
     n = z.shape[0]
@@ -430,45 +452,35 @@ def _mutual_information(
     counts = jnp.sum(labels[None, :] == classes[:, None], axis=1)
     # Each class's members first (stable order), padded with other rows.
     member_first = jax.vmap(lambda c: jnp.argsort(labels != c, stable=True)[:M])(classes)
-    slots = jnp.arange(M)
-    class_masks = slots[None, :] < counts[:, None]
-    if R > 0:
-        keys = jax.random.split(key, C * R)
-        # M distinct rows drawn uniformly: the top M of n uniform scores (a
-        # partial sort, cheaper than a full permutation for M << n).
-        random_rows = jax.vmap(lambda k: jax.lax.top_k(jax.random.uniform(k, (n,)), M)[1])(keys).reshape(C, R, M)
-        random_masks = jnp.broadcast_to(class_masks[:, None, :], (C, R, M))
-        rows = jnp.concatenate([member_first[:, None, :], random_rows], axis=1).reshape(C * (1 + R), M)
-        masks = jnp.concatenate([class_masks[:, None, :], random_masks], axis=1).reshape(C * (1 + R), M)
-    else:
-        rows, masks = member_first, class_masks
-    # An empty slot (class absent, or a padded class count) or a one-member
-    # class gives a valid but meaningless subset: give it weight 0 or entropy 0.
-    safe_masks = masks | (jnp.arange(M)[None, :] < 2) & (jnp.sum(masks, 1, keepdims=True) < 2)
+    # The first class of each size: with shared comparison subsets, classes of
+    # equal size have identical comparison subsets, evaluated once.
+    first_of_size = jnp.argmax(counts[None, :] == counts[:, None], axis=1)
+    rep_keys = jax.random.split(key, max(R, 1))
 
-    if share_distances:
-        finite = jnp.all(jnp.isfinite(z))
-        d2_all = pairwise_sq_distances(jnp.where(finite, z, 0.0))
+    def describe(i):
+        # Subset i = (class c, slot j): j = 0 is the class itself, j = r >= 1
+        # its r-th comparison subset. Both keep the first n_c of M rows.
+        c, j = i // (1 + R), i % (1 + R)
+        mask = jnp.arange(M) < counts[c]
+        if R == 0:
+            return member_first[c], mask
+        # M distinct rows drawn uniformly in random order: the top M of n
+        # uniform scores (a partial sort, cheaper than a permutation for M << n).
+        # Shared: the key depends on the repetition and the class size only.
+        k = jax.random.fold_in(rep_keys[jnp.maximum(j - 1, 0)], counts[c] if shared else c)
+        drawn = jax.lax.top_k(jax.random.uniform(k, (n,)), M)[1]
+        return jnp.where(j == 0, member_first[c], drawn), mask
 
-        def one(args):
-            idx, m = args
-            h = entropy_fn.from_sq_distances(d2_all[idx[:, None], idx[None, :]], z.shape[1], m, params)
-            return jnp.where(finite, h, jnp.nan)
-
-    else:
-
-        def one(args):
-            idx, m = args
-            return entropy_fn(z[idx], m, params)
-
-    if batch_size:
-        entropies = jax.lax.map(one, (rows, safe_masks), batch_size=batch_size)
-    else:
-        entropies = sharded_vmap(lambda i, m: one((i, m)), mesh)(rows, safe_masks)
-    entropies = jnp.where(jnp.sum(masks, 1) >= 2, entropies, 0.0)
+    # Subsets worth evaluating: at least 2 members (fewer gives entropy 0; an
+    # absent class slot has none) and, for shared comparisons, not a repeat.
+    distinct = jnp.ones((C, 1 + R), bool)
+    if shared and R > 0:
+        distinct = distinct.at[:, 1:].set((first_of_size == classes)[:, None])
+    needed = (distinct & (counts >= 2)[:, None]).reshape(-1)
+    entropies = _evaluate_subsets(z, describe, needed, params, entropy_fn, chunk, mesh, share_distances)
     entropies = entropies.reshape(C, 1 + R)
     conditional = entropies[:, 0]
-    comparison = entropies[:, 1:]
+    comparison = entropies[first_of_size, 1:] if shared else entropies[:, 1:]
     weights = counts / n
     if plugin:
         total = entropy_fn(z, jnp.ones(n, bool), params)
@@ -484,6 +496,61 @@ def _mutual_information(
     invalid = jnp.any(labels < 0) | jnp.any(counts > M)
     value = jnp.where(invalid, jnp.nan, value)
     return MutualInformation(value, weights, counts, conditional, comparison, total)
+
+
+def _evaluate_subsets(z, describe, needed, params, entropy_fn, chunk, mesh, share_distances):
+    """Entropies of the padded subsets ``describe(i) = (rows [M], mask [M])``, 0 where not ``needed``.
+
+    The needed subsets are moved to the front and evaluated ``chunk`` at a time
+    (one ``vmap`` each, split over ``mesh`` if given) in a ``lax.scan`` whose
+    chunks past the last needed subset are skipped; ``chunk=None`` evaluates
+    all subsets in one ``vmap``.
+    """
+    N = needed.shape[0]
+
+    if share_distances:
+        finite = jnp.all(jnp.isfinite(z))
+        d2_all = pairwise_sq_distances(jnp.where(finite, z, 0.0))
+
+        def one(idx, m):
+            h = entropy_fn.from_sq_distances(d2_all[idx[:, None], idx[None, :]], z.shape[1], m, params)
+            return jnp.where(finite, h, jnp.nan)
+
+    else:
+
+        def one(idx, m):
+            return entropy_fn(z[idx], m, params)
+
+    def subset_entropy(i):
+        idx, m = describe(i)
+        # A subset with fewer than two members is not needed; give the solver
+        # a valid two-row problem instead.
+        m = m | (jnp.arange(m.shape[0]) < 2) & (jnp.sum(m) < 2)
+        return one(idx, m)
+
+    batched = sharded_vmap(subset_entropy, mesh)
+    if chunk is None or chunk >= N:
+        return jnp.where(needed, batched(jnp.arange(N)), 0.0)
+
+    num_chunks = -(-N // chunk)
+    order = jnp.argsort(~needed, stable=True)
+    order = jnp.concatenate([order, jnp.full(num_chunks * chunk - N, N, order.dtype)])
+    num_needed = jnp.sum(needed)
+    out = jax.eval_shape(batched, jnp.arange(chunk))
+
+    def step(_, j):
+        idx = jax.lax.dynamic_slice_in_dim(order, j * chunk, chunk)
+        h = jax.lax.cond(
+            j * chunk < num_needed,
+            lambda: batched(jnp.minimum(idx, N - 1)),
+            lambda: jnp.zeros(out.shape, out.dtype),
+        )
+        return None, h
+
+    _, h = jax.lax.scan(step, None, jnp.arange(num_chunks))
+    h = h.reshape(-1)
+    keep = jnp.arange(h.shape[0]) < num_needed
+    return jnp.zeros(N, h.dtype).at[order].set(jnp.where(keep, h, 0.0), mode="drop")
 
 
 # ---------------------------------------------------------------- DSMI
@@ -531,6 +598,7 @@ def dsmi_terms(
     max_class_size: int | None = None,
     reference_discrete: bool | None = None,
     method: str = "auto",
+    comparison: str = "shared",
     batch_size: int | None = None,
     mesh=None,
 ) -> MutualInformation:
@@ -558,6 +626,7 @@ def dsmi_terms(
         num_classes=num_classes,
         max_class_size=max_class_size,
         reference_discrete=reference_discrete,
+        comparison=comparison,
         batch_size=batch_size,
         bytes_per_subset=lambda m: dense_bytes(m, z.dtype, method),
         mesh=mesh,
@@ -580,6 +649,7 @@ def dsmi(
     max_class_size: int | None = None,
     reference_discrete: bool | None = None,
     method: str = "auto",
+    comparison: str = "shared",
     batch_size: int | None = None,
     mesh=None,
 ):
@@ -610,12 +680,20 @@ def dsmi(
         Under ``jit``, a class larger than ``max_class_size`` or more distinct
         labels than ``num_classes`` makes the result NaN (never a truncation).
       reference_discrete: force the reading of ``y`` (as the reference package).
-      batch_size: evaluate at most this many padded subsets at once
-        (``lax.map``); by default all at once unless that exceeds the memory
-        budget.
-      mesh: a ``jax.sharding.Mesh``: the padded subsets (classes times
-        repetitions) are split over its devices (first axis); same result as
-        one device up to float rounding.
+      comparison: ``"shared"`` (default, as the reference package, which
+        reseeds its generator for every class): classes of equal size share
+        their ``R`` comparison subsets, each evaluated once; classes of
+        different sizes get independent ones. ``"independent"``: fresh subsets
+        for every class (``C R`` of them: slower for balanced classes, with a
+        lower variance).
+      batch_size: evaluate at most this many padded subsets at once; the
+        default is ``C + R`` (one batch for balanced classes with shared
+        comparisons, ``C (1 + R)`` for independent ones), lowered if needed to
+        fit the memory budget. Batches beyond the last needed subset are
+        skipped.
+      mesh: a ``jax.sharding.Mesh``: each batch of padded subsets is split over
+        its devices (first axis); same result as one device up to float
+        rounding.
 
     A class with a single member has conditional entropy 0 (and so have its
     one-point comparison subsets); a single class overall gives exactly 0.
@@ -645,6 +723,7 @@ def dsmi(
         max_class_size=max_class_size,
         reference_discrete=reference_discrete,
         method=method,
+        comparison=comparison,
         batch_size=batch_size,
         mesh=mesh,
     ).value

@@ -5,7 +5,7 @@ Two patterns, both plain JAX sharding (no communication code of our own):
 * row sharding inside one operator: :mod:`jaxdse.operators` splits the rows of
   ``x`` over the mesh with ``shard_map`` (``dse(..., method="slq", mesh=mesh)``);
 * batch sharding: :func:`sharded_vmap` runs a ``vmap`` whose batch (e.g. DSMI's
-  classes times repetitions) is split over the mesh's first axis.
+  batches of padded subsets) is split over the mesh's first axis.
 
 On several GPUs of one host, ``jax.sharding.Mesh(jax.devices(), ("data",))`` is
 all it takes. On several hosts, call ``jax.distributed.initialize()`` on every

@@ -178,6 +178,54 @@ def test_grad_of_plugin_is_finite(rng, x64):
     assert float(np.sum(np.asarray(g) * u)) == pytest.approx((f(z + eps * u) - f(z - eps * u)) / (2 * eps), rel=1e-5)
 
 
+def test_grad_of_subsample_matches_finite_differences(rng, x64):
+    # The random subsets depend on the key only, so the estimate is a smooth
+    # function of z; its gradient runs through the batches of subsets.
+    z, y = blobs(rng, n=24, d=3, k=3, sep=2.0)
+    y[:2] = 3  # unequal class sizes: more than one batch of subsets
+    f = lambda z: dsmi(z, y, key=KEY, sigma=1.0, num_repetitions=2)  # noqa: E731
+    g = np.asarray(jax.grad(f)(z))
+    assert np.all(np.isfinite(g)) and np.any(g != 0)
+    u = np.random.default_rng(2).normal(size=z.shape)
+    eps = 1e-6
+    fd = (float(f(z + eps * u)) - float(f(z - eps * u))) / (2 * eps)
+    assert float(np.sum(g * u)) == pytest.approx(fd, rel=1e-5)
+
+
+def test_equal_size_classes_share_their_comparison_subsets(rng, x64):
+    z = rng.normal(size=(36, 3))
+    y = np.array([0] * 10 + [1] * 10 + [2] * 10 + [3] * 6)
+    shared = np.asarray(dsmi_terms(z, y, key=KEY, sigma=1.0, num_repetitions=3).comparison_entropy)
+    np.testing.assert_array_equal(shared[1], shared[0])
+    np.testing.assert_array_equal(shared[2], shared[0])
+    assert np.all(shared[3] != shared[0])  # 6 points, not 10
+    assert len(np.unique(shared[0])) == 3  # the repetitions differ
+    independent = np.asarray(
+        dsmi_terms(z, y, key=KEY, sigma=1.0, num_repetitions=3, comparison="independent").comparison_entropy
+    )
+    assert len(np.unique(independent[:3])) == 9
+    with pytest.raises(ValueError, match="comparison must be one of"):
+        dsmi(z, y, key=KEY, comparison="paired")
+
+
+@pytest.mark.parametrize("comparison", ["shared", "independent"])
+def test_batches_and_skipped_subsets_do_not_change_the_result(rng, comparison):
+    # Unequal classes and two unused class slots: the default batches skip the
+    # unneeded subsets; one batch of everything, or batches of 3, agree.
+    z, y = blobs(rng, n=40, d=3, k=4)
+    y[:5] = 4
+    kw = dict(key=KEY, sigma=1.0, num_repetitions=2, comparison=comparison, max_class_size=16)
+    base = dsmi_terms(z, y, **kw)
+    for other in (
+        dsmi_terms(z, y, batch_size=1000, **kw),
+        dsmi_terms(z, y, batch_size=3, **kw),
+        dsmi_terms(z, y, num_classes=7, **kw),
+    ):
+        assert float(other.value) == pytest.approx(float(base.value), abs=1e-5)
+        np.testing.assert_allclose(other.conditional_entropy[:5], base.conditional_entropy, atol=1e-5)
+        np.testing.assert_allclose(other.comparison_entropy[:5], base.comparison_entropy, atol=1e-5)
+
+
 def test_batched_evaluation_equals_vmap(rng):
     z, y = blobs(rng, n=40, d=3, k=4)
     a = float(dsmi(z, y, key=KEY, sigma=1.0))
@@ -239,9 +287,11 @@ def test_mesh_argument_is_checked(rng):
     with pytest.raises(TypeError, match="mesh must be a jax.sharding.Mesh"):
         dsmi(z, y, key=KEY, mesh="gpu")
     mesh = jax.sharding.Mesh(np.array(jax.devices()[:1]), ("data",))
-    with pytest.raises(ValueError, match="batch_size and mesh"):
-        dsmi(z, y, key=KEY, mesh=mesh, batch_size=2)
-    assert float(dsmi(z, y, key=KEY, mesh=mesh, sigma=1.0)) == pytest.approx(float(dsmi(z, y, key=KEY, sigma=1.0)), abs=1e-5)
+    with pytest.raises(ValueError, match="batch_size must be a positive integer"):
+        dsmi(z, y, key=KEY, mesh=mesh, batch_size=0)
+    expected = float(dsmi(z, y, key=KEY, sigma=1.0))
+    assert float(dsmi(z, y, key=KEY, mesh=mesh, sigma=1.0)) == pytest.approx(expected, abs=1e-5)
+    assert float(dsmi(z, y, key=KEY, mesh=mesh, sigma=1.0, batch_size=2)) == pytest.approx(expected, abs=1e-5)
 
 
 def test_shared_distance_path_equals_per_subset_path(rng, x64):
@@ -255,7 +305,7 @@ def test_shared_distance_path_equals_per_subset_path(rng, x64):
     terms = dsmi_terms(z, y, **kw)
     labels = np.asarray(y, np.int32)
     ent = module.DiffusionEntropy("median", None, "auto")
-    common = dict(entropy_fn=ent, num_classes=2, max_class_size=24, repetitions=3, plugin=False, batch_size=None, mesh=None)
+    common = dict(entropy_fn=ent, num_classes=2, max_class_size=24, repetitions=3, plugin=False)
     args = (jnp.asarray(z), labels, KEY, (0.0, 1.0, 0.5, 2.0))
     shared = module._mutual_information(*args, share_distances=True, **common)
     separate = module._mutual_information(*args, share_distances=False, **common)

@@ -139,6 +139,7 @@ def csmi(
     num_classes: int | None = None,
     max_class_size: int | None = None,
     reference_discrete: bool | None = None,
+    comparison: str = "shared",
 ):
     """Classic Shannon mutual information ``CSMI(Z; Y)``: DSMI with CSE in place of DSE.
 
@@ -159,7 +160,7 @@ def csmi(
     The estimator is DSMI's (:func:`jaxdse.dsmi.mutual_information`) with the
     same arguments: ``key`` (required for ``estimator="subsample"``),
     ``num_repetitions``, ``estimator``, ``n_clusters``, ``num_classes``,
-    ``max_class_size``, ``reference_discrete``; ``y`` is read as by
+    ``max_class_size``, ``reference_discrete``, ``comparison``; ``y`` is read as by
     :func:`jaxdse.dsmi.dsmi`. The ``"subsample"`` value is random: it agrees with
     the reference package (``classic_shannon_entropy=True``) in expectation.
     Deterministic for a given ``key``; under ``jit`` the labels may be traced
@@ -188,5 +189,6 @@ def csmi(
         num_classes=num_classes,
         max_class_size=max_class_size,
         reference_discrete=reference_discrete,
+        comparison=comparison,
     )
     return _mi.estimate(z, y, _mi.ClassicEntropy(num_bins), base, options).value

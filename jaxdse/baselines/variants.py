@@ -162,8 +162,11 @@ def knn_adjacency(x, knn: int, mask=None):
     return ((d2 <= kth[:, None]) & keep[:, None] & keep[None, :]).astype(x.dtype)
 
 
-def _mi_options(key, num_repetitions, estimator, n_clusters, num_classes, max_class_size, reference_discrete):
+def _mi_options(
+    key, num_repetitions, estimator, n_clusters, num_classes, max_class_size, reference_discrete, comparison
+):
     return dict(
+        comparison=comparison,
         key=key,
         num_repetitions=num_repetitions,
         estimator=estimator,
@@ -193,6 +196,7 @@ def matrix_entry_mutual_information(
     num_classes: int | None = None,
     max_class_size: int | None = None,
     reference_discrete: bool | None = None,
+    comparison: str = "shared",
 ):
     """Mutual information built like DSMI from :func:`matrix_entry_entropy`.
 
@@ -220,7 +224,9 @@ def matrix_entry_mutual_information(
     bandwidth, value, k = _static_bandwidth(sigma)
     base = _checks.check_base(base)
     z = _checks.as_points(z, "z")
-    options = _mi_options(key, num_repetitions, estimator, n_clusters, num_classes, max_class_size, reference_discrete)
+    options = _mi_options(
+        key, num_repetitions, estimator, n_clusters, num_classes, max_class_size, reference_discrete, comparison
+    )
     entropy_fn = _mi.MatrixEntryEntropy(bandwidth.rule, k)
     return _mi.estimate(z, y, entropy_fn, (value, base), options, _dense_bytes(z)).value
 
@@ -240,6 +246,7 @@ def adjacency_spectral_mutual_information(
     num_classes: int | None = None,
     max_class_size: int | None = None,
     reference_discrete: bool | None = None,
+    comparison: str = "shared",
 ):
     """Mutual information built like DSMI from :func:`adjacency_spectral_entropy`.
 
@@ -271,7 +278,9 @@ def adjacency_spectral_mutual_information(
     bandwidth, value, k = _static_bandwidth(sigma)
     base = _checks.check_base(base)
     z = _checks.as_points(z, "z")
-    options = _mi_options(key, num_repetitions, estimator, n_clusters, num_classes, max_class_size, reference_discrete)
+    options = _mi_options(
+        key, num_repetitions, estimator, n_clusters, num_classes, max_class_size, reference_discrete, comparison
+    )
     entropy_fn = _mi.AdjacencyEntropy(kind, knn, bandwidth.rule, k)
     return _mi.estimate(z, y, entropy_fn, (value, base), options, _dense_bytes(z)).value
 
