@@ -96,19 +96,30 @@ def bench_dsmi(repeats, n=2000, d=256, classes=10):
     from jaxdse.dsmi import pad_size
 
     m = pad_size(n // classes, n)
-    f = jax.jit(lambda z, y, k: jaxdse.dsmi(z, y, key=k, num_classes=classes, max_class_size=m))
-    compiled, c = compile_seconds(f, z32, labels, jax.random.PRNGKey(0))
-    keys = iter(jax.random.split(jax.random.PRNGKey(1), 100))
-    value, s = seconds(lambda: compiled(z32, labels, next(keys)), repeats)
-    ours = [float(compiled(z32, labels, k)) for k in jax.random.split(jax.random.PRNGKey(2), 10)]
-    ref, rs = seconds(lambda: dse_dsmi.diffusion_spectral_mutual_information(z, labels.reshape(-1, 1))[0], repeats)
+    row = dict(n=n, d=d, classes=classes, pad=m)
+    for comparison in ("shared", "independent"):
+        f = jax.jit(
+            lambda z, y, k, c=comparison: jaxdse.dsmi(
+                z, y, key=k, num_classes=classes, max_class_size=m, comparison=c
+            )
+        )
+        compiled, c = compile_seconds(f, z32, labels, jax.random.PRNGKey(0))
+        keys = iter(jax.random.split(jax.random.PRNGKey(1), 100))
+        _, s = seconds(lambda: compiled(z32, labels, next(keys)), repeats)
+        ours = [float(compiled(z32, labels, k)) for k in jax.random.split(jax.random.PRNGKey(2), 10)]
+        row[comparison] = dict(compile=c, steady=s, ours=ours)
+    _, rs = seconds(lambda: dse_dsmi.diffusion_spectral_mutual_information(z, labels.reshape(-1, 1))[0], repeats)
     refs = [dse_dsmi.diffusion_spectral_mutual_information(z, labels.reshape(-1, 1), random_seed=i)[0] for i in range(10)]
-    print(
-        f"DSMI n={n}: jaxdse {s:.3f}s (compile {c:.2f}s), reference {rs:.3f}s, ratio {rs / s:.1f}x; "
-        f"mean over 10 keys {np.mean(ours):.4f} vs reference mean over 10 seeds {np.mean(refs):.4f}",
-        flush=True,
-    )
-    return dict(n=n, d=d, classes=classes, pad=m, compile=c, steady=s, ref=rs, ours=ours, refs=refs)
+    row.update(ref=rs, refs=refs)
+    for comparison in ("shared", "independent"):
+        r = row[comparison]
+        print(
+            f"DSMI n={n} ({comparison} comparison subsets): jaxdse {r['steady']:.4f}s (compile {r['compile']:.2f}s), "
+            f"reference {rs:.3f}s, ratio {rs / r['steady']:.1f}x; mean over 10 keys {np.mean(r['ours']):.4f} "
+            f"+- {np.std(r['ours']):.4f} vs reference mean over 10 seeds {np.mean(refs):.4f} +- {np.std(refs):.4f}",
+            flush=True,
+        )
+    return row
 
 
 def machine():
@@ -121,57 +132,119 @@ def machine():
     )
 
 
-def write(dse_rows, dsmi_row, command):
+def dse_table(rows):
     lines = [
-        "## Exact DSE and DSMI against the reference",
-        "",
-        f"Command: `{command}`  ",
-        f"Machine: {machine()}",
-        "",
-        "DSE, Gaussian data, d = 256, jaxdse in float32 (jitted), reference `dse_dsmi.diffusion_spectral_entropy`",
-        "(numpy float64, its own defaults: sigma 10, t 1). Steady state = median of repeated calls; compile = lowering",
-        "plus XLA compilation, paid once per shape. Ratio = reference time / jaxdse steady-state time (default method).",
-        "",
         "| n | jaxdse auto (s) | compile (s) | jaxdse eigh (s) | reference (s) | ratio | |difference| (bits) |",
         "|---|---|---|---|---|---|---|",
     ]
-    for r in dse_rows:
+    for r in rows:
         v, c, s = r["auto"]
         lines.append(
             f"| {r['n']} | {s:.3f} | {c:.2f} | {r['eigh'][2]:.3f} | {r['ref'][1]:.3f} | "
             f"{r['ref'][1] / s:.1f}x | {abs(v - r['ref'][0]):.1e} |"
         )
-    if dsmi_row:
-        d = dsmi_row
-        lines += [
-            "",
-            f"DSMI, n = {d['n']}, d = {d['d']}, {d['classes']} balanced classes (padded to {d['pad']} rows), 5 repetitions,",
-            "float32, one jitted call for all classes and repetitions; reference `diffusion_spectral_mutual_information`.",
-            "",
-            "| jaxdse (s) | compile (s) | reference (s) | ratio | mean of 10 keys (bits) | reference mean of 10 seeds (bits) |",
-            "|---|---|---|---|---|---|",
-            f"| {d['steady']:.3f} | {d['compile']:.2f} | {d['ref']:.3f} | {d['ref'] / d['steady']:.1f}x | "
-            f"{np.mean(d['ours']):.4f} | {np.mean(d['refs']):.4f} |",
-        ]
+    return lines
+
+
+def dsmi_table(d):
+    lines = [
+        "| comparison subsets | jaxdse (s) | compile (s) | reference (s) | ratio | mean +- sd of 10 keys (bits) "
+        "| reference, 10 seeds (bits) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for comparison in ("shared", "independent"):
+        r = d[comparison]
+        lines.append(
+            f"| {comparison}{' (default)' if comparison == 'shared' else ''} | {r['steady']:.4f} | {r['compile']:.2f} "
+            f"| {d['ref']:.3f} | {d['ref'] / r['steady']:.1f}x | {np.mean(r['ours']):.4f} +- {np.std(r['ours']):.4f} "
+            f"| {np.mean(d['refs']):.4f} +- {np.std(d['refs']):.4f} |"
+        )
+    return lines
+
+
+def write(runs, command):
+    """``runs``: ``[(label, machine, dse_rows, dsmi_row)]``, one per OpenBLAS setting."""
+    lines = [
+        "## Exact DSE and DSMI against the reference",
+        "",
+        f"Command: `{command}`  ",
+        f"Machine: {runs[0][1]}",
+        "",
+        "DSE, Gaussian data, d = 256, jaxdse in float32 (jitted), reference `dse_dsmi.diffusion_spectral_entropy`",
+        "(numpy float64, its own defaults: sigma 10, t 1). Steady state = median of repeated calls; compile = lowering",
+        "plus XLA compilation, paid once per shape. Ratio = reference time / jaxdse steady-state time (default method).",
+        "",
+        "DSMI: 10 balanced classes with shifted means, 5 repetitions, float32, one jitted call; reference",
+        "`diffusion_spectral_mutual_information` with its defaults. The reference reseeds its generator for every class,",
+        "so equal-size classes share their random subsets and it computes the same 5 subsets' DSE 10 times; jaxdse's",
+        "default (`comparison='shared'`) draws the subsets the same way and computes each once (10 + 5 eigenvalue",
+        "problems instead of 60). `comparison='independent'` draws fresh subsets per class (60 problems).",
+    ]
+    for label, mach, dse_rows, dsmi_row in runs:
+        lines += ["", f"### {label}", "", f"numpy's OpenBLAS kernel: {mach.split('numpy OpenBLAS kernel: ')[-1]}", ""]
+        lines += dse_table(dse_rows)
+        if dsmi_row:
+            d = dsmi_row
+            lines += [
+                "",
+                f"DSMI, n = {d['n']}, d = {d['d']}, {d['classes']} classes of {d['n'] // d['classes']} (padded to "
+                f"{d['pad']} rows):",
+                "",
+            ] + dsmi_table(d)
+    lines += ["", "Targets (ratio = reference / jaxdse, same run):", ""]
+    for label, _, dse_rows, dsmi_row in runs:
+        big = max(dse_rows, key=lambda r: r["n"])
+        ratio = big["ref"][1] / big["auto"][2]
+        diff = abs(big["auto"][0] - big["ref"][0])
+        text = f"- {label}: DSE at n = {big['n']} {ratio:.1f}x (target 5x) with {diff:.1e} bits (target 1e-3)"
+        if dsmi_row:
+            text += f"; DSMI {dsmi_row['ref'] / dsmi_row['shared']['steady']:.1f}x (target 3x)"
+        lines.append(text + ".")
     lines += [
         "",
-        "The machine is shared and has 2 cores: absolute times move between runs; the ratios come from the same run.",
+        "The machine has 2 cores: absolute times move between runs; the ratios come from the same run.",
         "",
     ]
     (HERE / "results_core.md").write_text("\n".join(lines))
 
 
+def run_all(args):
+    print(machine(), flush=True)
+    dse_rows = bench_dse(args.sizes, args.repeats)
+    dsmi_row = None if args.skip_dsmi else bench_dsmi(args.repeats)
+    return machine(), dse_rows, dsmi_row
+
+
 def main(argv=None):
+    import json
+    import subprocess
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 2000, 4000])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--skip-dsmi", action="store_true")
+    parser.add_argument(
+        "--one-kernel", action="store_true", help="only the machine's own OpenBLAS setting (no second run)"
+    )
+    parser.add_argument("--json-out", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps(run_all(args)))
+        return
     command = "python benchmarks/bench_core.py " + " ".join(sys.argv[1:] if argv is None else argv)
-    print(machine())
-    dse_rows = bench_dse(args.sizes, args.repeats)
-    dsmi_row = None if args.skip_dsmi else bench_dsmi(args.repeats)
-    write(dse_rows, dsmi_row, command.strip())
+    runs = [("As the machine is set up",) + run_all(args)]
+    tuned = {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if k in os.environ}
+    if tuned and not args.one_kernel:
+        # The same measurements with numpy's OpenBLAS choosing its own kernel.
+        env = {k: v for k, v in os.environ.items() if k not in tuned}
+        out = HERE / "_core_second_run.json"
+        forwarded = ["--sizes", *map(str, args.sizes), "--repeats", str(args.repeats)]
+        forwarded += ["--skip-dsmi"] if args.skip_dsmi else []
+        subprocess.run([sys.executable, __file__, *forwarded, "--json-out", str(out)], env=env, check=True)
+        label = "Without " + " and ".join(f"{k}={v}" for k, v in tuned.items())
+        runs.append((label,) + tuple(json.loads(out.read_text())))
+        out.unlink()
+    write(runs, command.strip())
     from make_results import merge
 
     merge()
