@@ -11,8 +11,10 @@ median of its calls.
     python benchmarks/bench_core.py --sizes 1000 2000 --repeats 3
 
 numpy's OpenBLAS kernel matters for the reference: the table records the one in
-use (threadpoolctl). Run once as the machine is set up and once with
-``env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE`` to see both.
+use (threadpoolctl). When ``OPENBLAS_CORETYPE`` or ``OPENBLAS_L2_SIZE`` is set
+(as on the machines these were first measured on), the script runs everything a
+second time in a subprocess without them and reports both (``--one-kernel``
+skips that).
 """
 
 from __future__ import annotations
