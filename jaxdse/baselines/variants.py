@@ -117,7 +117,11 @@ def adjacency_spectral_entropy(x, *, kind: str = "gaussian", knn: int = 10, sigm
     ``kind="knn"`` needs a general (non-symmetric) eigensolver, which jax runs on
     CPU only, and is not differentiable. Equals
     ``dse_dsmi.adjacency_spectral_entropy(x, use_knn=..., anisotropic=..., knn=...)``
-    to 1e-6 bits in float64.
+    to 1e-6 bits in float64. For ``kind="knn"`` that holds with both on a
+    single-threaded BLAS (then they agree to about 1e-12): the kNN matrix is
+    often defective, its zero eigenvalues are rounding noise, and a
+    multi-threaded BLAS (or a permutation of the rows) moves either value by up
+    to about 1e-5 bits.
 
     >>> import jax.numpy as jnp
     >>> x = jnp.arange(8.0).reshape(4, 2) * 100.0  # far apart: G = I
