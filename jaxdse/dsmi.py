@@ -396,7 +396,7 @@ def mutual_information(
     # compute all distances once and gather each subset's block.
     share_distances = (
         hasattr(entropy_fn, "from_sq_distances")
-        and chunk * max_class_size**2 > n * n
+        and _subsets_evaluated(labels, num_classes, repetitions, shared, chunk) * max_class_size**2 > n * n
         and 2 * dense_bytes(n, z.dtype, "auto") // 4 <= get_memory_budget()
     )
     return _mutual_information(
@@ -414,6 +414,16 @@ def mutual_information(
         chunk=None if chunk >= num_subsets else chunk,
         mesh=mesh,
     )
+
+
+def _subsets_evaluated(labels, num_classes, repetitions, shared, default):
+    """How many padded subsets the estimate evaluates: exact for concrete labels, else ``default``."""
+    if not _checks.is_concrete(labels):
+        return default
+    counts = np.bincount(np.asarray(labels), minlength=num_classes)
+    counts = counts[counts >= 2]
+    per_class = len(np.unique(counts)) if shared else len(counts)
+    return len(counts) + repetitions * per_class
 
 
 @partial(
