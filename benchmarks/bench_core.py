@@ -4,8 +4,8 @@ DSE: Gaussian data with d = 256 and n in {1000, 2000, 4000}, float32 for jaxdse
 (float64 numpy for the reference, which is what it computes in). DSMI: n = 2000,
 d = 256, 10 balanced classes, 5 repetitions. Every jaxdse function is jitted;
 compile time (lowering + compilation) is reported apart from the steady state
-(median of repeated calls). The reference has no compilation; its time is the
-median of its calls.
+(median of repeated calls, taking turns with the reference's calls so that the
+machine's slow spells hit both). The reference has no compilation.
 
     python benchmarks/bench_core.py                 # writes benchmarks/results_core.md and RESULTS.md
     python benchmarks/bench_core.py --sizes 1000 2000 --repeats 3
@@ -36,14 +36,23 @@ import jaxdse
 HERE = Path(__file__).resolve().parent
 
 
-def seconds(fn, repeats):
-    times = []
-    out = None
+def interleaved(fns, repeats):
+    """``[(last output, median seconds)]`` for each of ``fns``, called in turn ``repeats`` times.
+
+    Taking turns spreads the machine's slow and fast spells over all of them,
+    so their ratio is fairer than from back-to-back blocks of calls. A short
+    pause before each call lets the previous library's BLAS threads, which
+    spin for a while after a call, go idle first.
+    """
+    times = [[] for _ in fns]
+    outs = [None] * len(fns)
     for _ in range(repeats):
-        start = time.perf_counter()
-        out = jax.block_until_ready(fn())
-        times.append(time.perf_counter() - start)
-    return out, statistics.median(times)
+        for i, fn in enumerate(fns):
+            time.sleep(0.25)
+            start = time.perf_counter()
+            outs[i] = jax.block_until_ready(fn())
+            times[i].append(time.perf_counter() - start)
+    return [(out, statistics.median(t)) for out, t in zip(outs, times)]
 
 
 def compile_seconds(jitted, *args):
@@ -70,13 +79,16 @@ def bench_dse(sizes, repeats, d=256):
         x = np.random.default_rng(n).normal(size=(n, d))
         x32 = x.astype(np.float32)
         row = {"n": n}
+        compiled = {}
         for method in ("auto", "eigh"):
             f = jax.jit(lambda x, method=method: jaxdse.dse(x, method=method))
-            compiled, c = compile_seconds(f, x32)
-            value, s = seconds(lambda: compiled(x32), repeats)
-            row[method] = (float(value), c, s)
-        ref_repeats = max(1, repeats // 2) if n >= 4000 else repeats
-        ref, rs = seconds(lambda: dse_dsmi.diffusion_spectral_entropy(x), ref_repeats)
+            compiled[method], row[method] = compile_seconds(f, x32)
+        (auto, s), (eigh, se), (ref, rs) = interleaved(
+            [lambda: compiled["auto"](x32), lambda: compiled["eigh"](x32), lambda: dse_dsmi.diffusion_spectral_entropy(x)],
+            max(3, repeats // 2) if n >= 4000 else repeats,
+        )
+        row["auto"] = (float(auto), row["auto"], s)
+        row["eigh"] = (float(eigh), row["eigh"], se)
         row["ref"] = (float(ref), rs)
         rows.append(row)
         print(
@@ -99,6 +111,7 @@ def bench_dsmi(repeats, n=2000, d=256, classes=10):
 
     m = pad_size(n // classes, n)
     row = dict(n=n, d=d, classes=classes, pad=m)
+    calls = []
     for comparison in ("shared", "independent"):
         f = jax.jit(
             lambda z, y, k, c=comparison: jaxdse.dsmi(
@@ -106,11 +119,13 @@ def bench_dsmi(repeats, n=2000, d=256, classes=10):
             )
         )
         compiled, c = compile_seconds(f, z32, labels, jax.random.PRNGKey(0))
-        keys = iter(jax.random.split(jax.random.PRNGKey(1), 100))
-        _, s = seconds(lambda: compiled(z32, labels, next(keys)), repeats)
         ours = [float(compiled(z32, labels, k)) for k in jax.random.split(jax.random.PRNGKey(2), 10)]
-        row[comparison] = dict(compile=c, steady=s, ours=ours)
-    _, rs = seconds(lambda: dse_dsmi.diffusion_spectral_mutual_information(z, labels.reshape(-1, 1))[0], repeats)
+        row[comparison] = dict(compile=c, ours=ours)
+        keys = iter(jax.random.split(jax.random.PRNGKey(1), 1000))
+        calls.append(lambda compiled=compiled, keys=keys: compiled(z32, labels, next(keys)))
+    calls.append(lambda: dse_dsmi.diffusion_spectral_mutual_information(z, labels.reshape(-1, 1))[0])
+    (_, s_shared), (_, s_independent), (_, rs) = interleaved(calls, 4 * repeats)
+    row["shared"]["steady"], row["independent"]["steady"] = s_shared, s_independent
     refs = [dse_dsmi.diffusion_spectral_mutual_information(z, labels.reshape(-1, 1), random_seed=i)[0] for i in range(10)]
     row.update(ref=rs, refs=refs)
     for comparison in ("shared", "independent"):
