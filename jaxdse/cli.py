@@ -887,7 +887,7 @@ def sweep_dse(x, sigmas, ts, alpha):
 
 
 def sweep_dsmi(x, labels, sigmas, ts, alpha, key, repetitions, estimator, comparison="shared"):
-    """DSMI ``[len(sigmas), len(ts)]`` in bits as one compiled call, vmapped over the (sigma, t) pairs.
+    """DSMI ``[len(sigmas), len(ts)]`` in bits as one compiled call: vmap over sigma, all t from one spectrum each.
 
     The same random subsets serve every grid point (one key), so differences
     across the grid are not sampling noise.
@@ -903,20 +903,18 @@ def sweep_dsmi(x, labels, sigmas, ts, alpha, key, repetitions, estimator, compar
     classes, num_classes = prepare_labels(labels, x.shape[0], reference_discrete=True)
     size = pad_size(int(np.bincount(classes).max()), x.shape[0])
     subsets = num_classes * (1 + (repetitions if estimator == "subsample" else 0))
-    per_point = dense_bytes(size, dtype) * subsets + (dense_bytes(x.shape[0], dtype) if estimator == "plugin" else 0)
-    pairs_s = np.repeat(np.asarray(sigmas, dtype), len(ts))
-    pairs_t = np.tile(np.asarray(ts, dtype), len(sigmas))
-    batch = _batch_size(len(pairs_s), per_point)
+    per_sigma = dense_bytes(size, dtype) * subsets + (dense_bytes(x.shape[0], dtype) if estimator == "plugin" else 0)
+    batch = _batch_size(len(sigmas), per_sigma)
 
     @jax.jit
-    def grid(x, classes, key, pairs_s, pairs_t, alpha):
-        def one(st):
+    def grid(x, classes, key, sigmas, ts, alpha):
+        def one(s):
             return jaxdse.dsmi(
                 x,
                 classes,
                 key=key,
-                sigma=st[0],
-                t=st[1],
+                sigma=s,
+                t=ts,
                 alpha=alpha,
                 num_repetitions=repetitions,
                 estimator=estimator,
@@ -926,13 +924,12 @@ def sweep_dsmi(x, labels, sigmas, ts, alpha, key, repetitions, estimator, compar
                 reference_discrete=True,
             )
 
-        st = jnp.stack([pairs_s, pairs_t], axis=1)
-        return jax.lax.map(one, st, batch_size=batch) if batch else jax.vmap(one)(st)
+        return jax.lax.map(one, sigmas, batch_size=batch) if batch else jax.vmap(one)(sigmas)
 
-    args = (jnp.asarray(x), jnp.asarray(classes), key, jnp.asarray(pairs_s), jnp.asarray(pairs_t), jnp.asarray(alpha, dtype))
+    args = (jnp.asarray(x), jnp.asarray(classes), key, jnp.asarray(sigmas, dtype), jnp.asarray(ts, dtype), jnp.asarray(alpha, dtype))
     with Timer() as timer:
         values = np.asarray(_block(grid(*args)))
-    return values.reshape(len(sigmas), len(ts)), timer.seconds
+    return values, timer.seconds
 
 
 def _grid_table(grid, sigmas, ts):

@@ -62,6 +62,11 @@ class MutualInformation(NamedTuple):
       comparison_entropy: ``[C, R]`` entropies of the random equal-size subsets
         (``"subsample"``), or ``[C, 0]`` for ``"plugin"``.
       total_entropy: ``H(Z)`` on all rows for ``"plugin"``; NaN for ``"subsample"``.
+
+    An entropy that returns an array per subset (DSMI with an array ``t``) puts
+    its axes in front of every field but the weights and sizes, as
+    :func:`jaxdse.dse` does: ``value`` ``[*T]``, ``conditional_entropy``
+    ``[*T, C]``, ``comparison_entropy`` ``[*T, C, R]``.
     """
 
     value: jax.Array
@@ -488,19 +493,21 @@ def _mutual_information(
         distinct = distinct.at[:, 1:].set((first_of_size == classes)[:, None])
     needed = (distinct & (counts >= 2)[:, None]).reshape(-1)
     entropies = _evaluate_subsets(z, describe, needed, params, entropy_fn, chunk, mesh, share_distances)
-    entropies = entropies.reshape(C, 1 + R)
-    conditional = entropies[:, 0]
-    comparison = entropies[first_of_size, 1:] if shared else entropies[:, 1:]
+    # An entropy may return an array per subset (e.g. one value per diffusion
+    # time): its axes go first, as in ``dse``, and the class axes last.
+    entropies = jnp.moveaxis(entropies.reshape((C, 1 + R) + entropies.shape[1:]), (0, 1), (-2, -1))
+    conditional = entropies[..., 0]
+    comparison = entropies[..., first_of_size, 1:] if shared else entropies[..., 1:]
     weights = counts / n
     if plugin:
         total = entropy_fn(z, jnp.ones(n, bool), params)
-        per_class = weights * (total - conditional)
+        per_class = weights * (total[..., None] - conditional)
     else:
-        total = jnp.asarray(jnp.nan, conditional.dtype)
-        per_class = weights * (jnp.mean(comparison, axis=1) - conditional)
+        total = jnp.full(conditional.shape[:-1], jnp.nan, conditional.dtype)
+        per_class = weights * (jnp.mean(comparison, axis=-1) - conditional)
     # A class holding every sample carries no information: exactly 0.
     per_class = jnp.where(counts == n, 0.0, per_class)
-    value = jnp.sum(per_class)
+    value = jnp.sum(per_class, axis=-1)
     # Labels that could not be placed (more classes than num_classes) or a
     # class larger than max_class_size: NaN, never a truncated estimate.
     invalid = jnp.any(labels < 0) | jnp.any(counts > M)
@@ -540,7 +547,8 @@ def _evaluate_subsets(z, describe, needed, params, entropy_fn, chunk, mesh, shar
 
     batched = sharded_vmap(subset_entropy, mesh)
     if chunk is None or chunk >= N:
-        return jnp.where(needed, batched(jnp.arange(N)), 0.0)
+        h = batched(jnp.arange(N))
+        return jnp.where(_expand(needed, h), h, 0.0)
 
     num_chunks = -(-N // chunk)
     order = jnp.argsort(~needed, stable=True)
@@ -558,9 +566,14 @@ def _evaluate_subsets(z, describe, needed, params, entropy_fn, chunk, mesh, shar
         return None, h
 
     _, h = jax.lax.scan(step, None, jnp.arange(num_chunks))
-    h = h.reshape(-1)
+    h = h.reshape((-1,) + h.shape[2:])
     keep = jnp.arange(h.shape[0]) < num_needed
-    return jnp.zeros(N, h.dtype).at[order].set(jnp.where(keep, h, 0.0), mode="drop")
+    return jnp.zeros((N,) + h.shape[1:], h.dtype).at[order].set(jnp.where(_expand(keep, h), h, 0.0), mode="drop")
+
+
+def _expand(flags, like):
+    """``flags [N]`` reshaped to broadcast against ``like [N, ...]``."""
+    return flags.reshape(flags.shape + (1,) * (like.ndim - 1))
 
 
 # ---------------------------------------------------------------- DSMI
@@ -615,7 +628,7 @@ def dsmi_terms(
     """:func:`dsmi` with its per-class terms (a :class:`MutualInformation`)."""
     _checks.check_choice(method, "method", _EXACT_METHODS)
     bandwidth = parse_bandwidth(sigma)
-    t = _checks.check_positive(t, "t", allow_array=False)
+    t = _checks.check_positive(t, "t", allow_array=True)
     alpha = _checks.check_alpha(alpha)
     base = _checks.check_base(base)
     z = _checks.as_points(z, "z")
@@ -663,7 +676,7 @@ def dsmi(
     batch_size: int | None = None,
     mesh=None,
 ):
-    """Diffusion spectral mutual information ``DSMI(Z; Y)`` (scalar, units of ``base``).
+    """Diffusion spectral mutual information ``DSMI(Z; Y)`` (units of ``base``; scalar for a scalar ``t``).
 
     ``DSMI = sum_c p(c) [mean_r DSE(Z*_{c,r}) - DSE(Z | Y = c)]`` for the default
     ``estimator="subsample"`` (random equal-size subsets ``Z*``, as the reference
@@ -680,7 +693,9 @@ def dsmi(
         (clustered into ``n_clusters`` groups; better clustered once with
         :func:`cluster_reference` and reused).
       key: ``jax.random`` key; required for ``"subsample"``.
-      sigma, t, alpha, base, method: as in :func:`jaxdse.dse` (``t`` scalar).
+      sigma, t, alpha, base, method: as in :func:`jaxdse.dse`. An array ``t``
+        ``[*T]`` gives one DSMI per time, from the same eigenvalues and the
+        same random subsets (a cheap t sweep); the result has shape ``[*T]``.
       num_repetitions: random subsets per class (``"subsample"``).
       estimator: ``"subsample"`` or ``"plugin"``.
       n_clusters: bins or clusters for a continuous reference.

@@ -226,6 +226,28 @@ def test_batches_and_skipped_subsets_do_not_change_the_result(rng, comparison):
         np.testing.assert_allclose(other.comparison_entropy[:5], base.comparison_entropy, atol=1e-5)
 
 
+@pytest.mark.parametrize("estimator", ["subsample", "plugin"])
+def test_array_t_equals_one_call_per_t(rng, estimator):
+    z, y = blobs(rng, n=40, d=3, k=4)
+    y[:3] = 4
+    ts = np.array([[0.5, 1.0, 3.0]])
+    kw = dict(key=KEY, sigma=1.5, estimator=estimator, num_repetitions=2)
+    terms = dsmi_terms(z, y, t=ts, **kw)
+    assert terms.value.shape == (1, 3)
+    assert terms.conditional_entropy.shape == (1, 3, 5)
+    assert terms.comparison_entropy.shape == (1, 3, 5, 2 if estimator == "subsample" else 0)
+    np.testing.assert_allclose(np.sum(terms.per_class, -1), terms.value, atol=1e-5)
+    for j, t in enumerate(ts[0]):
+        one = dsmi_terms(z, y, t=float(t), **kw)
+        assert float(terms.value[0, j]) == pytest.approx(float(one.value), abs=1e-5)
+        np.testing.assert_allclose(terms.conditional_entropy[0, j], one.conditional_entropy, atol=1e-5)
+        np.testing.assert_allclose(terms.comparison_entropy[0, j], one.comparison_entropy, atol=1e-5)
+    # Batches of subsets (and the skipping of unneeded ones) keep the t axis.
+    np.testing.assert_allclose(dsmi(z, y, t=ts, batch_size=3, **kw), terms.value, atol=1e-5)
+    with pytest.raises(ValueError, match="t must be positive"):
+        dsmi(z, y, t=np.array([1.0, -1.0]), **kw)
+
+
 def test_batched_evaluation_equals_vmap(rng):
     z, y = blobs(rng, n=40, d=3, k=4)
     a = float(dsmi(z, y, key=KEY, sigma=1.0))
