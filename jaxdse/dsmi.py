@@ -386,10 +386,14 @@ def mutual_information(
     repetitions = num_repetitions if estimator == "subsample" else 0
     shared = comparison == "shared"
     num_subsets = num_classes * (1 + repetitions)
-    # Subsets evaluated when the classes are balanced: with shared comparison
-    # subsets that is one set of R for all classes; a batch of that size
-    # evaluates them at once, and unequal class sizes take further batches.
-    chunk = num_classes + repetitions if shared and repetitions else num_subsets
+    # One batch holds every subset that needs evaluating: counted exactly for
+    # concrete labels; under jit, as for balanced classes (with shared
+    # comparison subsets, one set of R for all classes; unequal class sizes
+    # then take further batches).
+    evaluated = _subsets_evaluated(labels, num_classes, repetitions, shared)
+    if evaluated is None:
+        evaluated = num_classes + repetitions if shared and repetitions else num_subsets
+    chunk = max(1, evaluated)
     if batch_size is not None:
         chunk = min(chunk, int(batch_size))
     elif bytes_per_subset is not None:
@@ -401,7 +405,7 @@ def mutual_information(
     # compute all distances once and gather each subset's block.
     share_distances = (
         hasattr(entropy_fn, "from_sq_distances")
-        and _subsets_evaluated(labels, num_classes, repetitions, shared, chunk) * max_class_size**2 > n * n
+        and evaluated * max_class_size**2 > n * n
         and 2 * dense_bytes(n, z.dtype, "auto") // 4 <= get_memory_budget()
     )
     return _mutual_information(
@@ -421,10 +425,10 @@ def mutual_information(
     )
 
 
-def _subsets_evaluated(labels, num_classes, repetitions, shared, default):
-    """How many padded subsets the estimate evaluates: exact for concrete labels, else ``default``."""
+def _subsets_evaluated(labels, num_classes, repetitions, shared):
+    """How many padded subsets the estimate evaluates (concrete labels), else None."""
     if not _checks.is_concrete(labels):
-        return default
+        return None
     counts = np.bincount(np.asarray(labels), minlength=num_classes)
     counts = counts[counts >= 2]
     per_class = len(np.unique(counts)) if shared else len(counts)
@@ -631,7 +635,10 @@ def dsmi_terms(
     t = _checks.check_positive(t, "t", allow_array=True)
     alpha = _checks.check_alpha(alpha)
     base = _checks.check_base(base)
-    z = _checks.as_points(z, "z")
+    # z itself is validated (once) by mutual_information.
+    dtype = getattr(z, "dtype", None)
+    floating = dtype is not None and np.issubdtype(dtype, np.floating) and np.dtype(dtype).itemsize >= 4
+    dtype = dtype if floating else _checks.float_dtype()
     if bandwidth.rule == "knn":
         check_knn_k(bandwidth, 2)
 
@@ -651,7 +658,7 @@ def dsmi_terms(
         reference_discrete=reference_discrete,
         comparison=comparison,
         batch_size=batch_size,
-        bytes_per_subset=lambda m: dense_bytes(m, z.dtype, method),
+        bytes_per_subset=lambda m: dense_bytes(m, dtype, method),
         mesh=mesh,
     )
 
