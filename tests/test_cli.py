@@ -204,6 +204,13 @@ def test_dsmi_table_and_settings(capsys, files):
     assert "DSE(Z|c)" in out
 
 
+def test_dsmi_independent_comparison_subsets(capsys, files):
+    result, _ = run_json(capsys, "dsmi", files["x.npy"], "--labels", files["y.npy"], "--sigma", "3", "--comparison", "independent")
+    expected = float(jaxdse.dsmi(files["x"], files["y"], key=estimator_key(), sigma=3.0, comparison="independent"))
+    assert result["dsmi"] == pytest.approx(expected, abs=1e-5)
+    assert result["settings"]["comparison"] == "independent"
+
+
 def test_dsmi_with_a_continuous_reference(capsys, files):
     binned, _ = run_json(capsys, "dsmi", files["x.npy"], "--reference", files["ref_scalar.npy"], "--n-clusters", "3")
     assert binned["num_classes"] <= 3 and np.isfinite(binned["dsmi"])
