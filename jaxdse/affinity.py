@@ -20,12 +20,16 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+
 import numpy as np
 
 from jaxdse import _checks
 
 DEFAULT_KNN = 7
 RULES = ("median", "sqrt_dim", "knn")
+# Every product that feeds distances or kernels runs in full float32: at default
+# precision GPUs may use TF32 and TPUs bfloat16 passes (about 3 digits).
+HIGHEST = jax.lax.Precision.HIGHEST
 
 
 class Bandwidth(NamedTuple):
@@ -77,10 +81,10 @@ def pairwise_sq_distances(x, mask=None):
         centre = jnp.mean(x, axis=0)
     else:
         w = mask.astype(x.dtype)
-        centre = (w @ x) / jnp.sum(w)
+        centre = jnp.matmul(w, x, precision=HIGHEST) / jnp.sum(w)
     x = x - centre
     sq = jnp.sum(x * x, axis=1)
-    d2 = sq[:, None] + sq[None, :] - 2.0 * (x @ x.T)
+    d2 = sq[:, None] + sq[None, :] - 2.0 * jnp.matmul(x, x.T, precision=HIGHEST)
     n = x.shape[0]
     return jnp.where(jnp.eye(n, dtype=bool), 0.0, jnp.maximum(d2, 0.0))
 

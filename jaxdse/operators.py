@@ -26,6 +26,7 @@ from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jaxdse.affinity import HIGHEST
 import numpy as np
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
@@ -55,7 +56,7 @@ def dense_operator(x, bandwidth: Bandwidth, alpha, keep) -> Operator:
     S, v = symmetric_diffusion_operator(x, sigma=bandwidth, alpha=alpha, mask=keep)
 
     def matmat(V):
-        return S @ V - v[:, None] * (v @ V)[None, :]
+        return jnp.matmul(S, V, precision=HIGHEST) - v[:, None] * jnp.matmul(v, V, precision=HIGHEST)[None, :]
 
     trace = jnp.trace(S) - 1.0
     frobenius_sq = jnp.sum(S * S) - 1.0
@@ -80,11 +81,11 @@ def blockwise_kernel_matmat(x, V, *, inv_two_sigma_sq, block_size: int, keep, sq
 
         def one_block(args):
             xb, sqb = args
-            d2 = jnp.maximum(sqb[:, None] + sq_all[None, :] - 2.0 * (xb @ x_all.T), 0.0)
+            d2 = jnp.maximum(sqb[:, None] + sq_all[None, :] - 2.0 * jnp.matmul(xb, x_all.T, precision=HIGHEST), 0.0)
             e = -d2 * inv_two_sigma_sq
             if square:
                 e = 2.0 * e
-            return jnp.exp(e) @ V_all
+            return jnp.matmul(jnp.exp(e), V_all, precision=HIGHEST)
 
         blocks = (x_rows.reshape(nb, block_size, -1), sq_rows.reshape(nb, block_size))
         out = jax.lax.map(one_block, blocks)
@@ -120,7 +121,7 @@ def blockwise_operator(x, bandwidth: Bandwidth, alpha, keep, *, block_size: int,
     else:  # pragma: no cover - checked by the caller
         raise ValueError(f"the blockwise operator needs a fixed or 'sqrt_dim' sigma, got rule {bandwidth.rule!r}")
     w = keep.astype(x.dtype)
-    x = x - (w @ x) / jnp.sum(w)
+    x = x - jnp.matmul(w, x, precision=HIGHEST) / jnp.sum(w)
     x = x * w[:, None]
     if mesh is not None:
         x = jax.lax.with_sharding_constraint(x, NamedSharding(mesh, P()))
@@ -144,7 +145,7 @@ def blockwise_operator(x, bandwidth: Bandwidth, alpha, keep, *, block_size: int,
     v = sqrt_deg / jnp.linalg.norm(sqrt_deg)
 
     def matmat(V):
-        return r[:, None] * gmat(r[:, None] * V) - v[:, None] * (v @ V)[None, :]
+        return r[:, None] * gmat(r[:, None] * V) - v[:, None] * jnp.matmul(v, V, precision=HIGHEST)[None, :]
 
     # G_ii = 1, so tr S = sum r_i^2 and |S|_F^2 = r^T (G*G) r (one more pass).
     trace = jnp.sum(r * r) - 1.0

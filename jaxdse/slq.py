@@ -39,6 +39,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jaxdse.affinity import HIGHEST
 import numpy as np
 from matfree import decomp
 
@@ -341,7 +342,7 @@ def lanczos_nodes(
     v = op.v
 
     def project_v(U):
-        return U - v[:, None] * (v @ U)[None, :]
+        return U - v[:, None] * jnp.matmul(v, U, precision=HIGHEST)[None, :]
 
     moments = jnp.stack([jnp.sum(keep) - 1.0, op.trace, op.frobenius_sq])
     if deflation_rank:
@@ -352,7 +353,7 @@ def lanczos_nodes(
         moments = moments - jnp.stack([deflation_rank, jnp.sum(Q * AQ), jnp.sum(AQ * AQ)])
 
         def project(U):
-            return project_v(U - Q @ (Q.T @ U))
+            return project_v(U - jnp.matmul(Q, jnp.matmul(Q.T, U, precision=HIGHEST), precision=HIGHEST))
 
     else:
         Q = jnp.zeros((n, 0), dtype)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+from jaxdse.affinity import HIGHEST
 
 from jaxdse import _checks
 from jaxdse.affinity import check_knn_k, gaussian_affinity, parse_bandwidth
@@ -159,7 +160,7 @@ def knn_adjacency(x, knn: int, mask=None):
     # squared distances are then exact, as in the reference.
     xs = x - x[jnp.argmax(keep)]
     sq = jnp.sum(xs * xs, axis=1)
-    d2 = jnp.maximum(sq[:, None] + sq[None, :] - 2.0 * (xs @ xs.T), 0.0)
+    d2 = jnp.maximum(sq[:, None] + sq[None, :] - 2.0 * jnp.matmul(xs, xs.T, precision=HIGHEST), 0.0)
     d2 = jnp.where(jnp.eye(n, dtype=bool), 0.0, d2)
     d2 = jnp.where(keep[None, :], d2, jnp.inf)
     kth = -jax.lax.top_k(-d2, knn)[0][:, knn - 1]
