@@ -1,42 +1,50 @@
 """jaxdse: diffusion spectral entropy and mutual information in JAX.
 
 The data path reads in one direction, one module per step:
-points (:mod:`jaxdse.affinity`) -> diffusion operator and spectrum
-(:mod:`jaxdse.diffusion`) -> entropy (:mod:`jaxdse.entropy`) -> DSE
-(:mod:`jaxdse.dse`).
+points -> affinities (:mod:`jaxdse.affinity`) -> diffusion operator and its
+spectrum (:mod:`jaxdse.diffusion`; matrix-free: :mod:`jaxdse.operators`,
+:mod:`jaxdse.slq`) -> entropy (:mod:`jaxdse.entropy`) -> mutual information
+(:mod:`jaxdse.labels`, :mod:`jaxdse.engine`). :mod:`jaxdse.solvers` says how a
+spectrum is computed; :mod:`jaxdse.estimators` holds the public estimates.
 """
+
+from importlib import metadata as _metadata
 
 from jaxdse import data
 from jaxdse.affinity import gaussian_affinity, pairwise_sq_distances
-from jaxdse.diffusion import (
-    diffusion_eigenvalues,
-    get_memory_budget,
-    set_memory_budget,
-    symmetric_diffusion_operator,
-)
-from jaxdse.dse import dse
-from jaxdse.dsmi import MutualInformation, cluster_reference, dsmi, dsmi_terms, mutual_information
+from jaxdse.clustering import cluster_reference
+from jaxdse.diffusion import symmetric_diffusion_operator
+from jaxdse.engine import MIOptions, MutualInformation, mutual_information
 from jaxdse.entropy import spectral_entropy
+from jaxdse.estimators import diffusion_eigenvalues, dse, dse_estimate, dsmi, dsmi_terms
+from jaxdse.memory import get_memory_budget, set_memory_budget
 from jaxdse.sharding import sharded_vmap
-from jaxdse.slq import SLQResult, dse_slq
+from jaxdse.solvers import SLQ, Estimate, Exact
 
-__version__ = "0.1.0"
+try:
+    __version__ = _metadata.version("jaxdse")
+except _metadata.PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0.2.0"
 
 __all__ = [
-    "diffusion_eigenvalues",
+    "Exact",
+    "SLQ",
+    "Estimate",
     "dse",
+    "dse_estimate",
+    "diffusion_eigenvalues",
+    "spectral_entropy",
     "dsmi",
     "dsmi_terms",
-    "cluster_reference",
     "mutual_information",
     "MutualInformation",
+    "MIOptions",
+    "cluster_reference",
     "gaussian_affinity",
-    "get_memory_budget",
     "pairwise_sq_distances",
-    "set_memory_budget",
-    "spectral_entropy",
     "symmetric_diffusion_operator",
-    "dse_slq",
-    "SLQResult",
+    "get_memory_budget",
+    "set_memory_budget",
     "sharded_vmap",
+    "data",
 ]

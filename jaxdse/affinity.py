@@ -1,17 +1,28 @@
-"""Points -> Gaussian affinities (SPEC section 1, step 1) and bandwidth rules.
+"""Points -> Gaussian affinities, and the bandwidth rules.
 
-``G_ij = exp(-||x_i - x_j||^2 / (2 sigma^2))``. The reference implementation's
-constant factor ``1 / (sigma sqrt(2 pi))`` cancels in the diffusion operator and
-is left out.
+``G_ij = exp(-||x_i - x_j||^2 / (2 s_i s_j))`` with one bandwidth per point. For
+a fixed ``sigma`` every ``s_i = sigma``, which is the usual
+``exp(-||x_i - x_j||^2 / (2 sigma^2))``. The reference implementation's constant
+factor ``1 / (sigma sqrt(2 pi))`` cancels in the diffusion operator and is left
+out.
 
 Bandwidth ``sigma`` is either a positive number (may be traced, so sweeps over it
-compile once) or a rule:
+compile once) or a rule, resolved once on the whole point set (the kept rows of
+a mask) and then kept by every subset of it (DSMI's class and comparison subsets
+use the kernel of the whole set):
 
-* ``"median"``: ``sigma^2 = median_{i != j} ||x_i - x_j||^2 / 2``;
-* ``"sqrt_dim"``: ``sigma = sqrt(d)``;
-* ``"knn"`` or ``"knn:K"`` (or ``("knn", K)``): adaptive, ``sigma_i`` is the
-  distance from ``x_i`` to its K-th nearest neighbour (default K = 7) and
-  ``G_ij = exp(-||x_i - x_j||^2 / (2 sigma_i sigma_j))``.
+* ``"median"``: ``sigma^2 = median_{i < j} ||x_i - x_j||^2 / 2`` (the median
+  heuristic; an error, or NaN under ``jit``, when that median is 0);
+* ``"sqrt_dim"``: ``sigma = sqrt(d)`` (the paper's blob and ImageNet studies);
+* ``"knn"`` or ``"knn:K"`` (or ``("knn", K)``): adaptive, ``s_i`` is the distance
+  from ``x_i`` to its K-th nearest neighbour (default K = 7), as in
+  diffusion-geometry libraries (PHATE, graphtools).
+
+Scale. DSE depends only on ``x / sigma``. The points are centred and multiplied
+by a power of two (exact in floating point) so that their largest coordinate is
+about 1, and the bandwidth by the same power: every finite input whose
+``x / sigma`` is representable gives the right value, from 1e-30 to 1e30 in
+float32, without overflowing squared distances or underflowing ``sigma^2``.
 """
 
 from __future__ import annotations
@@ -20,7 +31,6 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-
 import numpy as np
 
 from jaxdse import _checks
@@ -33,10 +43,15 @@ HIGHEST = jax.lax.Precision.HIGHEST
 
 
 class Bandwidth(NamedTuple):
-    """A parsed bandwidth: ``rule`` is "fixed", "median", "sqrt_dim" or "knn"."""
+    """A parsed bandwidth: ``rule`` is "fixed", "median", "sqrt_dim" or "knn".
+
+    ``value`` is the number for "fixed" (may be traced) and ``k`` the neighbour
+    count for "knn".
+    """
 
     rule: str
-    value: object = None  # the number for "fixed", k for "knn"
+    value: object = None
+    k: int | None = None
 
 
 def parse_bandwidth(sigma, name: str = "sigma") -> Bandwidth:
@@ -44,127 +59,205 @@ def parse_bandwidth(sigma, name: str = "sigma") -> Bandwidth:
     if isinstance(sigma, Bandwidth):
         return sigma
     if isinstance(sigma, tuple) and len(sigma) == 2 and sigma[0] == "knn":
-        return _knn_rule(sigma[1], name)
+        return Bandwidth("knn", k=_checks.check_int(sigma[1], f"{name} (the k of the knn rule)"))
     if isinstance(sigma, str):
         if sigma in ("median", "sqrt_dim"):
             return Bandwidth(sigma)
         if sigma == "knn":
-            return Bandwidth("knn", DEFAULT_KNN)
+            return Bandwidth("knn", k=DEFAULT_KNN)
         if sigma.startswith("knn:"):
             try:
                 k = int(sigma[4:])
             except ValueError:
                 raise ValueError(f"{name}={sigma!r}: the k in 'knn:k' must be an integer") from None
-            return _knn_rule(k, name)
+            return Bandwidth("knn", k=_checks.check_int(k, f"{name} (the k of the knn rule)"))
         raise ValueError(
             f"{name} must be a positive number or one of 'median', 'sqrt_dim', 'knn', 'knn:K'; got {sigma!r}"
         )
     return Bandwidth("fixed", _checks.check_positive(sigma, name))
 
 
-def _knn_rule(k, name):
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise ValueError(f"{name}: the knn bandwidth needs an integer k >= 1, got {k!r}")
-    return Bandwidth("knn", int(k))
+def check_knn_k(bandwidth: Bandwidth, n_kept: int, name: str = "sigma"):
+    """The knn rule needs ``k <= n - 1`` neighbours among the ``n_kept`` points."""
+    if bandwidth.rule == "knn" and bandwidth.k > n_kept - 1:
+        raise ValueError(f"{name}: the knn bandwidth needs k <= n - 1 = {n_kept - 1} neighbours, got k={bandwidth.k}")
 
 
-def pairwise_sq_distances(x, mask=None):
-    """Squared Euclidean distances ``[n, n]`` between the rows of ``x`` ``[n, d]``.
+def check_points_and_bandwidth(x, sigma, mask, *, name: str = "x"):
+    """Validate ``x``, ``sigma`` and ``mask`` together: ``(x, bandwidth, mask)``.
 
-    The points are centred first (on the kept rows' mean when ``mask`` is given),
-    which leaves distances unchanged but avoids cancellation in
-    ``|a|^2 + |b|^2 - 2 a.b`` for data far from the origin. The diagonal is
-    exactly 0 and no entry is negative.
+    A mask that keeps fewer than ``k + 1`` rows for the knn rule is an error
+    (concrete) or NaN (traced, see the callers).
     """
-    x = jnp.asarray(x)
-    if mask is None:
-        centre = jnp.mean(x, axis=0)
-    else:
-        w = mask.astype(x.dtype)
-        centre = jnp.matmul(w, x, precision=HIGHEST) / jnp.sum(w)
-    x = x - centre
-    sq = jnp.sum(x * x, axis=1)
-    d2 = sq[:, None] + sq[None, :] - 2.0 * jnp.matmul(x, x.T, precision=HIGHEST)
-    n = x.shape[0]
-    return jnp.where(jnp.eye(n, dtype=bool), 0.0, jnp.maximum(d2, 0.0))
+    bandwidth = parse_bandwidth(sigma)
+    x = _checks.as_array(x, name)
+    mask = _checks.check_mask(mask, np.shape(x)[0] if np.ndim(x) else 0)
+    x = _checks.as_points(x, name, mask=mask)
+    kept = x.shape[0] if mask is None or not _checks.is_concrete(mask) else _checks.count_true(mask)
+    check_knn_k(bandwidth, kept)
+    return x, bandwidth, mask
 
 
-def _pair_mask(mask, n):
-    if mask is None:
-        return None
-    return mask[:, None] & mask[None, :]
+class ScaledPoints(NamedTuple):
+    """Points ready for the kernel: ``points`` ``[n, d]`` centred and scaled by a
+    power of two, ``scales`` ``[n]`` the per-point bandwidths in the same units.
+
+    A pytree of arrays: a subset of rows is ``jax.tree.map(lambda a: a[idx], p)``.
+    """
+
+    points: jax.Array
+    scales: jax.Array
 
 
-def median_sigma(d2, mask=None):
-    """The median heuristic: ``sigma = sqrt(median_{i<j} d2_ij / 2)`` over kept pairs."""
+def _power_of_two_scale(values, exponent):
+    """``values * 2**exponent`` exactly, in two steps so that no factor overflows."""
+    dtype = values.dtype
+    half = exponent // 2
+    one = jnp.ones((), dtype)
+    return values * jnp.ldexp(one, half) * jnp.ldexp(one, exponent - half)
+
+
+def _exponent_of_max(y):
+    """``e`` with ``max|y| = m 2**e``, ``m`` in [0.5, 1); 0 for an all-zero or non-finite ``y``."""
+    top = jax.lax.stop_gradient(jnp.max(jnp.abs(y)))
+    _, e = jnp.frexp(jnp.where(jnp.isfinite(top) & (top > 0), top, 1.0))
+    return e
+
+
+def standardise(x, keep=None):
+    """Centre ``x`` ``[n, d]`` on its kept rows and scale it by a power of two.
+
+    Returns ``(y, e)`` with ``y = (x - mean) * 2**-e`` (rows not kept are 0, so
+    they may hold anything, NaN included) and ``max|y| <= 1``. Distances scale by
+    ``2**e`` exactly; the gradient passes through the centring.
+    """
+    if keep is not None:
+        x = jnp.where(keep[:, None], x, 0.0)
+    e0 = _exponent_of_max(x)
+    y = _power_of_two_scale(x, -e0)
+    w = jnp.ones(x.shape[0], x.dtype) if keep is None else keep.astype(x.dtype)
+    y = (y - jnp.matmul(w, y, precision=HIGHEST)[None, :] / jnp.sum(w)) * w[:, None]
+    e1 = _exponent_of_max(y)
+    return _power_of_two_scale(y, -e1), e0 + e1
+
+
+def sq_distances(a, b):
+    """Squared Euclidean distances ``[m, k]`` between the rows of ``a`` ``[m, d]`` and ``b`` ``[k, d]``.
+
+    ``|a|^2 + |b|^2 - 2 a.b``, clipped at 0; the one formula every path uses
+    (inputs are centred by :func:`standardise`, which avoids cancellation).
+    """
+    cross = jnp.matmul(a, b.T, precision=HIGHEST)
+    return jnp.maximum(jnp.sum(a * a, 1)[:, None] + jnp.sum(b * b, 1)[None, :] - 2.0 * cross, 0.0)
+
+
+def self_sq_distances(y):
+    """:func:`sq_distances` of ``y`` with itself, with an exact zero diagonal."""
+    n = y.shape[0]
+    return jnp.where(jnp.eye(n, dtype=bool), 0.0, sq_distances(y, y))
+
+
+def kth_neighbour_sq(d2_rows, k: int, excluded):
+    """Squared distance from each row to its k-th nearest column not ``excluded`` ``[rows, n]``."""
+    neg = -jnp.where(excluded, jnp.inf, d2_rows)
+    return -jax.lax.top_k(neg, k)[0][:, k - 1]
+
+
+def median_sq_distance(d2, keep=None):
+    """``median_{i < j} d2_ij`` over the pairs of kept rows."""
     n = d2.shape[0]
     iu, ju = np.triu_indices(n, k=1)
     vals = d2[iu, ju]
-    if mask is not None:
-        vals = jnp.where(mask[iu] & mask[ju], vals, jnp.nan)
-        med = jnp.nanmedian(vals)
-    else:
-        med = jnp.median(vals)
-    return jnp.sqrt(med / 2.0)
+    if keep is None:
+        return jnp.median(vals)
+    return jnp.nanmedian(jnp.where(keep[iu] & keep[ju], vals, jnp.nan))
 
 
-def knn_sigmas(d2, k: int, mask=None):
-    """Per-point bandwidth ``[n]``: distance to the k-th nearest other kept point."""
-    n = d2.shape[0]
-    # Exclude the point itself and masked points from its neighbours.
-    excluded = jnp.eye(n, dtype=bool)
-    if mask is not None:
-        excluded = excluded | ~mask[None, :]
-    big = jnp.asarray(jnp.inf, d2.dtype)
-    neg = -jnp.where(excluded, big, d2)
-    kth = -jax.lax.top_k(neg, k)[0][:, k - 1]
-    return jnp.sqrt(kth)
+def resolve_scales(bandwidth: Bandwidth, y, e, keep=None, d2=None):
+    """Per-point bandwidths ``[n]`` for standardised points ``y`` (scaled by ``2**-e``).
 
-
-def resolve_sigma(bandwidth: Bandwidth, d2, d: int, mask=None):
-    """The bandwidth as a scalar, or ``[n]`` per-point values for the knn rule."""
-    if bandwidth.rule == "fixed":
-        return jnp.asarray(bandwidth.value, d2.dtype)
-    if bandwidth.rule == "sqrt_dim":
-        return jnp.sqrt(jnp.asarray(d, d2.dtype))
+    ``d2`` (the points' :func:`self_sq_distances`) is needed by the data rules
+    "median" and "knn". Invalid values (a non-positive or non-finite fixed
+    sigma, a zero median distance) give NaN scales.
+    """
+    n, d = y.shape
+    dtype = y.dtype
+    if bandwidth.rule in ("fixed", "sqrt_dim"):
+        sigma = jnp.asarray(bandwidth.value if bandwidth.rule == "fixed" else np.sqrt(d), dtype)
+        valid = jnp.isfinite(sigma) & (sigma > 0)
+        s = _power_of_two_scale(jnp.where(valid, sigma, jnp.nan), -e)
+        return jnp.broadcast_to(s, (n,))
     if bandwidth.rule == "median":
-        return median_sigma(d2, mask)
-    return knn_sigmas(d2, bandwidth.value, mask)
+        med = median_sq_distance(d2, keep)
+        s = jnp.sqrt(jnp.where(med > 0, med, jnp.nan) / 2.0)
+        return jnp.broadcast_to(s, (n,))
+    excluded = jnp.eye(n, dtype=bool)
+    if keep is not None:
+        excluded = excluded | ~keep[None, :]
+    kth = kth_neighbour_sq(d2, bandwidth.k, excluded)
+    # A point with k duplicates has bandwidth 0: sqrt's gradient there is guarded.
+    return jnp.where(kth > 0, jnp.sqrt(jnp.where(kth > 0, kth, 1.0)), 0.0)
 
 
-def check_knn_k(bandwidth: Bandwidth, n_kept_max: int, name: str = "sigma"):
-    if bandwidth.rule == "knn" and bandwidth.value > n_kept_max - 1:
-        raise ValueError(
-            f"{name}: the knn bandwidth needs k <= n - 1 = {n_kept_max - 1} neighbours, got k={bandwidth.value}"
-        )
+def kernel(d2, scales_rows, scales_cols):
+    """``exp(-d2_ij / (2 s_i s_j))``; where ``s_i s_j`` is 0, 1 for coincident points and 0 otherwise."""
+    s2 = scales_rows[:, None] * scales_cols[None, :]
+    positive = s2 > 0
+    exponent = -d2 / (2.0 * jnp.where(positive, s2, 1.0))
+    exponent = jnp.where(positive, exponent, jnp.where(d2 > 0, -jnp.inf, 0.0))
+    return jnp.exp(exponent)
+
+
+def prepare_points(x, bandwidth: Bandwidth, keep=None) -> ScaledPoints:
+    """Standardise ``x`` ``[n, d]`` and resolve its bandwidth rule once, on the kept rows."""
+    y, e = standardise(x, keep)
+    d2 = self_sq_distances(y) if bandwidth.rule in ("median", "knn") else None
+    return ScaledPoints(y, resolve_scales(bandwidth, y, e, keep, d2))
+
+
+def affinity_matrix(points: ScaledPoints, keep=None, d2=None):
+    """Gaussian affinities ``[n, n]`` of prepared points; rows and columns not kept are 0.
+
+    ``d2``: the points' :func:`self_sq_distances`, if already at hand.
+    """
+    d2 = self_sq_distances(points.points) if d2 is None else d2
+    G = kernel(d2, points.scales, points.scales)
+    if keep is not None:
+        G = jnp.where(keep[:, None] & keep[None, :], G, 0.0)
+    return G
 
 
 def gaussian_affinity(x, *, sigma=10.0, mask=None):
     """Gaussian affinity matrix ``G`` ``[n, n]`` of the rows of ``x`` ``[n, d]``.
 
-    Rows and columns of masked-out points are exactly 0. ``sigma`` as in the
-    module docstring. Differentiable in ``x`` and ``sigma``.
+    ``G_ij = exp(-||x_i - x_j||^2 / (2 s_i s_j))`` with ``sigma`` as in the module
+    docstring (a number gives ``s_i = sigma``). Rows and columns of points that
+    ``mask`` drops are exactly 0. Differentiable in ``x`` and ``sigma``.
+
+    Raises TypeError/ValueError naming the argument for bad input.
 
     >>> import jax.numpy as jnp
     >>> G = gaussian_affinity(jnp.array([[0.0], [1.0]]), sigma=1.0)
     >>> round(float(G[0, 1]), 4)
     0.6065
     """
-    bandwidth = parse_bandwidth(sigma)
-    x = jnp.asarray(x)
-    d2 = pairwise_sq_distances(x, mask)
-    return affinity_from_sq_distances(d2, bandwidth, x.shape[1], mask)
+    x, bandwidth, mask = check_points_and_bandwidth(x, sigma, mask)
+    return affinity_matrix(prepare_points(x, bandwidth, mask), mask)
 
 
-def affinity_from_sq_distances(d2, bandwidth: Bandwidth, d: int, mask=None):
-    s = resolve_sigma(bandwidth, d2, d, mask)
-    if bandwidth.rule == "knn":
-        tiny = jnp.finfo(d2.dtype).tiny
-        scale2 = jnp.maximum(s[:, None] * s[None, :], tiny)
-    else:
-        scale2 = s * s
-    G = jnp.exp(-d2 / (2.0 * scale2))
-    pairs = _pair_mask(mask, d2.shape[0])
-    if pairs is not None:
-        G = jnp.where(pairs, G, 0.0)
-    return G
+def pairwise_sq_distances(x, mask=None):
+    """Squared Euclidean distances ``[n, n]`` between the rows of ``x`` ``[n, d]``.
+
+    Exact zero diagonal, no negative entry; computed on centred points (no
+    cancellation for data far from the origin). Rows and columns that ``mask``
+    drops are 0.
+
+    >>> import jax.numpy as jnp
+    >>> pairwise_sq_distances(jnp.array([[0.0, 0.0], [3.0, 4.0]])).tolist()
+    [[0.0, 25.0], [25.0, 0.0]]
+    """
+    x = _checks.as_array(x, "x")
+    mask = _checks.check_mask(mask, np.shape(x)[0] if np.ndim(x) else 0)
+    x = _checks.as_points(x, "x", mask=mask)
+    y, e = standardise(x, mask)
+    return _power_of_two_scale(self_sq_distances(y), 2 * e)

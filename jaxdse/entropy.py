@@ -1,4 +1,4 @@
-"""Spectrum -> entropy (SPEC section 1, steps 4-5).
+"""Spectrum -> entropy.
 
 ``p_i = |lambda_i|^t / sum_j |lambda_j|^t`` and ``H = -sum_i p_i log_b p_i``.
 
@@ -39,15 +39,15 @@ def spectral_entropy(eigenvalues, *, t=1.0, base=2.0):
     >>> spectral_entropy(jnp.array([1.0, 0.5]), t=jnp.array([1.0, 2.0])).shape
     (2,)
     """
-    if isinstance(eigenvalues, (str, bytes)) or eigenvalues is None:
-        raise TypeError(f"eigenvalues must be a real array, got {type(eigenvalues).__name__}")
-    lam = jnp.asarray(eigenvalues)
+    lam = jnp.asarray(_checks.as_array(eigenvalues, "eigenvalues"))
     if not (jnp.issubdtype(lam.dtype, jnp.floating) or jnp.issubdtype(lam.dtype, jnp.integer)):
         raise TypeError(f"eigenvalues must be a real array, got dtype {lam.dtype}")
     if lam.ndim < 1 or lam.shape[-1] == 0:
         raise ValueError(f"eigenvalues must have shape [..., n] with n >= 1, got {lam.shape}")
     if _checks.is_concrete(lam) and not _checks.all_finite(lam):
         raise ValueError("eigenvalues contains non-finite values")
+    if lam.dtype.itemsize < 4:
+        lam = lam.astype(_checks.float_dtype())
     t = _checks.check_positive(t, "t", allow_array=True)
     base = _checks.check_base(base)
     return entropy_of_spectrum(lam, t, base)
@@ -61,7 +61,9 @@ def entropy_of_spectrum(lam, t, base):
     t = jnp.asarray(t, lam.dtype)
     t_shape = t.shape
     t = t.reshape(t_shape + (1,) * lam.ndim)
-    nonzero = lam != 0
+    # Subnormal magnitudes count as 0 (their share is below 1e-38 and their
+    # logarithm is not reliable where the hardware flushes them to zero).
+    nonzero = jnp.abs(lam) >= jnp.finfo(lam.dtype).tiny
     log_abs = jnp.log(jnp.where(nonzero, jnp.abs(lam), 1.0))
     # u_i = log(|lambda_i|^t) - max_j log(|lambda_j|^t): the shift cancels in H and
     # keeps the sums free of cancellation between large logarithms.
@@ -76,7 +78,7 @@ def entropy_of_spectrum(lam, t, base):
     # H = -sum p (u - log s) = log s - sum p u; NaN for an all-zero spectrum.
     h = jnp.where(s > 0, jnp.log(s_safe) - jnp.sum(p * u, axis=-1), jnp.nan)
     h = h / jnp.log(jnp.asarray(base, lam.dtype))
-    valid = (t[..., 0] > 0) & (jnp.asarray(base) > 0) & (jnp.asarray(base) != 1)
+    valid = (t[..., 0] > 0) & jnp.isfinite(t[..., 0]) & _checks.valid_base(base)
     return jnp.where(valid, h, jnp.nan)
 
 

@@ -2,7 +2,7 @@
 
 DSE needs two spectral sums of the diffusion operator, ``Z = sum_i |lambda_i|^t``
 and ``H = sum_i |lambda_i|^t log|lambda_i|^t``; then ``DSE = (log Z - H / Z) / log b``
-(SPEC section 1, steps 4-5, written with sums instead of the full spectrum).
+(the entropy of ``p_i = |lambda_i|^t / Z``, written with sums instead of the full spectrum).
 Both are traces of matrix functions of the symmetric ``S = D^-1/2 K D^-1/2``,
 estimated here from one set of Lanczos runs (:func:`matfree.decomp.tridiag_sym`):
 
@@ -34,280 +34,37 @@ the error bar.
 from __future__ import annotations
 
 import math
-from functools import partial
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-from jaxdse.affinity import HIGHEST
-import numpy as np
 from matfree import decomp
 
-from jaxdse import _checks
-from jaxdse.affinity import Bandwidth, check_knn_k, parse_bandwidth
-from jaxdse.diffusion import dense_bytes, get_memory_budget
-from jaxdse.operators import blockwise_operator, dense_operator
-from jaxdse.sharding import check_mesh
-
-PROBES = ("rademacher", "gaussian")
-OPERATORS = ("auto", "dense", "blockwise")
-
-DEFAULT_NUM_PROBES = 16
-DEFAULT_NUM_MATVECS = 20
-DEFAULT_DEFLATION_RANK = 16
-DEFAULT_BLOCK_SIZE = 512
+from jaxdse.affinity import HIGHEST
+from jaxdse.operators import Operator
+from jaxdse.solvers import SLQ, Estimate
 
 
-class SLQResult(NamedTuple):
-    """A stochastic DSE estimate and the settings that produced it.
+def slq_entropy(op: Operator, key, t, base, solver: SLQ, num_rows: int) -> Estimate:
+    """DSE of the operator ``op`` and its standard error, each of ``t``'s shape (units of ``base``).
 
-    ``value`` and ``stderr`` have ``t``'s shape, in units of ``base``.
+    Random vectors are drawn for the first ``num_rows`` rows only, so padding rows
+    (for blocks or devices) leave the draws unchanged.
     """
-
-    value: jax.Array
-    stderr: jax.Array
-    num_probes: int
-    num_matvecs: int
-    deflation_rank: int
-    probes: str
-    operator: str
-    block_size: int
-    n: int
-
-
-def dse_slq(
-    x,
-    *,
-    key,
-    sigma=10.0,
-    t=1.0,
-    alpha=0.0,
-    base=2.0,
-    mask=None,
-    num_probes: int = DEFAULT_NUM_PROBES,
-    num_matvecs: int = DEFAULT_NUM_MATVECS,
-    deflation_rank: int = DEFAULT_DEFLATION_RANK,
-    probes: str = "rademacher",
-    operator: str = "auto",
-    block_size: int = DEFAULT_BLOCK_SIZE,
-    max_n: int | None = None,
-    mesh=None,
-) -> SLQResult:
-    """Diffusion spectral entropy of ``x`` ``[n, d]`` by stochastic Lanczos quadrature.
-
-    Estimates ``DSE = (log Z - H / Z) / log(base)`` with
-    ``Z = sum_i |lambda_i|^t`` and ``H = sum_i |lambda_i|^t log|lambda_i|^t`` over
-    the diffusion operator's eigenvalues (see the module docstring), without an
-    eigendecomposition and, with the blockwise operator, without any ``n x n``
-    array. Cost: about ``num_matvecs * (num_probes + deflation_rank)`` operator
-    columns, i.e. ``num_matvecs`` products with ``[n, num_probes + deflation_rank]``.
-
-    Args:
-      x: points ``[n, d]``.
-      key: a ``jax.random`` key (required): draws the probes, the deflation
-        subspace and, with ``max_n``, the subsample.
-      sigma, t, alpha, base, mask: as in :func:`jaxdse.dse`. The blockwise operator
-        needs a fixed number or ``"sqrt_dim"`` for ``sigma``.
-      num_probes: random probe vectors (>= 2; the standard error needs two).
-      num_matvecs: Lanczos steps per probe (quadrature nodes), >= 3.
-      deflation_rank: columns of the deflated top subspace (0 switches it off).
-      probes: ``"rademacher"`` (default) or ``"gaussian"``.
-      operator: ``"dense"`` (``S`` kept in memory), ``"blockwise"`` (row blocks
-        recomputed from ``x``), or ``"auto"``: dense when its ``n x n`` arrays fit
-        :func:`jaxdse.get_memory_budget`, blockwise otherwise (always blockwise
-        with a ``mesh``).
-      block_size: rows per block of the blockwise operator.
-      max_n: if set and ``n > max_n``, estimate on ``max_n`` rows drawn uniformly
-        without replacement with ``key`` (explicit subsampling, for parity with
-        the reference package, which subsamples to 10000). Off by default.
-      mesh: a ``jax.sharding.Mesh``; the blockwise products split the rows of ``x``
-        over its first axis.
-
-    Returns:
-      :class:`SLQResult` with ``value`` and ``stderr`` (``t``'s shape, units of
-      ``base``) and the settings used.
-
-    Raises:
-      TypeError/ValueError naming the argument (missing ``key``, bad counts,
-      unknown ``probes``/``operator``, a data-dependent ``sigma`` rule with the
-      blockwise operator); MemoryError for ``operator="dense"`` above the budget.
-
-    Works under ``jax.jit`` (all but ``x``, ``key``, ``sigma``, ``t``, ``alpha``,
-    ``base`` static) and ``jax.vmap`` over ``key``. Gradients are not supported:
-    differentiating raises ``NotImplementedError`` (use ``method="auto"``).
-
-    >>> import jax
-    >>> from jaxdse.slq import dse_slq
-    >>> x = jax.random.normal(jax.random.key(0), (300, 8))
-    >>> r = dse_slq(x, key=jax.random.key(1), sigma=3.0)
-    >>> r.value.shape, r.operator, r.num_probes
-    ((), 'dense', 16)
-    """
-    settings = check_slq_args(
-        x, key, sigma, alpha, mask, num_probes, num_matvecs, deflation_rank, probes, operator, block_size, max_n, mesh
-    )
-    x, mask, key, bandwidth, alpha, operator = settings
-    t = _checks.check_positive(t, "t", allow_array=True)
-    base = _checks.check_base(base)
-    value, stderr = _dse_slq(
-        x,
-        key,
-        bandwidth,
-        alpha,
-        mask,
-        t,
-        base,
-        num_probes=num_probes,
-        num_matvecs=num_matvecs,
-        deflation_rank=deflation_rank,
-        probes=probes,
-        operator=operator,
-        block_size=block_size,
-        mesh=mesh,
-    )
-    return SLQResult(value, stderr, num_probes, num_matvecs, deflation_rank, probes, operator, block_size, x.shape[0])
-
-
-def _positive_int(value, name, minimum=1):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def check_slq_args(
-    x, key, sigma, alpha, mask, num_probes, num_matvecs, deflation_rank, probes, operator, block_size, max_n, mesh
-):
-    """Validate the arguments of :func:`dse_slq`; subsample with ``max_n``.
-
-    Returns ``(x, mask, key, bandwidth, alpha, operator)`` with ``operator``
-    resolved to ``"dense"`` or ``"blockwise"``.
-    """
-    if key is None:
-        raise ValueError("method='slq' needs key=jax.random.key(...): it draws random probe vectors")
-    if not isinstance(key, jax.Array) or not (
-        jnp.issubdtype(key.dtype, jax.dtypes.prng_key) or (key.dtype == jnp.uint32 and key.shape[-1:] == (2,))
-    ):
-        raise TypeError(f"key must be a jax.random key, got {type(key).__name__}")
-    x = _checks.as_points(x, "x")
-    n = x.shape[0]
-    mask = _checks.check_mask(mask, n)
-    _positive_int(num_probes, "num_probes", 2)
-    _positive_int(num_matvecs, "num_matvecs", 3)
-    _positive_int(deflation_rank, "deflation_rank", 0)
-    _positive_int(block_size, "block_size", 1)
-    _checks.check_choice(probes, "probes", PROBES)
-    _checks.check_choice(operator, "operator", OPERATORS)
-    bandwidth = parse_bandwidth(sigma)
-    alpha = _checks.check_alpha(alpha)
-    check_mesh(mesh)
-    if max_n is not None:
-        check_max_n(max_n, key, mask)
-        x, key = subsample(x, key, max_n)
-        n = x.shape[0]
-    n_kept = n if mask is None or not _checks.is_concrete(mask) else int(jnp.sum(mask))
-    check_knn_k(bandwidth, n_kept)
-    if num_matvecs > n or deflation_rank >= n:
-        raise ValueError(
-            f"num_matvecs={num_matvecs} and deflation_rank={deflation_rank} must stay below n={n}; "
-            "for so few points use method='auto' (exact)"
-        )
-    fits = dense_bytes(n, x.dtype, "auto") <= get_memory_budget()
-    if operator == "auto":
-        operator = "dense" if fits and mesh is None else "blockwise"
-    if operator == "dense" and not fits:
-        from jaxdse.diffusion import check_memory
-
-        check_memory(n, x.dtype, "auto", what="the dense operator")
-    if operator == "blockwise" and bandwidth.rule not in ("fixed", "sqrt_dim"):
-        raise ValueError(
-            f"sigma={sigma!r}: the blockwise operator needs a fixed number or 'sqrt_dim' (the '{bandwidth.rule}' "
-            "rule needs all pairwise distances); compute the bandwidth on a subset and pass it as a number"
-        )
-    if operator == "dense" and mesh is not None:
-        raise ValueError("mesh needs operator='blockwise' (or 'auto'): the dense operator is not sharded")
-    return x, mask, key, bandwidth, alpha, operator
-
-
-def check_max_n(max_n, key, mask):
-    """``max_n`` is an integer >= 2, comes with a ``key`` and without a ``mask``."""
-    _positive_int(max_n, "max_n", 2)
-    if key is None:
-        raise ValueError("max_n needs key=jax.random.key(...) to draw the subsample")
-    if mask is not None:
-        raise ValueError("max_n and mask cannot be combined: subsample the kept rows yourself")
-
-
-def subsample(x, key, max_n: int):
-    """``max_n`` rows of ``x`` drawn uniformly without replacement (all if fewer).
-
-    Returns ``(rows, key)`` with a fresh key for what follows.
-    """
-    n = x.shape[0]
-    if n <= max_n:
-        return x, key
-    key, sub = jax.random.split(key)
-    idx = jax.random.choice(sub, n, (max_n,), replace=False)
-    return x[jnp.sort(idx)], key
-
-
-def _pad_rows(x, mask, multiple: int):
-    n = x.shape[0]
-    keep = jnp.ones(n, bool) if mask is None else mask
-    pad = (-n) % multiple
-    if pad:
-        x = jnp.concatenate([x, jnp.zeros((pad, x.shape[1]), x.dtype)])
-        keep = jnp.concatenate([keep, jnp.zeros(pad, bool)])
-    return x, keep
-
-
-def _dse_slq(x, key, bandwidth, alpha, mask, t, base, **static):
-    """Unchecked core of :func:`dse_slq`: ``(value, stderr)``, each of ``t``'s shape."""
-    # Compiled once per shape and static configuration (eager calls cost one
-    # dispatch); inside a user's jit this is inlined.
-    sigma_value = bandwidth.value if bandwidth.rule == "fixed" else None
-    knn = bandwidth.value if bandwidth.rule == "knn" else None
-    return _dse_slq_compiled(x, key, sigma_value, alpha, mask, t, base, rule=bandwidth.rule, knn=knn, **static)
-
-
-@partial(
-    jax.jit,
-    static_argnames=(
-        "rule", "knn", "num_probes", "num_matvecs", "deflation_rank", "probes", "operator", "block_size", "mesh"
-    ),
-)
-def _dse_slq_compiled(
-    x, key, sigma_value, alpha, mask, t, base, *, rule, knn,
-    num_probes, num_matvecs, deflation_rank, probes, operator, block_size, mesh,
-):
-    bandwidth = Bandwidth(rule, sigma_value if rule == "fixed" else knn)
-    finite = jnp.all(jnp.isfinite(x))
-    x = jnp.where(finite, x, 0.0)
-    num_rows = x.shape[0]
-    if operator == "dense":
-        keep = jnp.ones(x.shape[0], bool) if mask is None else mask
-        op = dense_operator(x, bandwidth, alpha, keep)
-    else:
-        ndev = 1 if mesh is None else mesh.devices.shape[0]
-        block_size = min(block_size, -(-x.shape[0] // ndev))
-        x, keep = _pad_rows(x, mask, block_size * ndev)
-        op = blockwise_operator(x, bandwidth, alpha, keep, block_size=block_size, mesh=mesh)
     nodes, weights, known = lanczos_nodes(
         op,
         key,
-        num_probes=num_probes,
-        num_matvecs=num_matvecs,
-        deflation_rank=deflation_rank,
-        probes=probes,
+        num_probes=solver.num_probes,
+        num_matvecs=solver.num_matvecs,
+        deflation_rank=solver.deflation_rank,
+        probes=solver.probes,
         num_rows=num_rows,
     )
-    t = jnp.asarray(t, x.dtype)
+    dtype = op.v.dtype
+    t = jnp.asarray(t, dtype)
     value, stderr = jax.vmap(lambda s: _entropy_and_error(nodes, weights, known, s))(t.reshape(-1))
-    log_base = jnp.log(jnp.asarray(base, x.dtype))
-    value, stderr = value / log_base, stderr / log_base
-    ok = finite & (t > 0).all() & (jnp.asarray(alpha) >= 0) & (jnp.asarray(alpha) <= 1)
-    value = _no_gradient(jnp.where(ok, value, jnp.nan).reshape(t.shape))
-    stderr = jnp.where(ok, stderr, jnp.nan).reshape(t.shape)
-    return value, stderr
+    log_base = jnp.log(jnp.asarray(base, dtype))
+    return Estimate((value / log_base).reshape(t.shape), (stderr / log_base).reshape(t.shape))
 
 
 class _Known(NamedTuple):
@@ -374,13 +131,31 @@ def _quadrature(matmat, U, num_matvecs: int):
     Returns ``(nodes, weights)``, each ``[2, c, m]`` for ``m = num_matvecs``: the
     ``(m-1)``-point Gauss rule (padded with a zero-weight node) and the ``m``-point
     Gauss-Radau rule with a node fixed at 0, both from one ``m``-step Lanczos run.
+    Reverse-mode derivatives use matfree's adjoint of the Lanczos recurrence
+    (Kraemer et al. 2024, arXiv 2405.17277), exact and without storing the
+    iterations.
+
+    Each vector is extended by ``m`` extra coordinates on which the operator is a
+    fixed diagonal of ``m`` distinct values in (-1, 1), with a total weight of
+    ``eps |u|^2``. The Krylov space then never runs out before ``m`` steps, so
+    Lanczos cannot break down (0 / 0) on operators with few distinct eigenvalues
+    (a kernel that is exactly the identity or exactly constant, duplicated
+    points), while the estimate moves by a relative ``eps`` at most.
     """
-    tridiag = decomp.tridiag_sym(num_matvecs, materialize=True, reortho="full", custom_vjp=False)
+    tridiag = decomp.tridiag_sym(num_matvecs, materialize=True, reortho="full", custom_vjp=True)
+    n, dtype = U.shape[0], U.dtype
+    extra = jnp.cos(jnp.pi * (jnp.arange(num_matvecs, dtype=dtype) + 0.5) / num_matvecs)
+    fill = jnp.sqrt(jnp.finfo(dtype).eps / num_matvecs)
+
+    def matvec(w):
+        return jnp.concatenate([matmat(w[:n, None])[:, 0], extra * w[n:]])
 
     def one(u):
         norm = jnp.linalg.norm(u)
         safe = jnp.where(norm > 0, norm, 1.0)
-        result = tridiag(lambda w: matmat(w[:, None])[:, 0], u / safe)
+        u = jnp.concatenate([u / safe, jnp.full(num_matvecs, fill, dtype)])
+        norm = norm * jnp.linalg.norm(u)
+        result = tridiag(matvec, u / jnp.linalg.norm(u))
         # Gauss on the leading (m-1) x (m-1) block; Gauss-Radau adds one node
         # fixed at 0 (Golub & Meurant) using the last Lanczos coefficient. For
         # g(x) = x log x, whose even derivatives are > 0 and odd ones < 0 on
@@ -453,16 +228,3 @@ def _control_variates(theta, w, f, g, fw, gw, moments):
     coef = jax.lax.stop_gradient(coef)
     correction = (x - mu) @ coef  # [p, 2]
     return fw - correction[:, 0], gw - correction[:, 1]
-
-
-@jax.custom_jvp
-def _no_gradient(value):
-    return value
-
-
-@_no_gradient.defjvp
-def _no_gradient_jvp(primals, tangents):
-    raise NotImplementedError(
-        "gradients of the stochastic DSE estimate (method='slq') are not supported; "
-        "differentiate method='auto' (exact) instead"
-    )

@@ -1,5 +1,7 @@
 import jax
 import numpy as np
+
+import jaxdse
 import pytest
 
 from jaxdse.baselines import (
@@ -33,11 +35,11 @@ def test_csmi_plugin_equals_the_sliced_formula(rng):
 
 
 def test_csmi_conditional_terms_match_the_reference(x64):
-    from jaxdse.baselines import _mi
+    from jaxdse.baselines.mi import ClassicEntropy
 
     x, y = load_digits(dtype=np.float64)
     x, y = x[:600], y[:600]
-    terms = _mi.estimate(x, y, _mi.ClassicEntropy(2), 2.0, dict(key=jax.random.key(0)))
+    terms = jaxdse.mutual_information(x, y, entropy=ClassicEntropy(2), params=2.0, key=jax.random.key(0))
     for c in range(10):
         with np.errstate(invalid="ignore"):
             ref = dse_dsmi.diffusion_spectral_entropy(x[y == c], classic_shannon_entropy=True)

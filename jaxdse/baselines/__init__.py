@@ -8,19 +8,15 @@
 * :func:`mine`: MINE, a neural Donsker-Varadhan estimator (Flax + optax).
 * :func:`ksg`: the Kraskov-Stoegbauer-Grassberger k-nearest-neighbour estimator.
 
-Definitions: SPEC section 3. Every function states its unit; all return bits
-unless given another ``base``.
+Every function states its formula and unit; all return bits unless given
+another ``base``.
 """
 
-from jaxdse.baselines.cse import cse, csmi
+from jaxdse.baselines.cse import cse
 from jaxdse.baselines.ksg import ksg
+from jaxdse.baselines.mi import adjacency_spectral_mutual_information, csmi, matrix_entry_mutual_information
 from jaxdse.baselines.mine import MineHistory, MineResult, mine
-from jaxdse.baselines.variants import (
-    adjacency_spectral_entropy,
-    adjacency_spectral_mutual_information,
-    matrix_entry_entropy,
-    matrix_entry_mutual_information,
-)
+from jaxdse.baselines.variants import adjacency_spectral_entropy, matrix_entry_entropy
 
 __all__ = [
     "MineHistory",

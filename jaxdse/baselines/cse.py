@@ -1,4 +1,4 @@
-"""Classic Shannon entropy (CSE) of binned points (SPEC section 3).
+"""Classic Shannon entropy (CSE) of binned points, the paper's baseline.
 
 Each feature is min-max scaled to [0, 1] over the kept rows and cut into
 ``B = num_bins_per_dim`` equal bins; the entropy is that of the counts of
@@ -26,7 +26,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxdse import _checks
-from jaxdse.baselines._common import check_int, check_mask
 from jaxdse.entropy import entropy_of_spectrum
 
 
@@ -65,9 +64,10 @@ def cse(x, *, num_bins_per_dim: int = 2, mask=None, base=2.0):
     >>> float(cse(x, mask=jnp.array([True, True, False, False])))
     1.0
     """
-    num_bins = check_int(num_bins_per_dim, "num_bins_per_dim")
-    x = _checks.as_points(x, "x")
-    mask = check_mask(mask, x.shape[0])
+    num_bins = _checks.check_int(num_bins_per_dim, "num_bins_per_dim")
+    x = _checks.as_array(x, "x")
+    mask = _checks.check_mask(mask, np.shape(x)[0] if np.ndim(x) else 0)
+    x = _checks.as_points(x, "x", mask=mask)
     base = _checks.check_base(base)
     return masked_cse(x, mask, num_bins=num_bins, base=base)
 
@@ -75,15 +75,20 @@ def cse(x, *, num_bins_per_dim: int = 2, mask=None, base=2.0):
 def masked_cse(x, mask, *, num_bins: int = 2, base=2.0):
     """Unchecked core of :func:`cse`; ``mask`` may be None. For use under vmap."""
     keep = jnp.ones(x.shape[0], bool) if mask is None else mask
+    # Non-finite kept values, or fewer than two kept rows, give NaN (under jit).
+    ok = jnp.all(jnp.where(keep[:, None], jnp.isfinite(x), True)) & (jnp.sum(keep) >= 2)
+    x = jnp.where(keep[:, None] & ok, x, 0.0)
     codes = bin_codes(x, keep, num_bins)
     gid = group_ids(codes, keep, num_bins)
     counts = jax.ops.segment_sum(keep.astype(x.dtype), gid, num_segments=x.shape[0])
-    return entropy_of_spectrum(counts, 1.0, base)
+    return jnp.where(ok, entropy_of_spectrum(counts, 1.0, base), jnp.nan)
 
 
 def bin_codes(x, keep, num_bins: int):
     """Bin index ``[n, d]`` in ``0 .. B-1`` of each value (min-max over kept rows)."""
     big = jnp.asarray(jnp.inf, x.dtype)
+    # Halved (exactly) so that the range of values near the dtype's limit cannot overflow.
+    x = 0.5 * x
     lo = jnp.min(jnp.where(keep[:, None], x, big), axis=0)
     hi = jnp.max(jnp.where(keep[:, None], x, -big), axis=0)
     span = hi - lo
@@ -124,71 +129,3 @@ def group_ids(codes, keep, num_bins: int):
     gid0 = jnp.where(keep, 0, 1).astype(jnp.int32)
     gid, _ = jax.lax.scan(refine, gid0, words.T)
     return gid
-
-
-def csmi(
-    z,
-    y,
-    *,
-    key=None,
-    num_bins_per_dim: int = 2,
-    base=2.0,
-    num_repetitions: int = 5,
-    estimator: str = "subsample",
-    n_clusters: int = 10,
-    num_classes: int | None = None,
-    max_class_size: int | None = None,
-    reference_discrete: bool | None = None,
-    comparison: str = "shared",
-):
-    """Classic Shannon mutual information ``CSMI(Z; Y)``: DSMI with CSE in place of DSE.
-
-    ``CSMI = sum_c p(c) [mean_r CSE(Z*_{c,r}) - CSE(Z | Y = c)]`` (``"subsample"``,
-    default) or ``CSE(Z) - sum_c p(c) CSE(Z | Y = c)`` (``"plugin"``), in units of
-    ``base`` (bits by default). In high dimension every binned row is unique, all
-    terms equal ``log_b n_c`` and CSMI collapses to 0. In low dimension it can be
-    negative: each subset is min-max scaled to its own range, so a tight class
-    fills all bins while a random subset spanning several classes leaves most
-    cells empty (the reference gives the same values).
-
-    Args:
-      z: ``[n, d]`` representation.
-      y: reference for the same samples (labels, a continuous scalar, or vectors).
-      num_bins_per_dim: bins per feature for CSE (static).
-      base: logarithm base.
-
-    The estimator is DSMI's (:func:`jaxdse.dsmi.mutual_information`) with the
-    same arguments: ``key`` (required for ``estimator="subsample"``),
-    ``num_repetitions``, ``estimator``, ``n_clusters``, ``num_classes``,
-    ``max_class_size``, ``reference_discrete``, ``comparison``; ``y`` is read as by
-    :func:`jaxdse.dsmi.dsmi`. The ``"subsample"`` value is random: it agrees with
-    the reference package (``classic_shannon_entropy=True``) in expectation.
-    Deterministic for a given ``key``; under ``jit`` the labels may be traced
-    when ``num_classes`` and ``max_class_size`` (static) are given, as for DSMI.
-
-    Returns:
-      Scalar estimate in units of ``base``.
-
-    Raises:
-      TypeError/ValueError naming the argument for bad input.
-
-    >>> import jax, numpy as np
-    >>> z = np.repeat(np.eye(2), 20, axis=0)  # two classes, two distinct rows
-    >>> float(csmi(z, np.repeat([0, 1], 20), estimator="plugin"))
-    1.0
-    """
-    from jaxdse.baselines import _mi
-
-    num_bins = check_int(num_bins_per_dim, "num_bins_per_dim")
-    base = _checks.check_base(base)
-    options = dict(
-        key=key,
-        num_repetitions=num_repetitions,
-        estimator=estimator,
-        n_clusters=n_clusters,
-        num_classes=num_classes,
-        max_class_size=max_class_size,
-        reference_discrete=reference_discrete,
-        comparison=comparison,
-    )
-    return _mi.estimate(z, y, _mi.ClassicEntropy(num_bins), base, options).value

@@ -1,4 +1,4 @@
-"""The Kraskov-Stoegbauer-Grassberger mutual information estimator (SPEC section 3).
+"""The Kraskov-Stoegbauer-Grassberger mutual information estimator.
 
 Estimator 1 of Kraskov et al. (2004), as in NPEET, with max-norm neighbourhoods
 in every space:
@@ -21,7 +21,6 @@ import jax.numpy as jnp
 from jax.scipy.special import digamma
 
 from jaxdse import _checks
-from jaxdse.baselines._common import check_int, check_same_rows
 
 # Largest [block, n, feature_chunk] difference array built at once.
 _CHUNK_ELEMENTS = 2**22
@@ -29,8 +28,9 @@ _CHUNK_ELEMENTS = 2**22
 
 def as_samples(a, name: str):
     """``[n]`` or ``[n, d]`` samples as a floating ``[n, d]`` array, with clear errors."""
-    if hasattr(a, "ndim") and a.ndim == 1 or (not hasattr(a, "ndim") and jnp.ndim(a) == 1):
-        a = jnp.reshape(jnp.asarray(a), (-1, 1))
+    a = _checks.as_array(a, name)
+    if jnp.ndim(a) == 1:
+        a = jnp.reshape(a, (-1, 1))
     return _checks.as_points(a, name)
 
 
@@ -68,17 +68,18 @@ def ksg(x, y, *, k: int = 3, base=2.0, block_size: int = 256):
     """
     x = as_samples(x, "x")
     y = as_samples(y, "y")
-    check_same_rows(x, y)
+    if x.shape[0] != y.shape[0]:
+        raise ValueError(f"x and y must have the same number of rows (samples), got {x.shape[0]} and {y.shape[0]}")
     n = x.shape[0]
-    k = check_int(k, "k")
-    if k > n - 1:
-        raise ValueError(f"k must be <= n - 1 = {n - 1}, got k={k}")
-    block_size = check_int(block_size, "block_size")
+    k = _checks.check_int(k, "k", minimum=1, maximum=n - 1)
+    block_size = _checks.check_int(block_size, "block_size")
     base = _checks.check_base(base)
     dtype = jnp.result_type(x.dtype, y.dtype)
-    return ksg_nats(x.astype(dtype), y.astype(dtype), k=k, block_size=block_size) / jnp.log(
-        jnp.asarray(base, dtype)
-    )
+    x, y = x.astype(dtype), y.astype(dtype)
+    # Under jit: non-finite samples or an invalid base give NaN.
+    ok = jnp.all(jnp.isfinite(x)) & jnp.all(jnp.isfinite(y)) & _checks.valid_base(base)
+    nats = ksg_nats(jnp.where(ok, x, 0.0), jnp.where(ok, y, 0.0), k=k, block_size=block_size)
+    return jnp.where(ok, nats / jnp.log(jnp.where(ok, jnp.asarray(base, dtype), 2.0)), jnp.nan)
 
 
 def ksg_nats(x, y, *, k: int = 3, block_size: int = 256):

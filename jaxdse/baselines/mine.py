@@ -1,4 +1,4 @@
-"""MINE: mutual information neural estimation (Belghazi et al. 2018; SPEC section 3).
+"""MINE: mutual information neural estimation (Belghazi et al. 2018).
 
 A statistics network ``T(x, y)`` is trained to maximise the Donsker-Varadhan
 lower bound
@@ -36,7 +36,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxdse import _checks
-from jaxdse.baselines._common import check_int, check_same_rows
 from jaxdse.baselines.ksg import as_samples
 
 LOG2 = float(np.log(2.0))
@@ -146,13 +145,14 @@ def mine(
     _, optax = _require_neural()
     x = as_samples(x, "x")
     y = as_samples(y, "y")
-    check_same_rows(x, y)
+    if x.shape[0] != y.shape[0]:
+        raise ValueError(f"x and y must have the same number of rows (samples), got {x.shape[0]} and {y.shape[0]}")
     if key is None:
         raise TypeError("key must be a jax.random key (e.g. jax.random.key(0)), got None")
-    hidden = tuple(check_int(w, "hidden") for w in hidden)
-    batch_size = check_int(batch_size, "batch_size")
-    epochs = check_int(epochs, "epochs")
-    final_epochs = check_int(final_epochs, "final_epochs")
+    hidden = tuple(_checks.check_int(w, "hidden") for w in hidden)
+    batch_size = _checks.check_int(batch_size, "batch_size")
+    epochs = _checks.check_int(epochs, "epochs")
+    final_epochs = _checks.check_int(final_epochs, "final_epochs")
     if final_epochs > epochs:
         raise ValueError(f"final_epochs must be <= epochs = {epochs}, got {final_epochs}")
     learning_rate = _checks.check_positive(learning_rate, "learning_rate")

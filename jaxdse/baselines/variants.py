@@ -1,4 +1,4 @@
-"""The reference package's alternative entropies, kept for parity (SPEC section 3).
+"""The reference package's alternative entropies, kept for parity.
 
 * :func:`matrix_entry_entropy`: entropy of the entries of the diffusion matrix
   ``P`` instead of its eigenvalues. The reference builds
@@ -12,33 +12,40 @@
 The reference adds machine epsilon to every probability before taking
 ``-sum p log2 p``; this changes a value by at most about ``N eps log2(1/eps)``
 bits for N probabilities (1e-8 bits for a 1000 x 1000 matrix) and is left out
-here, so that padding adds exactly nothing.
+here, so that padding adds exactly nothing. The masked cores take points
+prepared by :func:`jaxdse.affinity.prepare_points` (the bandwidth rule resolved
+once), so the mutual informations use the kernel of the whole set in every
+subset, as DSMI does.
 """
 
 from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-from jaxdse.affinity import HIGHEST
+import numpy as np
 
 from jaxdse import _checks
-from jaxdse.affinity import check_knn_k, gaussian_affinity, parse_bandwidth
-from jaxdse.baselines._common import check_int, check_mask
-from jaxdse.diffusion import check_memory, symmetric_diffusion_operator, symmetric_eigvals
+from jaxdse.affinity import HIGHEST, ScaledPoints, affinity_matrix, check_points_and_bandwidth, prepare_points
+from jaxdse.diffusion import dense_symmetric_operator, symmetric_eigvals
 from jaxdse.entropy import entropy_of_spectrum
+from jaxdse.memory import check_memory, dense_bytes, get_memory_budget
 
 KINDS = ("knn", "gaussian", "anisotropic")
 
 
 def _check_common(x, sigma, base, mask):
-    x = _checks.as_points(x, "x")
-    mask = check_mask(mask, x.shape[0])
-    bandwidth = parse_bandwidth(sigma)
-    n_kept = x.shape[0] if mask is None or not _checks.is_concrete(mask) else int(jnp.sum(mask))
-    check_knn_k(bandwidth, n_kept)
+    x, bandwidth, mask = check_points_and_bandwidth(x, sigma, mask)
     base = _checks.check_base(base)
-    check_memory(x.shape[0], x.dtype, "eigh")
+    check_memory(dense_bytes(x.shape[0], x.dtype, 5), get_memory_budget(), f"n={x.shape[0]} points")
     return x, bandwidth, base, mask
+
+
+def _finite_or_nan(value, points, keep):
+    """NaN where kept points or their bandwidths are not finite (under jit)."""
+    keep = jnp.ones(points.points.shape[0], bool) if keep is None else keep
+    ok = jnp.all(jnp.where(keep[:, None], jnp.isfinite(points.points), True))
+    ok = ok & jnp.all(jnp.where(keep, jnp.isfinite(points.scales), True))
+    return jnp.where(ok, value, jnp.nan)
 
 
 def matrix_entry_entropy(x, *, sigma=10.0, base=2.0, mask=None):
@@ -73,17 +80,18 @@ def matrix_entry_entropy(x, *, sigma=10.0, base=2.0, mask=None):
     2.0
     """
     x, bandwidth, base, mask = _check_common(x, sigma, base, mask)
-    return masked_matrix_entry_entropy(x, mask, sigma=bandwidth, base=base)
+    return masked_matrix_entry_entropy(prepare_points(x, bandwidth, mask), mask, base=base)
 
 
-def masked_matrix_entry_entropy(x, mask, *, sigma=10.0, base=2.0):
-    """Unchecked core of :func:`matrix_entry_entropy`; ``mask`` may be None."""
-    S, v = symmetric_diffusion_operator(x, sigma=sigma, alpha=0.5, mask=mask)
+def masked_matrix_entry_entropy(points: ScaledPoints, mask, *, base=2.0):
+    """Unchecked core of :func:`matrix_entry_entropy` on prepared points; ``mask`` may be None."""
+    keep = jnp.ones(points.points.shape[0], bool) if mask is None else mask
+    S, v = dense_symmetric_operator(points, 0.5, keep)
     # P = D^-1/2 S D^1/2, and v is proportional to D^1/2 (0 on dropped rows).
     kept = v > 0
     v_safe = jnp.where(kept, v, 1.0)
     P = jnp.where(kept[:, None], S * v[None, :] / v_safe[:, None], 0.0)
-    return entropy_of_spectrum(P.reshape(-1), 1.0, base)
+    return _finite_or_nan(entropy_of_spectrum(P.reshape(-1), 1.0, base), points, mask)
 
 
 def adjacency_spectral_entropy(x, *, kind: str = "gaussian", knn: int = 10, sigma=10.0, base=2.0, mask=None):
@@ -130,24 +138,33 @@ def adjacency_spectral_entropy(x, *, kind: str = "gaussian", knn: int = 10, sigm
     2.0
     """
     _checks.check_choice(kind, "kind", KINDS)
-    knn = check_int(knn, "knn")
+    knn = _checks.check_int(knn, "knn")
     x, bandwidth, base, mask = _check_common(x, sigma, base, mask)
     if kind == "knn":
         n_kept = x.shape[0] if mask is None or not _checks.is_concrete(mask) else int(jnp.sum(mask))
         if knn > n_kept:
             raise ValueError(f"knn must be <= the number of (kept) points {n_kept}, got {knn}")
-    return masked_adjacency_spectral_entropy(x, mask, kind=kind, knn=knn, sigma=bandwidth, base=base)
+        return masked_knn_adjacency_entropy(x, mask, knn=knn, base=base)
+    return masked_adjacency_spectral_entropy(prepare_points(x, bandwidth, mask), mask, kind=kind, base=base)
 
 
-def masked_adjacency_spectral_entropy(x, mask, *, kind="gaussian", knn=10, sigma=10.0, base=2.0):
-    """Unchecked core of :func:`adjacency_spectral_entropy`; ``mask`` may be None."""
-    if kind == "knn":
-        lam = jnp.abs(jnp.linalg.eigvals(knn_adjacency(x, knn, mask)))
-    elif kind == "gaussian":
-        lam = symmetric_eigvals(gaussian_affinity(x, sigma=sigma, mask=mask), True)
+def masked_adjacency_spectral_entropy(points: ScaledPoints, mask, *, kind="gaussian", base=2.0):
+    """Unchecked core of :func:`adjacency_spectral_entropy` for the Gaussian kinds, on prepared points."""
+    keep = jnp.ones(points.points.shape[0], bool) if mask is None else mask
+    if kind == "gaussian":
+        A = affinity_matrix(points, keep)
     else:
-        lam = symmetric_eigvals(symmetric_diffusion_operator(x, sigma=sigma, alpha=0.0, mask=mask)[0], True)
-    return entropy_of_spectrum(lam, 1.0, base)
+        A = dense_symmetric_operator(points, 0.0, keep)[0]
+    lam = symmetric_eigvals(A, "tridiagonal")
+    return _finite_or_nan(entropy_of_spectrum(lam, 1.0, base), points, mask)
+
+
+def masked_knn_adjacency_entropy(x, mask, *, knn=10, base=2.0):
+    """Unchecked core of :func:`adjacency_spectral_entropy` for ``kind="knn"`` (raw points)."""
+    keep = jnp.ones(x.shape[0], bool) if mask is None else mask
+    ok = jnp.all(jnp.where(keep[:, None], jnp.isfinite(x), True))
+    lam = jnp.abs(jnp.linalg.eigvals(knn_adjacency(jnp.where(ok, x, 0.0), knn, mask)))
+    return jnp.where(ok, entropy_of_spectrum(lam, 1.0, base), jnp.nan)
 
 
 def knn_adjacency(x, knn: int, mask=None):
@@ -165,132 +182,3 @@ def knn_adjacency(x, knn: int, mask=None):
     d2 = jnp.where(keep[None, :], d2, jnp.inf)
     kth = -jax.lax.top_k(-d2, knn)[0][:, knn - 1]
     return ((d2 <= kth[:, None]) & keep[:, None] & keep[None, :]).astype(x.dtype)
-
-
-def _mi_options(
-    key, num_repetitions, estimator, n_clusters, num_classes, max_class_size, reference_discrete, comparison
-):
-    return dict(
-        comparison=comparison,
-        key=key,
-        num_repetitions=num_repetitions,
-        estimator=estimator,
-        n_clusters=n_clusters,
-        num_classes=num_classes,
-        max_class_size=max_class_size,
-        reference_discrete=reference_discrete,
-    )
-
-
-def _static_bandwidth(sigma):
-    bandwidth = parse_bandwidth(sigma)
-    value = bandwidth.value if bandwidth.rule == "fixed" else 0.0
-    return bandwidth, value, bandwidth.value if bandwidth.rule == "knn" else None
-
-
-def matrix_entry_mutual_information(
-    z,
-    y,
-    *,
-    key=None,
-    sigma=10.0,
-    base=2.0,
-    num_repetitions: int = 5,
-    estimator: str = "subsample",
-    n_clusters: int = 10,
-    num_classes: int | None = None,
-    max_class_size: int | None = None,
-    reference_discrete: bool | None = None,
-    comparison: str = "shared",
-):
-    """Mutual information built like DSMI from :func:`matrix_entry_entropy`.
-
-    ``sum_c p(c) [mean_r H(Z*_{c,r}) - H(Z | Y = c)]`` (``"subsample"``) or
-    ``H(Z) - sum_c p(c) H(Z | Y = c)`` (``"plugin"``), with ``H`` the entropy of
-    the diffusion matrix's entries; units of ``base`` (bits by default). The
-    reference's ``diffusion_spectral_mutual_information(..., matrix_entry_entropy=True)``.
-
-    The estimator is DSMI's (:func:`jaxdse.dsmi.mutual_information`) with the
-    same arguments (``key`` is required for ``"subsample"``); ``y`` is read as by
-    :func:`jaxdse.dsmi.dsmi`. The ``"subsample"`` value is random and agrees with
-    the reference in expectation.
-    Deterministic for a given ``key``; under ``jit`` the labels may be traced
-    when ``num_classes`` and ``max_class_size`` (static) are given, as for DSMI.
-
-    Returns a scalar; raises TypeError/ValueError naming the argument for bad input.
-
-    >>> import numpy as np
-    >>> z = np.repeat(np.eye(2), 10, axis=0) * 100.0
-    >>> round(float(matrix_entry_mutual_information(z, np.repeat([0, 1], 10), estimator="plugin")), 4)
-    1.0
-    """
-    from jaxdse.baselines import _mi
-
-    bandwidth, value, k = _static_bandwidth(sigma)
-    base = _checks.check_base(base)
-    z = _checks.as_points(z, "z")
-    options = _mi_options(
-        key, num_repetitions, estimator, n_clusters, num_classes, max_class_size, reference_discrete, comparison
-    )
-    entropy_fn = _mi.MatrixEntryEntropy(bandwidth.rule, k)
-    return _mi.estimate(z, y, entropy_fn, (value, base), options, _dense_bytes(z)).value
-
-
-def adjacency_spectral_mutual_information(
-    z,
-    y,
-    *,
-    key=None,
-    kind: str = "gaussian",
-    knn: int = 10,
-    sigma=10.0,
-    base=2.0,
-    num_repetitions: int = 5,
-    estimator: str = "subsample",
-    n_clusters: int = 10,
-    num_classes: int | None = None,
-    max_class_size: int | None = None,
-    reference_discrete: bool | None = None,
-    comparison: str = "shared",
-):
-    """Mutual information built like DSMI from :func:`adjacency_spectral_entropy`.
-
-    ``sum_c p(c) [mean_r H(Z*_{c,r}) - H(Z | Y = c)]`` (``"subsample"``) or
-    ``H(Z) - sum_c p(c) H(Z | Y = c)`` (``"plugin"``), with ``H`` the adjacency
-    spectral entropy of ``kind``; units of ``base`` (bits by default). The
-    reference's ``adjacency_spectral_mutual_information``.
-
-    The estimator is DSMI's (:func:`jaxdse.dsmi.mutual_information`) with the
-    same arguments (``key`` is required for ``"subsample"``); ``y`` is read as by
-    :func:`jaxdse.dsmi.dsmi`. The ``"subsample"`` value is random and agrees with
-    the reference in expectation. With ``kind="knn"`` every class (and padded
-    subset) must hold at least ``knn`` points.
-    Deterministic for a given ``key``; under ``jit`` the labels may be traced
-    when ``num_classes`` and ``max_class_size`` (static) are given, as for DSMI.
-
-    Returns a scalar; raises TypeError/ValueError naming the argument for bad input.
-
-    >>> import numpy as np
-    >>> z = np.repeat(np.eye(2), 10, axis=0) * 100.0
-    >>> y = np.repeat([0, 1], 10)
-    >>> round(float(adjacency_spectral_mutual_information(z, y, estimator="plugin")), 4)
-    1.0
-    """
-    from jaxdse.baselines import _mi
-
-    _checks.check_choice(kind, "kind", KINDS)
-    knn = check_int(knn, "knn")
-    bandwidth, value, k = _static_bandwidth(sigma)
-    base = _checks.check_base(base)
-    z = _checks.as_points(z, "z")
-    options = _mi_options(
-        key, num_repetitions, estimator, n_clusters, num_classes, max_class_size, reference_discrete, comparison
-    )
-    entropy_fn = _mi.AdjacencyEntropy(kind, knn, bandwidth.rule, k)
-    return _mi.estimate(z, y, entropy_fn, (value, base), options, _dense_bytes(z)).value
-
-
-def _dense_bytes(z):
-    from jaxdse.diffusion import dense_bytes
-
-    return lambda m: dense_bytes(m, z.dtype, "eigh")
