@@ -14,6 +14,7 @@ import functools
 from typing import NamedTuple
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from jaxdse import _checks
@@ -56,7 +57,10 @@ def sweep(
     eigendecomposition per sigma serves every t. ``sweep(x, s, t).dse[i, j]``
     equals ``jaxdse.dse(x, sigma=s[i], t=t[j])``, and ``.dsmi[i, j]`` equals
     ``jaxdse.dsmi(x, labels, key=key, sigma=s[i], t=t[j])``. Calling it again
-    with other grids of the same sizes reuses the compiled code.
+    with other grids of the same sizes reuses the compiled code. It can itself
+    be called under ``jax.jit`` with traced ``x``, ``sigmas``, ``ts`` (and key),
+    as long as ``labels`` are concrete (their classes are counted on the host);
+    traced grids are not checked for positivity (a sigma of 0 then gives NaN).
 
     Args:
       x: ``[n, d]`` points.
@@ -111,6 +115,10 @@ def sweep(
 
 
 def _grid(values, name, dtype):
+    if not _checks.is_concrete(values):  # traced (sweep called under jit): checked for shape only
+        if np.ndim(values) != 1 or np.size(values) == 0:
+            raise ValueError(f"{name} must be a non-empty 1-D array, got shape {np.shape(values)}")
+        return jnp.asarray(values, dtype)
     arr = np.asarray(values, dtype=np.float64)
     if arr.ndim != 1 or arr.size == 0:
         raise ValueError(f"{name} must be a non-empty 1-D list of numbers, got shape {arr.shape}")

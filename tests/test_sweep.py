@@ -107,3 +107,22 @@ def test_knee_on_a_real_dse_curve(data):
     curve = np.asarray(sweep(x, [2.0], ts).dse[0])
     k = knee(ts, curve)
     assert np.isnan(k) or k in ts
+
+
+def test_under_jit_with_traced_grids_compiles_once(data):
+    x, y = data
+    traces = []
+
+    @jax.jit
+    def grid(x, sigmas, ts, key):
+        traces.append(1)
+        return sweep(x, sigmas, ts, labels=y, key=key)
+
+    key = jax.random.key(2)
+    first = grid(x, np.array([1.0, 2.0]), np.array([1.0, 3.0]), key)
+    again = grid(x, np.array([1.5, 2.5]), np.array([0.5, 2.0]), key)
+    assert len(traces) == 1 and grid._cache_size() == 1
+    direct = sweep(x, [1.5, 2.5], [0.5, 2.0], labels=y, key=key)
+    np.testing.assert_allclose(again.dse, direct.dse, atol=1e-5)
+    np.testing.assert_allclose(again.dsmi, direct.dsmi, atol=1e-5)
+    assert first.dse.shape == (2, 2)
