@@ -30,13 +30,16 @@ from jaxdse._report import Timer, jsonable  # noqa: E402, F401  (Timer: used by 
 from jaxdse._report import progress as _progress  # noqa: E402
 
 
-def parser(description: str) -> argparse.ArgumentParser:
-    """An argument parser with the options every example has."""
+def parser(description: str, *, training: bool = False) -> argparse.ArgumentParser:
+    """An argument parser with the options every example has (and ``--data``, ``--epochs`` with ``training``)."""
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--quick", action="store_true", help="tiny settings that finish in seconds (smoke test)")
     p.add_argument("--out", type=Path, default=Path("example_outputs"), help="folder for the PNG figures and the JSON")
     p.add_argument("--seed", type=int, default=0, help="base random seed")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    if training:
+        add_data_argument(p)
+        p.add_argument("--epochs", type=int, default=None, help="training epochs (default: the example's)")
     return p
 
 
@@ -103,6 +106,11 @@ def save_json(out: Path, name: str, payload: dict) -> Path:
     path = out / name
     path.write_text(json.dumps(jsonable(payload), indent=1, allow_nan=False))
     return path
+
+
+def save_outputs(fig, out: Path, stem: str, payload: dict):
+    """Write ``out/stem.png`` (closing ``fig``) and ``out/stem.json``; returns both paths."""
+    return save_figure(fig, out, f"{stem}.png"), save_json(out, f"{stem}.json", payload)
 
 
 def pyplot():

@@ -36,9 +36,7 @@ def knee_index(ts, values):
 
 
 def main(argv=None):
-    p = _common.parser(__doc__.splitlines()[0])
-    _common.add_data_argument(p)
-    p.add_argument("--epochs", type=int, default=None)
+    p = _common.parser(__doc__.splitlines()[0], training=True)
     args = p.parse_args(argv)
     quick = args.quick
     epochs = args.epochs or (2 if quick else 15)
@@ -115,32 +113,28 @@ def main(argv=None):
         f"(test acc {history['test_accuracy'][-1]:.2f}); each sweep compiled once",
         y=1.03,
     )
-    png = _common.save_figure(fig, args.out, "sweep.png")
-    path = _common.save_json(
-        args.out,
-        "sweep.json",
-        {
-            "settings": dict(data=data_name, test_size=len(x_te), epochs=epochs, quick=quick),
-            "sigma": sigmas,
-            "t": ts,
-            "dse": h,  # [sigma, t]
-            "dsmi_y": mi,  # [sigma, t]
-            "knee_t_index": knees,
-            "knee_t": [None if k is None else float(ts[k]) for k in knees],  # None: flat curve, no knee
-            "knee_t_at_sigma_10": None if knees[i10] is None else float(ts[knees[i10]]),
-            "dse_at_sigma_10_t_1": float(h[i10, int(np.argmin(np.abs(ts - 1.0)))]),
-            "dsmi_y_at_sigma_10_t_1": float(mi[i10, int(np.argmin(np.abs(ts - 1.0)))]),
-            "largest_dsmi": dict(sigma=float(sigmas[best[0]]), t=float(ts[best[1]]), bits=float(mi[best])),
-            "test_accuracy": history["test_accuracy"][-1],
-            "compilations": {"dse_sweep": dse_sweep._cache_size(), "dsmi_sweep": dsmi_sweep._cache_size()},
-            "traces": traces,
-            "seconds": dict(
-                dse_first_call=t_dse_first.seconds, dse_second_grid=t_dse_second.seconds,
-                dsmi_first_call=t_mi_first.seconds, dsmi_second_grid=t_mi_second.seconds,
-            ),
-            "claims": {"sweep_compiles_once": bool(compiled_once)},
-        },
-    )
+    payload = {
+        "settings": dict(data=data_name, test_size=len(x_te), epochs=epochs, quick=quick),
+        "sigma": sigmas,
+        "t": ts,
+        "dse": h,  # [sigma, t]
+        "dsmi_y": mi,  # [sigma, t]
+        "knee_t_index": knees,
+        "knee_t": [None if k is None else float(ts[k]) for k in knees],  # None: flat curve, no knee
+        "knee_t_at_sigma_10": None if knees[i10] is None else float(ts[knees[i10]]),
+        "dse_at_sigma_10_t_1": float(h[i10, int(np.argmin(np.abs(ts - 1.0)))]),
+        "dsmi_y_at_sigma_10_t_1": float(mi[i10, int(np.argmin(np.abs(ts - 1.0)))]),
+        "largest_dsmi": dict(sigma=float(sigmas[best[0]]), t=float(ts[best[1]]), bits=float(mi[best])),
+        "test_accuracy": history["test_accuracy"][-1],
+        "compilations": {"dse_sweep": dse_sweep._cache_size(), "dsmi_sweep": dsmi_sweep._cache_size()},
+        "traces": traces,
+        "seconds": dict(
+            dse_first_call=t_dse_first.seconds, dse_second_grid=t_dse_second.seconds,
+            dsmi_first_call=t_mi_first.seconds, dsmi_second_grid=t_mi_second.seconds,
+        ),
+        "claims": {"sweep_compiles_once": bool(compiled_once)},
+    }
+    png, path = _common.save_outputs(fig, args.out, "sweep", payload)
     print(f"wrote {png} and {path}")
     print(
         f"compiled once: {compiled_once}; DSE sweep {t_dse_first.seconds:.2f} s first, {t_dse_second.seconds:.3f} s "

@@ -25,15 +25,20 @@ def solver_options(args):
 
 
 def dse_with_stderr(x, key, args, **kernel):
-    """``(DSE, standard error or None)`` of ``x`` with ``args.solver``; the stochastic solver has an error bar."""
+    """``(DSE, standard error, settings)`` of ``x`` with ``args.solver``.
+
+    The stochastic solver reports its standard error and its probe and step counts;
+    the exact ones give ``None`` and ``{}``.
+    """
     import jax
 
     options = solver_options(args)
-    if options.pop("method") == "slq":
+    if options["method"] == "slq":
         from jaxdse.slq import dse_slq
 
+        del options["method"]
         result = jax.block_until_ready(dse_slq(x, key=key, **kernel, **options))
         return float(result.value), float(result.stderr), dict(num_probes=result.num_probes, num_matvecs=result.num_matvecs)
     import jaxdse
 
-    return float(jax.block_until_ready(jaxdse.dse(x, **kernel, **solver_options(args)))), None, {}
+    return float(jax.block_until_ready(jaxdse.dse(x, **kernel, **options))), None, {}
