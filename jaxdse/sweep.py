@@ -17,10 +17,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+import jaxdse
 from jaxdse import _checks
-from jaxdse.diffusion import dense_bytes, get_memory_budget
-from jaxdse.dse import dse
-from jaxdse.dsmi import dsmi
+from jaxdse.diffusion import dense_bytes
 
 
 class Sweep(NamedTuple):
@@ -91,7 +90,7 @@ def sweep(
     sigmas = _grid(sigmas, "sigmas", x.dtype)
     ts = _grid(ts, "ts", x.dtype)
     n = x.shape[0]
-    fit = max(1, get_memory_budget() // max(dense_bytes(n, x.dtype, method), 1))
+    fit = max(1, jaxdse.get_memory_budget() // max(dense_bytes(n, x.dtype, method), 1))
     dse_batch = None if fit >= sigmas.shape[0] else int(fit)
     if labels is None:
         return Sweep(_dse_grid(x, sigmas, ts, alpha, base, batch=dse_batch, method=method), None)
@@ -131,7 +130,7 @@ def _grid(values, name, dtype):
 @functools.partial(jax.jit, static_argnames=("batch", "method"))
 def _dse_grid(x, sigmas, ts, alpha, base, *, batch, method):
     def one(sigma):
-        return dse(x, sigma=sigma, t=ts, alpha=alpha, base=base, method=method)
+        return jaxdse.dse(x, sigma=sigma, t=ts, alpha=alpha, base=base, method=method)
 
     return jax.vmap(one)(sigmas) if batch is None else jax.lax.map(one, sigmas, batch_size=batch)
 
@@ -142,7 +141,7 @@ def _dse_grid(x, sigmas, ts, alpha, base, *, batch, method):
 )
 def _both_grids(x, classes, key, sigmas, ts, alpha, base, *, dse_batch, method, **settings):
     def one(sigma):
-        return dsmi(
+        return jaxdse.dsmi(
             x, classes, key=key, sigma=sigma, t=ts, alpha=alpha, base=base, reference_discrete=True,
             method=method, **settings,
         )

@@ -51,12 +51,14 @@ def test_a_new_grid_of_the_same_size_does_not_compile_again(data):
     assert after[0] <= before[0] + 1  # the DSE-only call compiles once, for both grids
 
 
-def test_batches_of_sigmas_equal_all_at_once(data, monkeypatch):
+def test_batches_of_sigmas_equal_all_at_once(data):
     x, _ = data
     whole = sweep(x, [1.0, 2.0, 3.0], [1.0, 2.0]).dse
-    # A budget that holds one sigma's dense arrays at a time.
-    monkeypatch.setattr(sweep_module, "get_memory_budget", lambda: sweep_module.dense_bytes(N, np.float32) + 1)
-    batched = sweep(x, [1.0, 2.0, 3.0], [1.0, 2.0]).dse
+    jaxdse.set_memory_budget(sweep_module.dense_bytes(N, np.float32) + 1)  # one sigma's dense arrays at a time
+    try:
+        batched = sweep(x, [1.0, 2.0, 3.0], [1.0, 2.0]).dse
+    finally:
+        jaxdse.set_memory_budget(None)  # the default again
     np.testing.assert_allclose(batched, whole, atol=1e-5)
 
 
