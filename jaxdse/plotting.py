@@ -118,6 +118,10 @@ def demo_figure(curves, *, n_test, sigma, t):
     right.plot(epochs, curves["dsmi_x"], "^-", label="DSMI(Z; X) input clusters")
     right.set_xlabel("epoch")
     right.set_ylabel("bits")
+    from matplotlib.ticker import MaxNLocator
+
+    for ax in (left, right):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     right.legend(fontsize=8)
     right.set_title(
         f"penultimate layer Z on {n_test} test digits, sigma = {sigma:g}, t = {t:g}\n"
