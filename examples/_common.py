@@ -1,5 +1,9 @@
 """Helpers shared by the example scripts: arguments, data, progress, outputs.
 
+The timer, the JSON cleaning, the progress bar and the figures come from the
+library (:mod:`jaxdse._report`, :mod:`jaxdse.plotting`), which the command line
+uses too; this module only adapts them to the examples' folders and names.
+
 Imported before numpy/jax by each example: on a small machine shared by several
 processes, multi-threaded BLAS (used by the CPU eigensolvers) oversubscribes the
 cores and can make a 400 x 400 eigendecomposition a hundred times slower, so
@@ -15,22 +19,27 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import argparse  # noqa: E402
 import json  # noqa: E402
-import math  # noqa: E402
 import platform  # noqa: E402
 import sys  # noqa: E402
-import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
+from jaxdse import plotting  # noqa: E402
+from jaxdse._report import Timer, jsonable  # noqa: E402, F401  (Timer: used by the examples)
+from jaxdse._report import progress as _progress  # noqa: E402
 
-def parser(description: str) -> argparse.ArgumentParser:
-    """An argument parser with the options every example has."""
+
+def parser(description: str, *, training: bool = False) -> argparse.ArgumentParser:
+    """An argument parser with the options every example has (and ``--data``, ``--epochs`` with ``training``)."""
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--quick", action="store_true", help="tiny settings that finish in seconds (smoke test)")
     p.add_argument("--out", type=Path, default=Path("example_outputs"), help="folder for the PNG figures and the JSON")
     p.add_argument("--seed", type=int, default=0, help="base random seed")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    if training:
+        add_data_argument(p)
+        p.add_argument("--epochs", type=int, default=None, help="training epochs (default: the example's)")
     return p
 
 
@@ -70,47 +79,8 @@ def load_images(path=None):
 
 
 def progress(total: int, desc: str, disable: bool = False):
-    """A tqdm bar (or a silent stand-in when tqdm is missing)."""
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:  # pragma: no cover - tqdm is optional
-        return _NoBar()
-    return tqdm(total=total, desc=desc, disable=disable, file=sys.stderr, dynamic_ncols=True)
-
-
-class _NoBar:
-    def update(self, *_):
-        pass
-
-    def set_postfix(self, *_, **__):
-        pass
-
-    def close(self):
-        pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *_):
-        pass
-
-
-def _clean(value):
-    if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    if isinstance(value, np.ndarray) or hasattr(value, "__array__") and not isinstance(value, (str, bytes)):
-        arr = np.asarray(value)
-        return _clean(arr.tolist()) if arr.ndim else _clean(arr.item())
-    if isinstance(value, (np.floating, float)):
-        value = float(value)
-        return value if math.isfinite(value) else None
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (np.bool_,)):
-        return bool(value)
-    return value
+    """A progress bar on stderr with ``update``/``set_postfix``/``close`` (silent without tqdm)."""
+    return _progress(total=total, desc=desc, disable=disable)
 
 
 def environment() -> dict:
@@ -134,26 +104,23 @@ def save_json(out: Path, name: str, payload: dict) -> Path:
     payload = dict(payload)
     payload.setdefault("environment", environment())
     path = out / name
-    path.write_text(json.dumps(_clean(payload), indent=1, allow_nan=False))
+    path.write_text(json.dumps(jsonable(payload), indent=1, allow_nan=False))
     return path
+
+
+def save_outputs(fig, out: Path, stem: str, payload: dict):
+    """Write ``out/stem.png`` (closing ``fig``) and ``out/stem.json``; returns both paths."""
+    return save_figure(fig, out, f"{stem}.png"), save_json(out, f"{stem}.json", payload)
 
 
 def pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    plt.rcParams.update({"figure.dpi": 90, "font.size": 9, "axes.titlesize": 9, "legend.fontsize": 7})
-    return plt
+    return plotting.pyplot(**{"figure.dpi": 90, "font.size": 9, "axes.titlesize": 9, "legend.fontsize": 7})
 
 
 def save_figure(fig, out: Path, name: str) -> Path:
+    """Write ``fig`` to ``out/name`` and close it."""
     out.mkdir(parents=True, exist_ok=True)
-    path = out / name
-    fig.tight_layout()
-    fig.savefig(path, dpi=90, bbox_inches="tight")
-    return path
+    return plotting.save_figure(fig, out / name, dpi=90)
 
 
 def spearman(a, b) -> float:
@@ -173,12 +140,3 @@ def pearson(a, b) -> float:
     if ok.sum() < 3 or np.ptp(a[ok]) == 0 or np.ptp(b[ok]) == 0:
         return float("nan")
     return float(np.corrcoef(a[ok], b[ok])[0, 1])
-
-
-class Timer:
-    def __enter__(self):
-        self.start = time.perf_counter()
-        return self
-
-    def __exit__(self, *_):
-        self.seconds = time.perf_counter() - self.start

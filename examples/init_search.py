@@ -29,9 +29,7 @@ from jaxdse import nn
 
 
 def main(argv=None):
-    p = _common.parser(__doc__.splitlines()[0])
-    _common.add_data_argument(p)
-    p.add_argument("--epochs", type=int, default=None)
+    p = _common.parser(__doc__.splitlines()[0], training=True)
     args = p.parse_args(argv)
     quick = args.quick
     if quick:
@@ -132,26 +130,22 @@ def main(argv=None):
     axes[2].set_ylabel("test accuracy")
     axes[2].legend(loc="lower right")
     fig.colorbar(sc, ax=axes[2], label="conv weight std")
-    png = _common.save_figure(fig, args.out, "init_search.png")
-    path = _common.save_json(
-        args.out,
-        "init_search.json",
-        {
-            "settings": dict(
-                data=data_name, train_size=len(x_tr), test_size=len(x_te), stds=stds, seeds=num_seeds, epochs=epochs,
-                width=width, features=features, learning_rate=lr, batch_size=batch_size, sigma=10.0, t=1.0,
-                quick=quick,
-            ),
-            "candidates": dict(
-                std=cand_std, seed=cand_seed, initial_dse=initial_dse, initial_dsmi_y=np.asarray(initial.dsmi_y),
-                final_accuracy=final, mean_accuracy_over_training=mean_curve, epochs_to_90pct=epochs_to_target,
-                test_accuracy_curves=curves,
-            ),
-            "seconds_initial_dse_all_candidates": t_init.seconds,
-            "per_std": per_std,
-            "claims": claims,
-        },
-    )
+    payload = {
+        "settings": dict(
+            data=data_name, train_size=len(x_tr), test_size=len(x_te), stds=stds, seeds=num_seeds, epochs=epochs,
+            width=width, features=features, learning_rate=lr, batch_size=batch_size, sigma=10.0, t=1.0,
+            quick=quick,
+        ),
+        "candidates": dict(
+            std=cand_std, seed=cand_seed, initial_dse=initial_dse, initial_dsmi_y=np.asarray(initial.dsmi_y),
+            final_accuracy=final, mean_accuracy_over_training=mean_curve, epochs_to_90pct=epochs_to_target,
+            test_accuracy_curves=curves,
+        ),
+        "seconds_initial_dse_all_candidates": t_init.seconds,
+        "per_std": per_std,
+        "claims": claims,
+    }
+    png, path = _common.save_outputs(fig, args.out, "init_search", payload)
     print(f"wrote {png} and {path}")
     print("per std:", {k: {kk: round(vv, 3) for kk, vv in v.items()} for k, v in per_std.items()})
     print("correlations:", {k: round(v, 3) for k, v in correlations.items()})

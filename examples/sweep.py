@@ -4,15 +4,15 @@ A :class:`jaxdse.nn.CNN` is trained briefly on the digits; its penultimate
 features Z on the held-out split are measured over a grid of bandwidths sigma
 and diffusion times t:
 
-* DSE(Z): ``jax.vmap`` over sigma; each call returns the entropy for every t
-  from one eigendecomposition (``t`` given as an array).
-* DSMI(Z; Y): ``jax.vmap`` over sigma and over t (same random subsets in every
-  cell).
+* DSE(Z) and DSMI(Z; Y) with :func:`jaxdse.sweep.sweep`: one eigendecomposition
+  per sigma gives the entropy at every t, and the same random subsets serve
+  every cell.
 
 Both sweeps are jitted functions of the (traced) grids: calling them again on a
 different grid of the same size reuses the compiled code, which the JSON
 records. For each sigma, the t at the knee of the entropy-versus-t curve
-(largest distance below the chord joining its ends, in log t) is marked.
+(:func:`jaxdse.sweep.knee`: largest distance below the chord joining its ends,
+in log t) is marked.
 
     python examples/sweep.py --out outputs/sweep
 """
@@ -25,31 +25,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-import jaxdse
-from jaxdse import nn
+from jaxdse import nn, plotting
+from jaxdse.sweep import knee, sweep
 
 
-def knee(ts, values, flat: float = 0.05):
-    """Index of the knee of a decreasing curve ``values(t)``: the point farthest below the chord (log t axis).
-
-    ``None`` for a flat curve (range under ``flat`` bits) or one that does not bend
-    below its chord within the grid (still falling steeply at the largest t): no knee.
-    """
-    x = np.log(np.asarray(ts, float))
-    y = np.asarray(values, float)
-    if np.ptp(y) < flat:
-        return None
-    xn = (x - x[0]) / (x[-1] - x[0])
-    yn = (y - y.min()) / np.ptp(y)
-    chord = yn[0] + (yn[-1] - yn[0]) * xn
-    gap = chord - yn
-    return int(np.argmax(gap)) if gap.max() > 0.02 else None
+def knee_index(ts, values):
+    """Index into ``ts`` of the knee of ``values(t)``; ``None`` when the curve has no knee."""
+    t = knee(ts, values)
+    return None if np.isnan(t) else int(np.flatnonzero(np.asarray(ts) == t)[0])
 
 
 def main(argv=None):
-    p = _common.parser(__doc__.splitlines()[0])
-    _common.add_data_argument(p)
-    p.add_argument("--epochs", type=int, default=None)
+    p = _common.parser(__doc__.splitlines()[0], training=True)
     args = p.parse_args(argv)
     quick = args.quick
     epochs = args.epochs or (2 if quick else 15)
@@ -68,23 +55,17 @@ def main(argv=None):
         learning_rate=3e-3, batch_size=32, progress=False if args.no_progress else "training the network",
     )
     z = nn.penultimate(history["model"], history["params"], jnp.asarray(x_te))
-    y = jnp.asarray(y_te)
-    num_classes, max_class = int(y_te.max()) + 1, int(np.bincount(y_te).max())
     traces = {"dse": 0, "dsmi": 0}
 
     @jax.jit
     def dse_sweep(z, sigmas, ts):
         traces["dse"] += 1
-        return jax.vmap(lambda s: jaxdse.dse(z, sigma=s, t=ts))(sigmas)  # [S, T]
+        return sweep(z, sigmas, ts).dse  # [S, T]
 
     @jax.jit
-    def dsmi_sweep(z, y, sigmas, ts, key):
+    def dsmi_sweep(z, sigmas, ts, key):
         traces["dsmi"] += 1
-
-        def cell(s, t):
-            return jaxdse.dsmi(z, y, key=key, sigma=s, t=t, num_classes=num_classes, max_class_size=max_class)
-
-        return jax.vmap(lambda s: jax.vmap(lambda t: cell(s, t))(ts))(sigmas)  # [S, T]
+        return sweep(z, sigmas, ts, labels=y_te, key=key).dsmi  # [S, T]; the labels are counted on the host
 
     key = jax.random.key(args.seed + 1)
     bar = _common.progress(4, "sweeps", disable=args.no_progress)
@@ -95,28 +76,22 @@ def main(argv=None):
         jax.block_until_ready(dse_sweep(z, sigmas * 1.1, ts * 0.9))  # another grid of the same size
     bar.update(1)
     with _common.Timer() as t_mi_first:
-        mi = np.asarray(dsmi_sweep(z, y, sigmas, ts, key))
+        mi = np.asarray(dsmi_sweep(z, sigmas, ts, key))
     bar.update(1)
     with _common.Timer() as t_mi_second:
-        jax.block_until_ready(dsmi_sweep(z, y, sigmas * 1.1, ts * 0.9, key))
+        jax.block_until_ready(dsmi_sweep(z, sigmas * 1.1, ts * 0.9, key))
     bar.update(1)
     bar.close()
     compiled_once = dse_sweep._cache_size() == 1 and dsmi_sweep._cache_size() == 1 and traces == {"dse": 1, "dsmi": 1}
 
-    knees = [knee(ts, row) for row in h]
+    knees = [knee_index(ts, row) for row in h]
     i10 = int(np.argmin(np.abs(np.log(sigmas / 10.0))))
     best = np.unravel_index(np.nanargmax(mi), mi.shape)
 
     plt = _common.pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.3))
-    extent_idx = (np.arange(len(ts)), np.arange(len(sigmas)))
     for ax, grid, title in ((axes[0], h, "DSE(Z) (bits)"), (axes[1], mi, "DSMI(Z; Y) (bits)")):
-        im = ax.imshow(grid, origin="lower", aspect="auto", cmap="magma")
-        ax.set_xticks(extent_idx[0][::2], [f"{v:.3g}" for v in ts[::2]])
-        ax.set_yticks(extent_idx[1][::2], [f"{v:.3g}" for v in sigmas[::2]])
-        ax.set_xlabel("t")
-        ax.set_ylabel("sigma")
-        ax.set_title(title)
+        im = plotting.sweep_heatmap(ax, grid, sigmas, ts, title=title, annotate=False, cmap="magma")
         fig.colorbar(im, ax=ax)
     rows = [i for i, k in enumerate(knees) if k is not None]
     axes[0].plot([knees[i] for i in rows], rows, "c^", ms=5, label="knee in t")
@@ -138,32 +113,28 @@ def main(argv=None):
         f"(test acc {history['test_accuracy'][-1]:.2f}); each sweep compiled once",
         y=1.03,
     )
-    png = _common.save_figure(fig, args.out, "sweep.png")
-    path = _common.save_json(
-        args.out,
-        "sweep.json",
-        {
-            "settings": dict(data=data_name, test_size=len(x_te), epochs=epochs, quick=quick),
-            "sigma": sigmas,
-            "t": ts,
-            "dse": h,  # [sigma, t]
-            "dsmi_y": mi,  # [sigma, t]
-            "knee_t_index": knees,
-            "knee_t": [None if k is None else float(ts[k]) for k in knees],  # None: flat curve, no knee
-            "knee_t_at_sigma_10": None if knees[i10] is None else float(ts[knees[i10]]),
-            "dse_at_sigma_10_t_1": float(h[i10, int(np.argmin(np.abs(ts - 1.0)))]),
-            "dsmi_y_at_sigma_10_t_1": float(mi[i10, int(np.argmin(np.abs(ts - 1.0)))]),
-            "largest_dsmi": dict(sigma=float(sigmas[best[0]]), t=float(ts[best[1]]), bits=float(mi[best])),
-            "test_accuracy": history["test_accuracy"][-1],
-            "compilations": {"dse_sweep": dse_sweep._cache_size(), "dsmi_sweep": dsmi_sweep._cache_size()},
-            "traces": traces,
-            "seconds": dict(
-                dse_first_call=t_dse_first.seconds, dse_second_grid=t_dse_second.seconds,
-                dsmi_first_call=t_mi_first.seconds, dsmi_second_grid=t_mi_second.seconds,
-            ),
-            "claims": {"sweep_compiles_once": bool(compiled_once)},
-        },
-    )
+    payload = {
+        "settings": dict(data=data_name, test_size=len(x_te), epochs=epochs, quick=quick),
+        "sigma": sigmas,
+        "t": ts,
+        "dse": h,  # [sigma, t]
+        "dsmi_y": mi,  # [sigma, t]
+        "knee_t_index": knees,
+        "knee_t": [None if k is None else float(ts[k]) for k in knees],  # None: flat curve, no knee
+        "knee_t_at_sigma_10": None if knees[i10] is None else float(ts[knees[i10]]),
+        "dse_at_sigma_10_t_1": float(h[i10, int(np.argmin(np.abs(ts - 1.0)))]),
+        "dsmi_y_at_sigma_10_t_1": float(mi[i10, int(np.argmin(np.abs(ts - 1.0)))]),
+        "largest_dsmi": dict(sigma=float(sigmas[best[0]]), t=float(ts[best[1]]), bits=float(mi[best])),
+        "test_accuracy": history["test_accuracy"][-1],
+        "compilations": {"dse_sweep": dse_sweep._cache_size(), "dsmi_sweep": dsmi_sweep._cache_size()},
+        "traces": traces,
+        "seconds": dict(
+            dse_first_call=t_dse_first.seconds, dse_second_grid=t_dse_second.seconds,
+            dsmi_first_call=t_mi_first.seconds, dsmi_second_grid=t_mi_second.seconds,
+        ),
+        "claims": {"sweep_compiles_once": bool(compiled_once)},
+    }
+    png, path = _common.save_outputs(fig, args.out, "sweep", payload)
     print(f"wrote {png} and {path}")
     print(
         f"compiled once: {compiled_once}; DSE sweep {t_dse_first.seconds:.2f} s first, {t_dse_second.seconds:.3f} s "

@@ -106,31 +106,26 @@ def main(argv=None):
     axes[0].set_ylabel(f"entropy (bits), n={n}, D={ambient}")
     axes[0].legend(loc="lower right")
     fig.suptitle(f"DSE (sigma {args.sigma:g}) and CSE against intrinsic dimension; dotted: log2 n = {ceiling:.2f}", y=1.02)
-    png = _common.save_figure(fig, args.out, "toy_entropy.png")
-
-    path = _common.save_json(
-        args.out,
-        "toy_entropy.json",
-        {
-            "settings": dict(n=n, ambient_dim=ambient, repetitions=reps, sigma=args.sigma, quick=args.quick),
-            "dims": dims,
-            "t": ts,
-            "noise": noises,
-            "log2_n": ceiling,
-            "dse": h_dse.tolist(),  # [noise, d, repetition, t]
-            "dse_mean": mean_dse.tolist(),  # [noise, d, t]
-            "cse": h_cse.tolist(),  # [noise, d, repetition]
-            "seconds_whole_grid": timer.seconds,
-            "compilations": compiles,
-            "claims": {
-                "dse_rises_with_d": rises,
-                "dse_saturates_near_log2_n": saturates,
-                "larger_t_delays_rise": delayed,
-                "larger_t_suppresses_noise": noise_suppressed,
-                "cse_flat_at_log2_n_with_noise": cse_flat,
-            },
+    payload = {
+        "settings": dict(n=n, ambient_dim=ambient, repetitions=reps, sigma=args.sigma, quick=args.quick),
+        "dims": dims,
+        "t": ts,
+        "noise": noises,
+        "log2_n": ceiling,
+        "dse": h_dse.tolist(),  # [noise, d, repetition, t]
+        "dse_mean": mean_dse.tolist(),  # [noise, d, t]
+        "cse": h_cse.tolist(),  # [noise, d, repetition]
+        "seconds_whole_grid": timer.seconds,
+        "compilations": compiles,
+        "claims": {
+            "dse_rises_with_d": rises,
+            "dse_saturates_near_log2_n": saturates,
+            "larger_t_delays_rise": delayed,
+            "larger_t_suppresses_noise": noise_suppressed,
+            "cse_flat_at_log2_n_with_noise": cse_flat,
         },
-    )
+    }
+    png, path = _common.save_outputs(fig, args.out, "toy_entropy", payload)
     print(f"wrote {png} and {path} ({len(grid)} point sets x {len(ts)} t in {timer.seconds:.1f} s)")
     print("claims:", {k: v for k, v in _common.json.loads(path.read_text())["claims"].items()})
 

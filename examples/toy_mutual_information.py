@@ -135,20 +135,16 @@ def main(argv=None):
         ax.set_xlabel("fraction of labels corrupted")
     axes[0].set_ylabel("bits")
     axes[0].legend()
-    png = _common.save_figure(fig, args.out, "toy_mutual_information.png")
-    path = _common.save_json(
-        args.out,
-        "toy_mutual_information.json",
-        {
-            "settings": dict(
-                points_per_branch=per, dim=20, repetitions=reps, sigma=args.sigma, comparison_subsets=subsets,
-                quick=args.quick,
-            ),
-            "corruption": levels,
-            "branches": {str(k): v for k, v in results.items()},
-            "claims": claims,
-        },
-    )
+    payload = {
+        "settings": dict(
+            points_per_branch=per, dim=20, repetitions=reps, sigma=args.sigma, comparison_subsets=subsets,
+            quick=args.quick,
+        ),
+        "corruption": levels,
+        "branches": {str(k): v for k, v in results.items()},
+        "claims": claims,
+    }
+    png, path = _common.save_outputs(fig, args.out, "toy_mutual_information", payload)
     print(f"wrote {png} and {path}")
     print("DSMI at zero corruption:", {k: round(v, 3) for k, v in zip(branch_counts, at_zero)}, "paper:", PAPER)
     print("DSMI at full corruption:", {k: round(v, 3) for k, v in zip(branch_counts, at_full)})

@@ -64,9 +64,7 @@ def run_condition(fns, x_tr, y_tr, x_te, y_te, clusters, *, seeds, epochs, width
 
 
 def main(argv=None):
-    p = _common.parser(__doc__.splitlines()[0])
-    _common.add_data_argument(p)
-    p.add_argument("--epochs", type=int, default=None)
+    p = _common.parser(__doc__.splitlines()[0], training=True)
     p.add_argument("--train-size", type=int, default=None, help="training images used (default 600; quick 120)")
     args = p.parse_args(argv)
     quick = args.quick
@@ -147,22 +145,18 @@ def main(argv=None):
     fig.suptitle(
         f"Penultimate layer on the held-out split, {len(seeds)} seeds (mean and spread), sigma 10, t 1", y=1.03
     )
-    png = _common.save_figure(fig, args.out, "training_dynamics.png")
-    path = _common.save_json(
-        args.out,
-        "training_dynamics.json",
-        {
-            "settings": dict(
-                data=data_name, train_size=len(x_tr), test_size=len(x_te), epochs=epochs, seeds=seeds, width=width,
-                features=features, learning_rate=lr, batch_size=batch_size, sigma=10.0, t=1.0,
-                input_clusters=n_clusters, framework="flax.linen + optax", quick=quick,
-            ),
-            "epoch": x_axis.tolist(),
-            "runs": {c: {m: v.tolist() for m, v in r.items()} for c, r in runs.items()},  # [epoch, seed]
-            "evaluator_compilations": compiles,
-            "claims": claims,
-        },
-    )
+    payload = {
+        "settings": dict(
+            data=data_name, train_size=len(x_tr), test_size=len(x_te), epochs=epochs, seeds=seeds, width=width,
+            features=features, learning_rate=lr, batch_size=batch_size, sigma=10.0, t=1.0,
+            input_clusters=n_clusters, framework="flax.linen + optax", quick=quick,
+        ),
+        "epoch": x_axis.tolist(),
+        "runs": {c: {m: v.tolist() for m, v in r.items()} for c, r in runs.items()},  # [epoch, seed]
+        "evaluator_compilations": compiles,
+        "claims": claims,
+    }
+    png, path = _common.save_outputs(fig, args.out, "training_dynamics", payload)
     print(f"wrote {png} and {path}")
     print({k: (round(v, 3) if isinstance(v, float) else v) for k, v in claims.items()})
 

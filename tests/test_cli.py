@@ -67,6 +67,11 @@ def files(tmp_path_factory):
     pathlib.Path(path("empty.csv")).write_text("")
     pathlib.Path(path("data.dat")).write_text("1 2\n")
     pathlib.Path(path("corrupt.npy")).write_bytes(b"not an npy file")
+    np.save(path("duplicates.npy"), np.repeat(x[:2], [N - 3, 3], axis=0))  # median distance 0
+    pathlib.Path(path("y_text.csv")).write_text("species\n" + "\n".join(np.array(["ant", "bee", "cat"])[y]) + "\n")
+    with open(path("npy_named.npz"), "wb") as handle:
+        np.save(handle, x)
+    os.makedirs(path("somedir"))
     return paths
 
 
@@ -101,7 +106,7 @@ def estimator_key(seed=0):
     "name, extra",
     [
         ("x.npy", []),
-        ("xy.npz", ["--key", "features"]),
+        ("xy.npz", ["--array", "features"]),
         ("only.npz", []),
         ("x_header.csv", []),
         ("x.csv", []),
@@ -136,9 +141,9 @@ def test_dse_bandwidth_rules(capsys, files, sigma):
     assert result["settings"]["sigma"] == sigma
 
 
-def test_dse_methods(capsys, files):
-    exact, _ = run_json(capsys, "dse", files["x.npy"], "--method", "eigh")
-    stochastic, _ = run_json(capsys, "dse", files["x.npy"], "--method", "slq")
+def test_dse_solvers(capsys, files):
+    exact, _ = run_json(capsys, "dse", files["x.npy"], "--solver", "eigh")
+    stochastic, _ = run_json(capsys, "dse", files["x.npy"], "--solver", "slq", "--num-probes", "8")
     assert stochastic["dse_stderr"] >= 0
     assert abs(stochastic["dse"] - exact["dse"]) < 0.5
 
@@ -180,7 +185,7 @@ def test_x64_and_device_switches(capsys, files):
         ("y_float.npy", []),
         ("y_onehot.npy", []),
         ("y_text.npy", []),
-        ("xy.npz", ["--labels-key", "labels"]),
+        ("xy.npz", ["--labels-array", "labels"]),
     ],
 )
 def test_dsmi_with_labels_in_every_format(capsys, files, labels, extra):
@@ -310,9 +315,9 @@ def test_demo_trains_and_writes_curves(capsys, files):
         (["dse", "@words.csv"], "not a number"),
         (["dse", "@ragged.csv"], "columns"),
         (["dse", "@empty.csv"], "no numeric rows"),
-        (["dse", "@xy.npz"], "--key"),
-        (["dse", "@xy.npz", "--key", "nope"], "no array 'nope'"),
-        (["dse", "@x.npy", "--key", "features"], ".npz"),
+        (["dse", "@xy.npz"], "choose one by name"),
+        (["dse", "@xy.npz", "--array", "nope"], "no array 'nope'"),
+        (["dse", "@x.npy", "--array", "features"], ".npz"),
         (["dse", "@scalar.npy"], "single number"),
         (["dse", "@one_row.npy"], "at least 2"),
         (["dse", "@nan.npy"], "NaN"),
@@ -320,7 +325,9 @@ def test_demo_trains_and_writes_curves(capsys, files):
         (["dse", "@x.npy", "--sigma", "-1"], "--sigma"),
         (["dse", "@x.npy", "--sigma", "knn:0"], "knn"),
         (["dse", "@x.npy", "--sigma", "knn:40"], "k"),
-        (["dse", "@x.npy", "--method", "magic"], "--method"),
+        (["dse", "@x.npy", "--solver", "magic"], "--solver"),
+        (["dse", "@x.npy", "--num-probes", "4"], "--solver slq"),
+        (["dsmi", "@x.npy", "--labels", "@y.npy", "--solver", "slq"], "--solver"),
         (["dse", "@x.npy", "--t", "0"], "--t"),
         (["dse", "@x.npy", "--alpha", "2"], "--alpha"),
         (["dse", "@x.npy", "--max-n", "1"], "--max-n"),
@@ -401,3 +408,4 @@ def test_console_script_is_installed():
         pytest.skip("the package is not installed with its console script in this environment")
     proc = subprocess.run([script, "--help"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and "demo" in proc.stdout
+
