@@ -91,21 +91,19 @@ def as_points(x, name: str = "x", *, min_rows: int = 2, mask=None):
         raise ValueError(f"{name} needs at least {min_rows} rows (samples), got n={n}")
     if d == 0:
         raise ValueError(f"{name} needs at least one feature column, got d=0")
-    if np.issubdtype(dtype, np.floating) and dtype.itemsize >= 4:
-        arr = jnp.asarray(x)
-    else:  # integers, float16 and bfloat16 are computed in the default float dtype
-        arr = jnp.asarray(x, dtype=float_dtype())
-    if is_concrete(arr):
+    if is_concrete(x):
         # Concrete data (also a constant closed over by a jitted function) is
         # checked now; rows a concrete mask drops may hold anything.
         with jax.ensure_compile_time_eval():
-            bad_rows = ~jnp.all(jnp.isfinite(arr), axis=1)
+            bad_rows = ~jnp.all(jnp.isfinite(jnp.asarray(x)), axis=1)
             if mask is not None and is_concrete(mask):
                 bad_rows = bad_rows & jnp.asarray(mask)
             bad = int(jnp.sum(bad_rows))
         if bad:
             raise ValueError(f"{name} has {bad} row(s) with non-finite values (NaN or inf)")
-    return arr
+    if np.issubdtype(dtype, np.floating) and dtype.itemsize >= 4:
+        return jnp.asarray(x)
+    return jnp.asarray(x, dtype=float_dtype())  # integers, float16 and bfloat16: the default float dtype
 
 
 def check_mask(mask, n: int, name: str = "mask", *, min_kept: int = 2):

@@ -261,3 +261,22 @@ def pairwise_sq_distances(x, mask=None):
     x = _checks.as_points(x, "x", mask=mask)
     y, e = standardise(x, mask)
     return _power_of_two_scale(self_sq_distances(y), 2 * e)
+
+
+def resolved_sigma(x, sigma, mask=None):
+    """The bandwidth a scalar rule stands for on ``x`` ``[n, d]`` (in ``x``'s units).
+
+    ``"median"`` and ``"sqrt_dim"`` give their number (NaN when the median
+    distance is 0); a number is returned as it is. The ``"knn"`` rule has one
+    bandwidth per point and no single number: a ValueError.
+
+    >>> import jax.numpy as jnp
+    >>> float(resolved_sigma(jnp.array([[0.0], [2.0]]), "median"))  # sqrt(4 / 2)
+    1.4142135381698608
+    """
+    x, bandwidth, mask = check_points_and_bandwidth(x, sigma, mask)
+    if bandwidth.rule == "knn":
+        raise ValueError("sigma: the 'knn' rule gives one bandwidth per point, not one number")
+    y, e = standardise(x, mask)
+    d2 = self_sq_distances(y) if bandwidth.rule == "median" else None
+    return _power_of_two_scale(resolve_scales(bandwidth, y, e, mask, d2)[0], e)

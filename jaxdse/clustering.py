@@ -49,14 +49,6 @@ def _bin_on_host(y, n_clusters):
     return (np.digitize(scaled, edges) - 1).astype(np.int32)
 
 
-def _bin_on_host(y, n_clusters):
-    v = np.asarray(y, np.float64).reshape(-1)
-    lo, hi = v.min(), v.max()
-    scaled = (v - lo) / (hi - lo) if hi > lo else np.zeros_like(v)
-    edges = np.linspace(0.0, 1.0, n_clusters + 1)[:-1]
-    return (np.digitize(scaled, edges) - 1).astype(np.int32)
-
-
 def _check_n_clusters(n_clusters, n):
     _checks.check_int(n_clusters, "n_clusters", minimum=2, maximum=n)
 

@@ -297,7 +297,7 @@ def _mutual_information(z, labels, key, params, *, entropy, plan: Plan):
     w = jnp.where(informative, weights, 0.0)
     variance = jnp.sum(w**2 * variances[..., 0], axis=-1)
     if plan.plugin:
-        total = entropy(rows, jnp.ones(n, bool), params, jax.random.fold_in(key_entropy, -1))
+        total = entropy(rows, jnp.ones(n, bool), params, jax.random.fold_in(key_entropy, C * (1 + R)))
         value = jnp.sum(w * (total.value[..., None] - conditional), axis=-1)
         variance = variance + jnp.sum(w) ** 2 * total.stderr**2
         total = total.value

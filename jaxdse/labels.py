@@ -41,7 +41,7 @@ def _one_hot_traced(y):
     return jnp.where(ok, jnp.argmax(y, axis=1), -1).astype(jnp.int32)
 
 
-def prepare_labels(y, n: int, *, n_clusters: int = 10, reference_discrete=None, key=None, num_classes=None):
+def prepare_labels(y, n: int, *, n_clusters: int = 10, reference_discrete=None, key=None, num_classes=None, name="y"):
     """Turn a reference ``y`` into integer labels ``[n]`` and a static class count.
 
     See the module docstring for how each kind of ``y`` is read;
@@ -49,30 +49,30 @@ def prepare_labels(y, n: int, *, n_clusters: int = 10, reference_discrete=None, 
     continuous reference). Returns ``(labels int32 [n], num_classes)``.
     """
     if y is None or isinstance(y, (str, bytes)):
-        raise TypeError(f"y must be an array of labels or reference values, got {type(y).__name__}")
-    y = _checks.as_array(y, "y")
+        raise TypeError(f"{name} must be an array of labels or reference values, got {type(y).__name__}")
+    y = _checks.as_array(y, name)
     shape = np.shape(y)
     if len(shape) == 0 or len(shape) > 2:
-        raise ValueError(f"y must have shape [n], [n, 1], [n, C] (one-hot) or [n, d'], got {tuple(shape)}")
+        raise ValueError(f"{name} must have shape [n], [n, 1], [n, C] (one-hot) or [n, d'], got {tuple(shape)}")
     if shape[0] != n:
-        raise ValueError(f"y has {shape[0]} rows but z has n={n}; they must describe the same samples")
+        raise ValueError(f"{name} has {shape[0]} rows but there are n={n} points; they must describe the same samples")
     dtype = np.dtype(y.dtype)
     column = len(shape) == 1 or shape[1] == 1
     if dtype.kind in "USO":  # text labels
         if not (_checks.is_concrete(y) and column):
-            raise TypeError(f"y: text labels must be a concrete array of shape [n], got {tuple(shape)}")
+            raise TypeError(f"{name}: text labels must be a concrete array of shape [n], got {tuple(shape)}")
         if reference_discrete is False:
-            raise ValueError("y: text labels are classes; reference_discrete=False does not apply")
+            raise ValueError(f"{name}: text labels are classes; reference_discrete=False does not apply")
         try:
             codes = np.unique(np.asarray(y).reshape(-1).astype(str), return_inverse=True)[1]
         except (TypeError, ValueError) as err:
-            raise TypeError(f"y: labels of dtype {dtype} must be numbers or text: {err}") from None
+            raise TypeError(f"{name}: labels of dtype {dtype} must be numbers or text: {err}") from None
         return _remap_labels(codes.reshape(-1), num_classes)
     if dtype == np.bool_:
         y = jnp.asarray(y, jnp.int32) if not _checks.is_concrete(y) else np.asarray(y, np.int32)
         dtype = np.dtype(np.int32)
     if not (np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating)):
-        raise TypeError(f"y must have a real numeric or text dtype, got {dtype}")
+        raise TypeError(f"{name} must have a real numeric or text dtype, got {dtype}")
     integer = _is_integer_dtype(dtype)
     if not column and reference_discrete is not False:
         if _checks.is_concrete(y) and is_one_hot(y):
@@ -84,23 +84,23 @@ def prepare_labels(y, n: int, *, n_clusters: int = 10, reference_discrete=None, 
     if reference_discrete:
         if not integer:
             raise ValueError(
-                f"y: labels given as discrete (reference_discrete=True) must be integers, got dtype {dtype}"
+                f"{name}: labels given as discrete (reference_discrete=True) must be integers, got dtype {dtype}"
             )
         if not column:
-            raise ValueError(f"y: discrete labels must have shape [n], [n, 1] or one-hot [n, C], got {tuple(shape)}")
+            raise ValueError(f"{name}: discrete labels must have shape [n], [n, 1] or one-hot [n, C], got {tuple(shape)}")
         labels = np.asarray(y).reshape(-1) if _checks.is_concrete(y) else jnp.reshape(y, (-1,))
         return _remap_labels(labels, num_classes)
     if column:
         _check_n_clusters(n_clusters, n)
         if _checks.is_concrete(y):
-            _checks.as_points(np.asarray(y).reshape(-1, 1), "y")  # finite values
+            _checks.as_points(np.asarray(y).reshape(-1, 1), name)  # finite values
             labels = _bin_on_host(y, n_clusters)
         else:
             labels = bin_reference(y, n_clusters)
         return _remap_labels(labels, num_classes)
     if not _checks.is_concrete(y):
         raise ValueError(
-            "y: a continuous multi-dimensional reference cannot be clustered under jit; "
+            f"{name}: a continuous multi-dimensional reference cannot be clustered under jit; "
             "cluster it once with jaxdse.cluster_reference(y, n_clusters) and pass the assignments"
         )
     labels = np.asarray(cluster_reference(y, n_clusters, key=key))
@@ -115,7 +115,7 @@ def _remap_labels(labels, num_classes):
             num_classes = len(values)
         _check_num_classes(num_classes)
         if len(values) > num_classes:
-            raise ValueError(f"y has {len(values)} distinct labels, more than num_classes={num_classes}")
+            raise ValueError(f"the labels have {len(values)} distinct values, more than num_classes={num_classes}")
         return np.asarray(inverse.reshape(-1), np.int32), num_classes
     if num_classes is None:
         raise ValueError("num_classes must be given (static) when the labels are traced under jit")

@@ -52,8 +52,7 @@ import flax.linen as linen
 import numpy as np
 import optax
 
-from jaxdse.dse import dse
-from jaxdse.dsmi import dsmi
+from jaxdse.estimators import dse, dsmi
 
 __all__ = [
     "CNN",
@@ -121,7 +120,7 @@ def cluster_inputs(x, n_clusters: int = 10, *, key=None):
     graph, as the reference package) of ``x.reshape(n, -1)``. Pass the result to
     the evaluator as the ``X`` reference of ``DSMI(Z; X)``.
     """
-    from jaxdse.dsmi import cluster_reference
+    from jaxdse.clustering import cluster_reference
 
     flat = np.asarray(x, np.float32).reshape(len(x), -1)
     return np.asarray(cluster_reference(flat, n_clusters, key=key), np.int32)

@@ -19,7 +19,9 @@ import numpy as np
 
 import jaxdse
 from jaxdse import _checks
-from jaxdse.diffusion import dense_bytes
+from jaxdse.labels import prepare_labels
+from jaxdse.memory import dense_bytes
+from jaxdse.solvers import Exact, as_solver
 
 
 class Sweep(NamedTuple):
@@ -46,7 +48,7 @@ def sweep(
     num_repetitions: int = 5,
     estimator: str = "subsample",
     comparison: str = "shared",
-    method: str = "auto",
+    solver=None,
 ) -> Sweep:
     """DSE (and DSMI with ``labels``) of the points ``x`` ``[n, d]`` for every ``(sigma, t)`` pair.
 
@@ -69,8 +71,8 @@ def sweep(
       labels: optional integer class labels ``[n]`` (any integer values): also
         sweep DSMI(X; Y).
       key: ``jax.random`` key for DSMI's random subsets (``estimator="subsample"``).
-      alpha, base, num_repetitions, estimator, comparison, method: as in
-        :func:`jaxdse.dsmi` (``method`` one of the exact eigenvalue methods).
+      alpha, base, num_repetitions, estimator, comparison, solver: as in
+        :func:`jaxdse.dsmi` (``solver`` exact: :class:`jaxdse.Exact`).
 
     Returns:
       A :class:`Sweep` of ``[S, T]`` arrays.
@@ -90,25 +92,25 @@ def sweep(
     sigmas = _grid(sigmas, "sigmas", x.dtype)
     ts = _grid(ts, "ts", x.dtype)
     n = x.shape[0]
-    fit = max(1, jaxdse.get_memory_budget() // max(dense_bytes(n, x.dtype, method), 1))
+    solver = as_solver(solver)
+    if not isinstance(solver, Exact):
+        raise ValueError("solver: a sweep shares one eigendecomposition per sigma across t; it needs Exact(...)")
+    fit = max(1, jaxdse.get_memory_budget(solver.memory_budget) // max(dense_bytes(n, x.dtype), 1))
     dse_batch = None if fit >= sigmas.shape[0] else int(fit)
     if labels is None:
-        return Sweep(_dse_grid(x, sigmas, ts, alpha, base, batch=dse_batch, method=method), None)
-    labels = np.asarray(labels)
-    if labels.ndim == 2 and labels.shape[1] == 1:
-        labels = labels[:, 0]
-    if labels.shape != (n,) or labels.dtype.kind not in "iub":
-        raise ValueError(f"labels must be integer class labels of shape [{n}], got {labels.dtype} {labels.shape}")
+        return Sweep(_dse_grid(x, sigmas, ts, alpha, base, batch=dse_batch, solver=solver), None)
     if estimator == "subsample" and key is None:
         raise ValueError("key is required for DSMI's random subsets (estimator='subsample')")
-    _, classes = np.unique(labels, return_inverse=True)
+    classes, _ = prepare_labels(labels, n, reference_discrete=True, name="labels")
+    if key is not None:
+        key = _checks.as_key(key)
     settings = dict(
         num_classes=int(classes.max()) + 1,
         max_class_size=int(np.bincount(classes).max()),
         num_repetitions=num_repetitions,
         estimator=estimator,
         comparison=comparison,
-        method=method,
+        solver=solver,
     )
     return _both_grids(x, classes.astype(np.int32), key, sigmas, ts, alpha, base, dse_batch=dse_batch, **settings)
 
@@ -127,26 +129,26 @@ def _grid(values, name, dtype):
     return np.asarray(arr, dtype)
 
 
-@functools.partial(jax.jit, static_argnames=("batch", "method"))
-def _dse_grid(x, sigmas, ts, alpha, base, *, batch, method):
+@functools.partial(jax.jit, static_argnames=("batch", "solver"))
+def _dse_grid(x, sigmas, ts, alpha, base, *, batch, solver):
     def one(sigma):
-        return jaxdse.dse(x, sigma=sigma, t=ts, alpha=alpha, base=base, method=method)
+        return jaxdse.dse(x, sigma=sigma, t=ts, alpha=alpha, base=base, solver=solver)
 
     return jax.vmap(one)(sigmas) if batch is None else jax.lax.map(one, sigmas, batch_size=batch)
 
 
 @functools.partial(
     jax.jit,
-    static_argnames=("dse_batch", "num_classes", "max_class_size", "num_repetitions", "estimator", "comparison", "method"),
+    static_argnames=("dse_batch", "num_classes", "max_class_size", "num_repetitions", "estimator", "comparison", "solver"),
 )
-def _both_grids(x, classes, key, sigmas, ts, alpha, base, *, dse_batch, method, **settings):
+def _both_grids(x, classes, key, sigmas, ts, alpha, base, *, dse_batch, solver, **settings):
     def one(sigma):
         return jaxdse.dsmi(
             x, classes, key=key, sigma=sigma, t=ts, alpha=alpha, base=base, reference_discrete=True,
-            method=method, **settings,
+            solver=solver, **settings,
         )
 
-    h = _dse_grid(x, sigmas, ts, alpha, base, batch=dse_batch, method=method)
+    h = _dse_grid(x, sigmas, ts, alpha, base, batch=dse_batch, solver=solver)
     return Sweep(h, jax.lax.map(one, sigmas))
 
 

@@ -255,19 +255,30 @@ def test_batched_evaluation_equals_vmap(rng):
     assert float(dsmi(z, y, key=KEY, sigma=1.0, batch_size=7)) == pytest.approx(a, abs=1e-5)
 
 
-def test_generic_mutual_information_with_a_custom_entropy(rng):
-    # Any hashable masked entropy plugs in; here the log of the kept count, for
-    # which the subsample estimator is exactly 0 and the plugin estimator is
-    # the entropy of the label distribution.
-    def log_count(points, mask, params):
-        return jnp.log2(jnp.sum(mask).astype(points.dtype))
+class LogCount:
+    """The log of the kept count: a minimal :class:`jaxdse.engine.SubsetEntropy`."""
 
+    def prepare(self, z, params):
+        return z
+
+    def subset_bytes(self, m, dtype):
+        return m
+
+    def __call__(self, rows, mask, params, key):
+        value = jnp.log2(jnp.sum(mask).astype(rows.dtype))
+        return jaxdse.Estimate(value, jnp.zeros_like(value))
+
+
+def test_generic_mutual_information_with_a_custom_entropy(rng):
+    # Any hashable subset entropy plugs in; for the log of the kept count the
+    # subsample estimator is exactly 0 and the plugin estimator is the entropy
+    # of the label distribution.
     z = rng.normal(size=(12, 2))
     y = np.array([0] * 6 + [1] * 3 + [2] * 3)
-    got = jaxdse.mutual_information(z, y, entropy_fn=log_count, estimator="plugin")
+    got = jaxdse.mutual_information(z, y, entropy=LogCount(), estimator="plugin")
     p = np.array([0.5, 0.25, 0.25])
     assert float(got.value) == pytest.approx(float(-(p * np.log2(p)).sum()), abs=1e-6)
-    assert float(jaxdse.mutual_information(z, y, entropy_fn=log_count, key=KEY).value) == pytest.approx(0.0, abs=1e-6)
+    assert float(jaxdse.mutual_information(z, y, entropy=LogCount(), key=KEY).value) == pytest.approx(0.0, abs=1e-6)
 
 
 @pytest.mark.parametrize(
@@ -282,7 +293,7 @@ def test_generic_mutual_information_with_a_custom_entropy(rng):
         ((np.zeros((5, 2)), np.zeros(5, int)), dict(num_repetitions=0), ValueError, "num_repetitions"),
         ((np.zeros((5, 2)), np.zeros(5, int)), dict(estimator="exact"), ValueError, "estimator must be one of"),
         ((np.zeros((5, 2)), np.zeros(5, int)), dict(key=None), ValueError, "key is required"),
-        ((np.zeros((5, 2)), np.array(list("abcde"))), {}, TypeError, "y must have a real numeric dtype"),
+        ((np.zeros((5, 2)), np.ones(5, complex)), {}, TypeError, "y must have a real numeric or text dtype"),
         ((np.zeros((5, 2)), None), {}, TypeError, "y must be an array"),
         ((np.zeros((5, 2)), np.zeros(5, int)), dict(max_class_size=9), ValueError, "max_class_size"),
         ((np.zeros((5, 2)), np.zeros(5, int)), dict(sigma=-1.0), ValueError, "sigma must be positive"),
@@ -320,18 +331,17 @@ def test_mesh_argument_is_checked(rng):
 def test_shared_distance_path_equals_per_subset_path(rng, x64):
     # Few large classes: the subsets' distance blocks are gathered from one
     # n x n matrix; the result equals the plain per-subset computation.
-    import sys
+    from jaxdse.engine import Plan, _mutual_information
+    from jaxdse.estimators import DiffusionEntropy
 
-    module = sys.modules["jaxdse.dsmi"]
     z, y = blobs(rng, n=40, d=30, k=2, sep=2.0)
     kw = dict(key=KEY, sigma="median", num_repetitions=3, alpha=0.5)
     terms = dsmi_terms(z, y, **kw)
-    labels = np.asarray(y, np.int32)
-    ent = module.DiffusionEntropy("median", None, "auto")
-    common = dict(entropy_fn=ent, num_classes=2, max_class_size=24, repetitions=3, plugin=False)
+    labels = jnp.asarray(y, jnp.int32)
+    ent = DiffusionEntropy("median", None, jaxdse.Exact())
     args = (jnp.asarray(z), labels, KEY, (0.0, 1.0, 0.5, 2.0))
-    shared = module._mutual_information(*args, share_distances=True, **common)
-    separate = module._mutual_information(*args, share_distances=False, **common)
+    plans = [Plan(2, 24, 3, False, True, None, None, share) for share in (True, False)]
+    shared, separate = (_mutual_information(*args, entropy=ent, plan=p) for p in plans)
     np.testing.assert_allclose(shared.conditional_entropy, separate.conditional_entropy, atol=1e-10)
     np.testing.assert_allclose(shared.comparison_entropy, separate.comparison_entropy, atol=1e-10)
     assert float(terms.value) == pytest.approx(float(shared.value), abs=1e-10)

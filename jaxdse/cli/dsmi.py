@@ -72,7 +72,7 @@ def run(args, report):
 def _labels_from_reference(args, reference, report):
     """Classes from a continuous reference: equal-width bins of a column, or clusters of vectors."""
     import jaxdse
-    from jaxdse.dsmi import bin_reference
+    from jaxdse.clustering import bin_reference
 
     report.settings.update(n_clusters=args.n_clusters)
     with Timer() as timer:

@@ -90,11 +90,9 @@ def resolve_rule(sigma, x):
     if sigma == "sqrt_dim":
         return math.sqrt(x.shape[1])
     if sigma == "median":
-        import jax.numpy as jnp
+        from jaxdse.affinity import resolved_sigma
 
-        from jaxdse.affinity import median_sigma, pairwise_sq_distances
-
-        value = float(median_sigma(pairwise_sq_distances(jnp.asarray(x))))
+        value = float(resolved_sigma(x, "median"))
         if not value > 0:
             raise UsageError(
                 f"--sigma median: the median distance between rows is {value:g} (are most rows duplicates?), "

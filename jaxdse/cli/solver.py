@@ -18,10 +18,12 @@ def solver_options(args):
     probes, matvecs = getattr(args, "num_probes", None), getattr(args, "num_matvecs", None)
     if args.solver != "slq" and (probes is not None or matvecs is not None):
         raise UsageError("--num-probes and --num-matvecs are settings of --solver slq")
-    options = {"method": {"exact": "auto", "eigh": "eigh", "slq": "slq"}[args.solver]}
+    import jaxdse
+
     if args.solver == "slq":
-        options.update((k, v) for k, v in (("num_probes", probes), ("num_matvecs", matvecs)) if v is not None)
-    return options
+        settings = {k: v for k, v in (("num_probes", probes), ("num_matvecs", matvecs)) if v is not None}
+        return {"solver": jaxdse.SLQ(**settings)}
+    return {"solver": jaxdse.Exact("eigh" if args.solver == "eigh" else "auto")}
 
 
 def dse_with_stderr(x, key, args, **kernel):
@@ -32,13 +34,10 @@ def dse_with_stderr(x, key, args, **kernel):
     """
     import jax
 
-    options = solver_options(args)
-    if options["method"] == "slq":
-        from jaxdse.slq import dse_slq
-
-        del options["method"]
-        result = jax.block_until_ready(dse_slq(x, key=key, **kernel, **options))
-        return float(result.value), float(result.stderr), dict(num_probes=result.num_probes, num_matvecs=result.num_matvecs)
     import jaxdse
 
-    return float(jax.block_until_ready(jaxdse.dse(x, **kernel, **options))), None, {}
+    solver = solver_options(args)["solver"]
+    if isinstance(solver, jaxdse.SLQ):
+        result = jax.block_until_ready(jaxdse.dse_estimate(x, key=key, solver=solver, **kernel))
+        return float(result.value), float(result.stderr), dict(num_probes=solver.num_probes, num_matvecs=solver.num_matvecs)
+    return float(jax.block_until_ready(jaxdse.dse(x, solver=solver, **kernel))), None, {}
