@@ -102,7 +102,10 @@ def test_bad_arguments(kwargs, error, match):
 def test_bad_samples():
     with pytest.raises(ValueError, match="same number of rows"):
         ksg(np.zeros((10, 2)), np.zeros((9, 1)))
-    with pytest.raises(ValueError, match="y"):
-        ksg(np.zeros((10, 2)), np.zeros((10, 1, 1)))
+    with pytest.raises(ValueError, match="y must have shape"):
+        ksg(np.zeros((10, 2)), np.float64(1.0))
+    # Higher rank is flattened as everywhere else: [10, 1, 1] is [10, 1].
+    x = np.random.default_rng(0).normal(size=(10, 2))
+    assert float(ksg(x, x[:, :1, None], k=2)) == pytest.approx(float(ksg(x, x[:, :1], k=2)))
     with pytest.raises(ValueError, match="non-finite"):
         ksg(np.full((10, 1), np.inf), np.zeros(10))

@@ -14,7 +14,6 @@ from jaxdse.baselines import (
 )
 from jaxdse.data import load_digits
 
-dsmi_module = pytest.importorskip("jaxdse.dsmi")
 dse_dsmi = pytest.importorskip("dse_dsmi")
 
 
