@@ -16,7 +16,7 @@ from jaxdse.clustering import cluster_reference
 from jaxdse.diffusion import symmetric_diffusion_operator
 from jaxdse.engine import MIOptions, MutualInformation, mutual_information
 from jaxdse.entropy import spectral_entropy
-from jaxdse.estimators import diffusion_eigenvalues, dse, dse_estimate, dsmi, dsmi_terms
+from jaxdse.estimators import choose_t, diffusion_eigenvalues, dse, dse_estimate, dsmi, dsmi_terms
 from jaxdse.memory import get_memory_budget, set_memory_budget
 from jaxdse.sharding import sharded_vmap
 from jaxdse.solvers import SLQ, Estimate, Exact
@@ -32,6 +32,7 @@ __all__ = [
     "Estimate",
     "dse",
     "dse_estimate",
+    "choose_t",
     "diffusion_eigenvalues",
     "spectral_entropy",
     "dsmi",

@@ -79,7 +79,7 @@ def as_points(x, name: str = "x", *, min_rows: int = 2, mask=None):
     """
     x = as_array(x, name)
     dtype = np.dtype(x.dtype)
-    if dtype == np.bool_ or not (np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating)):
+    if dtype == np.bool_ or not (jnp.issubdtype(dtype, jnp.integer) or jnp.issubdtype(dtype, jnp.floating)):
         raise TypeError(f"{name} must have a real numeric dtype (integer or float), got {dtype}")
     shape = np.shape(x)
     if len(shape) < 2:
@@ -101,7 +101,7 @@ def as_points(x, name: str = "x", *, min_rows: int = 2, mask=None):
             bad = int(jnp.sum(bad_rows))
         if bad:
             raise ValueError(f"{name} has {bad} row(s) with non-finite values (NaN or inf)")
-    if np.issubdtype(dtype, np.floating) and dtype.itemsize >= 4:
+    if jnp.issubdtype(dtype, jnp.floating) and dtype.itemsize >= 4:
         return jnp.asarray(x)
     return jnp.asarray(x, dtype=float_dtype())  # integers, float16 and bfloat16: the default float dtype
 

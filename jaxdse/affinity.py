@@ -173,15 +173,14 @@ def median_sq_distance(d2, keep=None):
     return jnp.nanmedian(jnp.where(keep[iu] & keep[ju], vals, jnp.nan))
 
 
-def resolve_scales(bandwidth: Bandwidth, y, e, keep=None, d2=None):
-    """Per-point bandwidths ``[n]`` for standardised points ``y`` (scaled by ``2**-e``).
+def resolve_scales(bandwidth: Bandwidth, shape, dtype, e, keep=None, d2=None):
+    """Per-point bandwidths ``[n]`` for standardised points of ``shape`` ``[n, d]`` (scaled by ``2**-e``).
 
     ``d2`` (the points' :func:`self_sq_distances`) is needed by the data rules
     "median" and "knn". Invalid values (a non-positive or non-finite fixed
     sigma, a zero median distance) give NaN scales.
     """
-    n, d = y.shape
-    dtype = y.dtype
+    n, d = shape
     if bandwidth.rule in ("fixed", "sqrt_dim"):
         sigma = jnp.asarray(bandwidth.value if bandwidth.rule == "fixed" else np.sqrt(d), dtype)
         valid = jnp.isfinite(sigma) & (sigma > 0)
@@ -208,11 +207,26 @@ def kernel(d2, scales_rows, scales_cols):
     return jnp.exp(exponent)
 
 
-def prepare_points(x, bandwidth: Bandwidth, keep=None) -> ScaledPoints:
-    """Standardise ``x`` ``[n, d]`` and resolve its bandwidth rule once, on the kept rows."""
+def zscore(x, keep=None):
+    """Each feature centred and divided by its standard deviation over the kept rows (1 where it is 0)."""
+    w = jnp.ones(x.shape[0], x.dtype) if keep is None else keep.astype(x.dtype)
+    x = jnp.where(w[:, None] > 0, x, 0.0)
+    mean = jnp.matmul(w, x, precision=HIGHEST) / jnp.sum(w)
+    centred = (x - mean) * w[:, None]
+    std = jnp.sqrt(jnp.matmul(w, centred * centred, precision=HIGHEST) / jnp.sum(w))
+    return centred / jnp.where(std > 0, std, 1.0)
+
+
+def prepare_points(x, bandwidth: Bandwidth, keep=None, standardize: bool = False) -> ScaledPoints:
+    """Standardise ``x`` ``[n, d]`` and resolve its bandwidth rule once, on the kept rows.
+
+    ``standardize``: z-score every feature first (on the kept rows).
+    """
+    if standardize:
+        x = zscore(x, keep)
     y, e = standardise(x, keep)
     d2 = self_sq_distances(y) if bandwidth.rule in ("median", "knn") else None
-    return ScaledPoints(y, resolve_scales(bandwidth, y, e, keep, d2))
+    return ScaledPoints(y, resolve_scales(bandwidth, y.shape, y.dtype, e, keep, d2))
 
 
 def affinity_matrix(points: ScaledPoints, keep=None, d2=None):
@@ -279,4 +293,4 @@ def resolved_sigma(x, sigma, mask=None):
         raise ValueError("sigma: the 'knn' rule gives one bandwidth per point, not one number")
     y, e = standardise(x, mask)
     d2 = self_sq_distances(y) if bandwidth.rule == "median" else None
-    return _power_of_two_scale(resolve_scales(bandwidth, y, e, mask, d2)[0], e)
+    return _power_of_two_scale(resolve_scales(bandwidth, y.shape, y.dtype, e, mask, d2)[0], e)

@@ -55,11 +55,15 @@ def normalisation(kernel_matvec, keep, alpha, dtype) -> Normalisation:
     return Normalisation(r, sqrt_deg / jnp.linalg.norm(sqrt_deg))
 
 
-def dense_symmetric_operator(points: ScaledPoints, alpha, keep, d2=None):
-    """``(S [n, n], v [n])`` from prepared points (and their squared distances ``d2``, if at hand)."""
-    G = affinity_matrix(points, keep, d2)
+def operator_from_affinity(G, alpha, keep):
+    """``(S [n, n], v [n])`` from affinities ``G`` whose rows and columns not kept are 0."""
     norm = normalisation(lambda u: jnp.matmul(G, u, precision=HIGHEST), keep, alpha, G.dtype)
     return G * norm.r[:, None] * norm.r[None, :], norm.v
+
+
+def dense_symmetric_operator(points: ScaledPoints, alpha, keep, d2=None):
+    """``(S [n, n], v [n])`` from prepared points (and their squared distances ``d2``, if at hand)."""
+    return operator_from_affinity(affinity_matrix(points, keep, d2), alpha, keep)
 
 
 # ---------------------------------------------------------------------------
@@ -106,14 +110,19 @@ def resolve_eigensolver(eigensolver: str) -> str:
 
 
 def exact_spectrum(points: ScaledPoints, alpha, keep, eigensolver: str, d2=None):
-    """The ``n`` diffusion eigenvalues, in order of magnitude (largest first is 1).
+    """The ``n`` diffusion eigenvalues of prepared points, in order of magnitude (see :func:`spectrum_of`)."""
+    S, v = dense_symmetric_operator(points, alpha, keep, d2)
+    return spectrum_of(S, v, keep, eigensolver)
+
+
+def spectrum_of(S, v, keep, eigensolver: str):
+    """The eigenvalues of ``S`` (eigenpair ``(1, v)``), in order of magnitude (first is 1).
 
     The deflated ``S - v v^T`` has eigenvalue 0 in the direction ``v`` and one
     exact 0 per row not kept; the solver returns those at its noise floor. The
     ``1 + dropped`` eigenvalues of smallest magnitude are therefore replaced: the
     smallest by the known 1, the next ``dropped`` by exact zeros.
     """
-    S, v = dense_symmetric_operator(points, alpha, keep, d2)
     deflated = S - v[:, None] * v[None, :]
     w = symmetric_eigvals(deflated, resolve_eigensolver(eigensolver))
     w = w[jnp.argsort(jnp.abs(w))]

@@ -24,35 +24,51 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxdse import _checks
-from jaxdse.affinity import Bandwidth, ScaledPoints, check_points_and_bandwidth, prepare_points, self_sq_distances
-from jaxdse.diffusion import exact_spectrum
+from jaxdse.affinity import (
+    Bandwidth,
+    ScaledPoints,
+    check_knn_k,
+    check_points_and_bandwidth,
+    parse_bandwidth,
+    prepare_points,
+    self_sq_distances,
+)
+from jaxdse.diffusion import dense_symmetric_operator, exact_spectrum, operator_from_affinity, spectrum_of
 from jaxdse.engine import MutualInformation, as_options, mutual_information
 from jaxdse.entropy import entropy_of_spectrum
+from jaxdse.knee import T_GRID, knee_index
 from jaxdse.memory import check_memory, dense_bytes, get_memory_budget
 from jaxdse.operators import blockwise_operator, dense_operator
+from jaxdse.precomputed import check_bandwidth, check_matrix, prepare_matrix, subset_affinity
+from jaxdse.precomputed import rows_finite as precomputed_rows_finite
 from jaxdse.slq import slq_entropy
 from jaxdse.solvers import SLQ, Estimate, Exact, as_solver
 
 
 @dataclasses.dataclass(frozen=True)
 class DiffusionEntropy:
-    """DSE of masked subsets of one prepared point set (a :class:`jaxdse.engine.SubsetEntropy`).
+    """DSE of masked subsets of one prepared input (a :class:`jaxdse.engine.SubsetEntropy`).
 
-    Static: the bandwidth rule (and its k) and the solver; the numbers
+    Static: the bandwidth rule (and its k), the solver, and whether the input is
+    points or a precomputed ``"distance"``/``"affinity"`` matrix; the numbers
     ``params = (sigma, t, alpha, base)`` are traced.
     """
 
     rule: str = "fixed"
     k: int | None = None
     solver: object = Exact()
+    precomputed: str | None = None
+    standardize: bool = False
 
-    def prepare(self, z, params, keep=None) -> ScaledPoints:
-        sigma = params[0]
-        return prepare_points(z, Bandwidth(self.rule, sigma, self.k), keep)
+    def prepare(self, z, params, keep=None):
+        bandwidth = Bandwidth(self.rule, params[0], self.k)
+        if self.precomputed:
+            return prepare_matrix(z, self.precomputed, bandwidth, keep)
+        return prepare_points(z, bandwidth, keep, self.standardize)
 
     @property
     def shares_pairwise(self) -> bool:
-        return isinstance(self.solver, Exact)
+        return isinstance(self.solver, Exact) and not self.precomputed
 
     def pairwise(self, rows: ScaledPoints):
         return self_sq_distances(rows.points)
@@ -73,59 +89,94 @@ class DiffusionEntropy:
         solver = self.solver
         if solver.operator != "auto":
             return solver.operator
+        if self.precomputed:
+            return "dense"
         fits = dense_bytes(m, dtype) <= get_memory_budget(solver.memory_budget)
         return "dense" if fits and solver.mesh is None else "blockwise"
 
-    def __call__(self, rows: ScaledPoints, mask, params, key, d2=None) -> Estimate:
-        _, t, alpha, base = params
+    def _finite(self, rows, keep):
+        if self.precomputed:
+            return precomputed_rows_finite(rows, keep)
         points, scales = rows
-        m, dtype = points.shape[0], points.dtype
+        return jnp.all(jnp.where(keep[:, None], jnp.isfinite(points), True)) & jnp.all(
+            jnp.where(keep, jnp.isfinite(scales), True)
+        )
+
+    def __call__(self, rows, mask, params, key, d2=None) -> Estimate:
+        _, t, alpha, base = params
+        m, dtype = rows[0].shape[0], rows[-1].dtype
         keep = jnp.ones(m, bool) if mask is None else mask
         t = jnp.asarray(t, dtype)
         alpha = jnp.asarray(alpha, dtype)
-        finite = jnp.all(jnp.where(keep[:, None], jnp.isfinite(points), True)) & jnp.all(
-            jnp.where(keep, jnp.isfinite(scales), True)
-        )
         settings_ok = (alpha >= 0) & (alpha <= 1) & _checks.valid_base(base) & (jnp.sum(keep) >= 2)
-        ok = finite & settings_ok
+        ok = self._finite(rows, keep) & settings_ok
         # Keep non-finite values out of the solvers (NaN matrices can stall them).
-        rows = ScaledPoints(jnp.where(ok, points, 0.0), jnp.where(ok & keep, scales, 1.0))
-        if d2 is not None:
-            d2 = jnp.where(ok, d2, 0.0)
-        if isinstance(self.solver, Exact):
-            lam = exact_spectrum(rows, alpha, keep, self.solver.eigensolver, d2)
-            value = entropy_of_spectrum(lam, t, base)
-            stderr = jnp.zeros_like(value)
+        rows = jax.tree.map(lambda a: jnp.where(ok, a, 0 if jnp.issubdtype(a.dtype, jnp.integer) else 1), rows)
+        rows = rows._replace(scales=jnp.where(keep, rows.scales, 1.0))
+        blockwise = isinstance(self.solver, SLQ) and self._operator(m, dtype) == "blockwise"
+        if blockwise:
+            value, stderr = self._slq_blockwise(rows, keep, t, alpha, base, key)
         else:
-            value, stderr = self._slq(rows, keep, t, alpha, base, key)
+            if self.precomputed:
+                S, v = operator_from_affinity(subset_affinity(rows, keep, self.precomputed), alpha, keep)
+            else:
+                S, v = dense_symmetric_operator(rows, alpha, keep, None if d2 is None else jnp.where(ok, d2, 0.0))
+            if isinstance(self.solver, Exact):
+                value = entropy_of_spectrum(spectrum_of(S, v, keep, self.solver.eigensolver), t, base)
+                stderr = jnp.zeros_like(value)
+            else:
+                value, stderr = slq_entropy(dense_operator(S, v, keep), key, jnp.maximum(t, 0), base, self.solver, m)
         valid = ok & (t > 0) & jnp.isfinite(t)
         return Estimate(jnp.where(valid, value, jnp.nan), jnp.where(valid, stderr, jnp.nan))
 
-    def _slq(self, rows, keep, t, alpha, base, key) -> Estimate:
+    def _slq_blockwise(self, rows: ScaledPoints, keep, t, alpha, base, key) -> Estimate:
         solver = self.solver
         m = rows.points.shape[0]
-        if self._operator(m, rows.points.dtype) == "dense":
-            op = dense_operator(rows, alpha, keep)
-        else:
-            devices = 1 if solver.mesh is None else solver.mesh.devices.size
-            block = min(solver.block_size, -(-m // devices))
-            pad = (-m) % (block * devices)
-            rows = ScaledPoints(jnp.pad(rows.points, ((0, pad), (0, 0))), jnp.pad(rows.scales, (0, pad), constant_values=1.0))
-            keep = jnp.pad(keep, (0, pad))
-            op = blockwise_operator(rows, alpha, keep, block_size=block, mesh=solver.mesh)
+        devices = 1 if solver.mesh is None else solver.mesh.devices.size
+        block = min(solver.block_size, -(-m // devices))
+        pad = (-m) % (block * devices)
+        rows = ScaledPoints(jnp.pad(rows.points, ((0, pad), (0, 0))), jnp.pad(rows.scales, (0, pad), constant_values=1.0))
+        keep = jnp.pad(keep, (0, pad))
+        op = blockwise_operator(rows, alpha, keep, block_size=block, mesh=solver.mesh)
         return slq_entropy(op, key, jnp.maximum(t, 0), base, solver, num_rows=m)
 
 
+def _check_input(x, sigma, mask, precomputed, name="x"):
+    """``(x, bandwidth, mask)`` for points ``[n, d]`` or a precomputed ``[n, n]`` matrix."""
+    if precomputed is None:
+        return check_points_and_bandwidth(x, sigma, mask, name=name)
+    bandwidth = parse_bandwidth(sigma)
+    x = check_matrix(x, precomputed, mask, name)
+    mask = None if mask is None else _checks.check_mask(mask, x.shape[0])
+    check_bandwidth(bandwidth, precomputed)
+    kept = x.shape[0] if mask is None or not _checks.is_concrete(mask) else _checks.count_true(mask)
+    check_knn_k(bandwidth, kept)
+    return x, bandwidth, mask
+
+
 def _check_numbers(t, alpha, base):
-    return (
-        _checks.check_positive(t, "t", allow_array=True),
-        _checks.check_alpha(alpha),
-        _checks.check_base(base),
-    )
+    if isinstance(t, str):
+        if t != "auto":
+            raise ValueError(f"t must be a positive number, an array of them, or 'auto', got {t!r}")
+        t = jnp.asarray(T_GRID)
+    else:
+        t = _checks.check_positive(t, "t", allow_array=True)
+    return t, _checks.check_alpha(alpha), _checks.check_base(base)
 
 
-def _entropy_for(bandwidth: Bandwidth, solver, n: int, dtype, key):
+def _at_knee(est: Estimate) -> Estimate:
+    """The estimate at the knee of DSE against t on :data:`jaxdse.knee.T_GRID` (NaN without a knee)."""
+    idx = knee_index(jnp.asarray(T_GRID, est.value.dtype), est.value)
+    pick = jnp.maximum(idx, 0)
+    if _checks.is_concrete(idx) and int(idx) < 0:
+        raise ValueError("t='auto': DSE against t has no knee for t in [1, 1024] (it is straight in log t); pass t")
+    return Estimate(jnp.where(idx >= 0, est.value[pick], jnp.nan), jnp.where(idx >= 0, est.stderr[pick], jnp.nan))
+
+
+def _entropy_for(bandwidth: Bandwidth, solver, n: int, dtype, key, precomputed=None, standardize=False):
     """The :class:`DiffusionEntropy` of a call, after the checks that need its solver."""
+    if precomputed and isinstance(solver, SLQ) and (solver.operator == "blockwise" or solver.mesh is not None):
+        raise ValueError("solver: a precomputed matrix is held in memory; use SLQ(operator='dense') or 'auto'")
     if isinstance(solver, SLQ):
         if key is None:
             raise ValueError("solver=SLQ(...) needs key= (a jax.random key or an integer seed): it draws probes")
@@ -143,7 +194,11 @@ def _entropy_for(bandwidth: Bandwidth, solver, n: int, dtype, key):
         check_memory(dense_bytes(n, dtype, 2), budget, f"sigma='median' (all pairwise distances) at n={n}")
     if isinstance(solver, SLQ) and bandwidth.rule == "knn":
         check_memory(dense_bytes(n, dtype, 2), budget, f"sigma='knn' (all pairwise distances) at n={n}")
-    return DiffusionEntropy(bandwidth.rule, bandwidth.k, solver)
+    if not isinstance(standardize, bool):
+        raise TypeError(f"standardize must be True or False, got {standardize!r}")
+    if standardize and precomputed:
+        raise ValueError("standardize applies to points, not to a precomputed matrix")
+    return DiffusionEntropy(bandwidth.rule, bandwidth.k, solver, precomputed, standardize)
 
 
 def _check_median(entropy, x, params, keep):
@@ -168,17 +223,33 @@ def _estimate(x, keep, params, key, *, entropy):
     return entropy(entropy.prepare(x, params, keep), keep, params, key)
 
 
-def dse_estimate(x, *, sigma=10.0, t=1.0, alpha=0.0, base=2.0, mask=None, solver=None, key=None, max_n=None) -> Estimate:
+def dse_estimate(
+    x,
+    *,
+    sigma=10.0,
+    t=1.0,
+    alpha=0.0,
+    base=2.0,
+    mask=None,
+    solver=None,
+    key=None,
+    max_n=None,
+    precomputed=None,
+    standardize=False,
+) -> Estimate:
     """:func:`dse` with its standard error: an :class:`Estimate` ``(value, stderr)``.
 
     ``stderr`` is 0 for the exact solver; for :class:`jaxdse.SLQ` it combines the
     probe-to-probe spread and the quadrature error (``value +- 2 stderr``).
     """
     solver = as_solver(solver)
-    x, bandwidth, mask = check_points_and_bandwidth(x, sigma, mask)
+    x, bandwidth, mask = _check_input(x, sigma, mask, precomputed)
+    t_given = t
     t, alpha, base = _check_numbers(t, alpha, base)
     if key is not None:
         key = _checks.as_key(key)
+    if max_n is not None and precomputed is not None:
+        raise ValueError("max_n does not combine with a precomputed matrix: take the rows and columns yourself")
     if max_n is not None:
         _checks.check_int(max_n, "max_n", minimum=2)
         if key is None:
@@ -186,14 +257,28 @@ def dse_estimate(x, *, sigma=10.0, t=1.0, alpha=0.0, base=2.0, mask=None, solver
         if mask is not None:
             raise ValueError("max_n and mask cannot be combined: subsample the kept rows yourself")
         x, key = subsample(x, key, max_n)
-    entropy = _entropy_for(bandwidth, solver, x.shape[0], x.dtype, key)
+    entropy = _entropy_for(bandwidth, solver, x.shape[0], x.dtype, key, precomputed, standardize)
     params = (bandwidth.value if bandwidth.rule == "fixed" else 0.0, t, alpha, base)
     _check_median(entropy, x, params, mask)
     key = jax.random.key(0) if key is None else key
-    return _estimate(x, mask, params, key, entropy=entropy)
+    est = _estimate(x, mask, params, key, entropy=entropy)
+    return _at_knee(est) if isinstance(t_given, str) else est
 
 
-def dse(x, *, sigma=10.0, t=1.0, alpha=0.0, base=2.0, mask=None, solver=None, key=None, max_n=None):
+def dse(
+    x,
+    *,
+    sigma=10.0,
+    t=1.0,
+    alpha=0.0,
+    base=2.0,
+    mask=None,
+    solver=None,
+    key=None,
+    max_n=None,
+    precomputed=None,
+    standardize=False,
+):
     """Diffusion spectral entropy of the points ``x`` ``[n, d]``.
 
     ``DSE = -sum_i p_i log_b p_i`` with ``p_i = |lambda_i|^t / sum_j |lambda_j|^t``
@@ -210,7 +295,9 @@ def dse(x, *, sigma=10.0, t=1.0, alpha=0.0, base=2.0, mask=None, solver=None, ke
         ``"median"``, ``"sqrt_dim"``, ``"knn"`` / ``"knn:K"`` (resolved on the
         kept rows; see :mod:`jaxdse.affinity`).
       t: diffusion time > 0; an array of times gives one entropy per time from a
-        single eigendecomposition.
+        single eigendecomposition; ``"auto"`` takes the t at the knee of DSE
+        against t (PHATE's choice, :mod:`jaxdse.knee`; :func:`choose_t` says
+        which), an error (NaN under ``jit``) when the curve has no knee.
       alpha: anisotropy exponent in [0, 1].
       base: log base; 2 gives bits (default), ``e`` nats.
       mask: optional ``[n]`` bool; the result equals ``dse(x[mask])``.
@@ -220,6 +307,13 @@ def dse(x, *, sigma=10.0, t=1.0, alpha=0.0, base=2.0, mask=None, solver=None, ke
       key: ``jax.random`` key or integer seed, for ``SLQ`` and ``max_n``.
       max_n: explicit subsampling, off by default: if ``n > max_n``, use
         ``max_n`` rows drawn uniformly without replacement with ``key``.
+      precomputed: ``None`` (``x`` holds points), ``"distance"`` (``x`` is an
+        ``[n, n]`` distance matrix) or ``"affinity"`` (``x`` is the ``[n, n]``
+        affinity matrix itself; ``sigma`` unused), see :mod:`jaxdse.precomputed`.
+      standardize: z-score every feature (on the kept rows) before the kernel.
+        For tabular data whose columns have unrelated units (on scikit-learn's
+        wine data one column sets the median distance); leave it off for
+        network features, whose scale is part of the representation.
 
     Returns:
       Entropy in units of ``base`` (``t``'s shape); ``0 <= DSE <= log_b n``.
@@ -239,7 +333,19 @@ def dse(x, *, sigma=10.0, t=1.0, alpha=0.0, base=2.0, mask=None, solver=None, ke
     >>> round(float(dse(x)), 4)  # = log2(10)
     3.3219
     """
-    return dse_estimate(x, sigma=sigma, t=t, alpha=alpha, base=base, mask=mask, solver=solver, key=key, max_n=max_n).value
+    return dse_estimate(
+        x,
+        sigma=sigma,
+        t=t,
+        alpha=alpha,
+        base=base,
+        mask=mask,
+        solver=solver,
+        key=key,
+        max_n=max_n,
+        precomputed=precomputed,
+        standardize=standardize,
+    ).value
 
 
 def subsample(x, key, max_n: int):
@@ -290,21 +396,28 @@ def _eigenvalues(x, keep, params, *, entropy):
     return jnp.where(ok, lam, jnp.nan)
 
 
-def dsmi_terms(z, y, *, key=None, sigma=10.0, t=1.0, alpha=0.0, base=2.0, solver=None, **options) -> MutualInformation:
+def dsmi_terms(
+    z, y, *, key=None, sigma=10.0, t=1.0, alpha=0.0, base=2.0, solver=None, precomputed=None, standardize=False, **options
+) -> MutualInformation:
     """:func:`dsmi` with its per-class terms and standard error (a :class:`jaxdse.MutualInformation`)."""
     solver = as_solver(solver)
     as_options(options)  # unknown or invalid settings first
-    z, bandwidth, _ = check_points_and_bandwidth(z, sigma, None, name="z")
+    if isinstance(t, str) and t == "auto":
+        t = choose_t(z, sigma=sigma, alpha=alpha, solver=solver, key=key, precomputed=precomputed, standardize=standardize)
+    z, bandwidth, _ = _check_input(z, sigma, None, precomputed, name="z")
     t, alpha, base = _check_numbers(t, alpha, base)
     if key is not None:
         key = _checks.as_key(key)
-    entropy = _entropy_for(bandwidth, solver, 2 if isinstance(solver, Exact) else z.shape[0], z.dtype, key)
+    n_check = 2 if isinstance(solver, Exact) else z.shape[0]
+    entropy = _entropy_for(bandwidth, solver, n_check, z.dtype, key, precomputed, standardize)
     params = (bandwidth.value if bandwidth.rule == "fixed" else 0.0, t, alpha, base)
     _check_median(entropy, z, params, None)
     return mutual_information(z, y, entropy=entropy, params=params, key=key, **options)
 
 
-def dsmi(z, y, *, key=None, sigma=10.0, t=1.0, alpha=0.0, base=2.0, solver=None, **options):
+def dsmi(
+    z, y, *, key=None, sigma=10.0, t=1.0, alpha=0.0, base=2.0, solver=None, precomputed=None, standardize=False, **options
+):
     """Diffusion spectral mutual information ``DSMI(Z; Y)`` (units of ``base``; ``t``'s shape).
 
     ``DSMI = sum_c p(c) [mean_r DSE(Z*_{c,r}) - DSE(Z | Y = c)]`` for the default
@@ -322,7 +435,9 @@ def dsmi(z, y, *, key=None, sigma=10.0, t=1.0, alpha=0.0, base=2.0, solver=None,
         ``n_clusters`` equal-width bins) or continuous vectors ``[n, d']``
         (clustered into ``n_clusters`` groups).
       key: ``jax.random`` key or integer seed; required for ``"subsample"``.
-      sigma, t, alpha, base, solver: as in :func:`jaxdse.dse`; an array ``t``
+      sigma, t, alpha, base, solver, precomputed, standardize: as in :func:`jaxdse.dse`
+        (``t="auto"``: the knee of DSE(Z) against t)
+        (a precomputed ``z`` is ``[n, n]``; each subset takes its block); an array ``t``
         ``[*T]`` gives one DSMI per time from the same eigenvalues and subsets.
       **options: the estimator's settings, :class:`jaxdse.MIOptions`
         (``num_repetitions=5``, ``estimator``, ``comparison``, ``n_clusters``,
@@ -340,4 +455,46 @@ def dsmi(z, y, *, key=None, sigma=10.0, t=1.0, alpha=0.0, base=2.0, solver=None,
     >>> round(float(dsmi(z, y, sigma=2.0, estimator="plugin")), 2)
     1.0
     """
-    return dsmi_terms(z, y, key=key, sigma=sigma, t=t, alpha=alpha, base=base, solver=solver, **options).value
+    return dsmi_terms(
+        z,
+        y,
+        key=key,
+        sigma=sigma,
+        t=t,
+        alpha=alpha,
+        base=base,
+        solver=solver,
+        precomputed=precomputed,
+        standardize=standardize,
+        **options,
+    ).value
+
+
+def choose_t(x, *, sigma=10.0, alpha=0.0, mask=None, solver=None, key=None, precomputed=None, standardize=False):
+    """The diffusion time ``t="auto"`` picks: the knee of DSE against t (:mod:`jaxdse.knee`).
+
+    One decomposition gives DSE for every t of the grid ``1, 2^(1/4), ..., 1024``;
+    the knee is a point of that grid (the smallest t when DSE does not depend
+    on t). Raises a ValueError naming ``t`` when the curve has no knee (NaN
+    under ``jit``). Arguments as in :func:`dse`.
+
+    >>> import numpy as np
+    >>> x = np.random.default_rng(0).normal(size=(100, 3))
+    >>> float(choose_t(x, sigma=1.0)) in [float(2.0**e) for e in np.arange(0, 10.25, 0.25)]
+    True
+    """
+    curve = dse_estimate(
+        x,
+        sigma=sigma,
+        t=jnp.asarray(T_GRID),
+        alpha=alpha,
+        mask=mask,
+        solver=solver,
+        key=key,
+        precomputed=precomputed,
+        standardize=standardize,
+    )
+    idx = knee_index(jnp.asarray(T_GRID, curve.value.dtype), curve.value)
+    if _checks.is_concrete(idx) and int(idx) < 0:
+        raise ValueError("t='auto': DSE against t has no knee for t in [1, 1024] (it is straight in log t); pass t")
+    return jnp.where(idx >= 0, jnp.asarray(T_GRID, curve.value.dtype)[jnp.maximum(idx, 0)], jnp.nan)

@@ -4,8 +4,8 @@ The operator is ``S = diag(r) G diag(r)`` of :mod:`jaxdse.diffusion` with its
 known eigenpair ``(1, v)`` removed: ``A = S - v v^T``. Two ways to apply it to a
 block of vectors ``V`` ``[n, p]``:
 
-* dense: ``S`` ``[n, n]`` is built once (:func:`jaxdse.diffusion.dense_symmetric_operator`)
-  and multiplied;
+* dense: ``S`` ``[n, n]`` is built once (:func:`jaxdse.diffusion.dense_symmetric_operator`,
+  or from a precomputed affinity matrix) and multiplied;
 * blockwise: row blocks ``G[I, :]`` ``[b, n]`` of the Gaussian affinities are
   recomputed from the points at every product and multiplied by all ``p``
   columns at once, so memory is ``O(n (d + p) + b n)`` and no ``n x n`` array
@@ -32,7 +32,7 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from jaxdse.affinity import HIGHEST, ScaledPoints, kernel, sq_distances
-from jaxdse.diffusion import dense_symmetric_operator, normalisation
+from jaxdse.diffusion import normalisation
 
 
 class Operator(NamedTuple):
@@ -57,9 +57,8 @@ def _deflated(s_matmat, v):
     return matmat
 
 
-def dense_operator(points: ScaledPoints, alpha, keep) -> Operator:
-    """:class:`Operator` from the dense ``S`` ``[n, n]`` held in memory."""
-    S, v = dense_symmetric_operator(points, alpha, keep)
+def dense_operator(S, v, keep) -> Operator:
+    """:class:`Operator` from the dense ``S`` ``[n, n]`` (and its eigenvector ``v``) held in memory."""
     matmat = _deflated(lambda V: jnp.matmul(S, V, precision=HIGHEST), v)
     return Operator(matmat, jnp.trace(S) - 1.0, jnp.sum(S * S) - 1.0, v, keep)
 

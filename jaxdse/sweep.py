@@ -19,6 +19,8 @@ import numpy as np
 
 import jaxdse
 from jaxdse import _checks
+from jaxdse.knee import BEND, FLAT
+from jaxdse.knee import knee as traced_knee
 from jaxdse.labels import prepare_labels
 from jaxdse.memory import dense_bytes
 from jaxdse.solvers import Exact, as_solver
@@ -152,21 +154,16 @@ def _both_grids(x, classes, key, sigmas, ts, alpha, base, *, dse_batch, solver, 
     return Sweep(h, jax.lax.map(one, sigmas))
 
 
-def knee(ts, values, *, flat: float = 0.05, bend: float = 0.02) -> float:
-    """The t at the knee of a decreasing curve ``values(t)``, or NaN when it has none.
+def knee(ts, values, *, flat: float = FLAT, bend: float = BEND) -> float:
+    """The t at the knee of a decreasing curve ``values(t)`` (see :mod:`jaxdse.knee`).
 
-    Both axes are scaled to [0, 1] (t on a log scale); the knee is the point
-    farthest below the chord that joins the curve's ends. A curve whose range is
-    under ``flat`` (in the values' units) or that stays within ``bend`` of its
-    chord (a straight or still steeply falling curve on the grid) has no knee.
+    Returns one of ``ts`` (the first for a flat curve), or NaN when the curve
+    has no knee on the grid.
 
     Args:
       ts: ``[T]`` increasing positive times (T >= 3).
       values: ``[T]`` the curve, e.g. one row of :attr:`Sweep.dse`.
-      flat, bend: the thresholds above.
-
-    Returns:
-      A float: one of ``ts``, or NaN.
+      flat, bend: the thresholds of :func:`jaxdse.knee.knee`.
 
     Raises:
       ValueError: shapes that differ, fewer than 3 points, times that are not
@@ -175,7 +172,7 @@ def knee(ts, values, *, flat: float = 0.05, bend: float = 0.02) -> float:
     >>> ts = [1, 2, 4, 8, 16, 32]
     >>> knee(ts, [5.0, 2.0, 1.2, 1.1, 1.05, 1.0])
     2.0
-    >>> knee(ts, [1.0, 1.0, 1.0, 1.0, 1.0, 1.0])
+    >>> knee(ts, [6.0, 5.0, 4.0, 3.0, 2.0, 1.0])
     nan
     """
     t = np.asarray(ts, float)
@@ -186,10 +183,4 @@ def knee(ts, values, *, flat: float = 0.05, bend: float = 0.02) -> float:
         raise ValueError("ts must be positive and increasing")
     if not np.all(np.isfinite(y)):
         raise ValueError("values must be finite")
-    if np.ptp(y) < flat:
-        return float("nan")
-    s = np.log(t)
-    s = (s - s[0]) / (s[-1] - s[0])
-    v = (y - y.min()) / np.ptp(y)
-    gap = v[0] + (v[-1] - v[0]) * s - v
-    return float(t[np.argmax(gap)]) if gap.max() > bend else float("nan")
+    return float(traced_knee(t, y, flat=flat, bend=bend))

@@ -1,0 +1,167 @@
+"""What users of neighbouring tools pass in: bandwidth rules in DSMI, labels of every kind,
+precomputed matrices, any array type, integer seeds, standardisation and t="auto"."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxdse
+from jaxdse.affinity import resolved_sigma
+
+KEY = jax.random.key(0)
+
+
+@pytest.fixture(scope="module")
+def separated():
+    rng = np.random.default_rng(1)
+    centres = np.array([[0.0, 0.0], [40.0, 0.0], [0.0, 40.0], [40.0, 40.0]])
+    y = np.arange(200) % 4
+    return (centres[y] + rng.normal(size=(200, 2))).astype(np.float32), y
+
+
+def test_a_bandwidth_rule_is_resolved_once_on_the_whole_set(separated):
+    z, y = separated
+    median = float(resolved_sigma(z, "median"))
+    by_rule = jaxdse.dsmi_terms(z, y, key=KEY, sigma="median")
+    by_number = jaxdse.dsmi_terms(z, y, key=KEY, sigma=median)
+    # The same kernel in every subset: the same number, and clearly positive
+    # for separated classes (a per-subset median gave about -2.5 bits).
+    np.testing.assert_allclose(by_rule.conditional_entropy, by_number.conditional_entropy, atol=2e-4)
+    assert float(by_rule.value) == pytest.approx(float(by_number.value), abs=2e-4)
+    assert float(by_rule.value) > 1.0
+    # knn: each point keeps the bandwidth it has in the whole set.
+    plugin = jaxdse.dsmi_terms(z, y, key=KEY, sigma="knn", estimator="plugin")
+    assert float(plugin.total_entropy) == pytest.approx(float(jaxdse.dse(z, sigma="knn")), abs=1e-4)
+    assert float(jaxdse.dsmi(z, y, key=KEY, sigma="knn")) > 0.5
+    assert float(jaxdse.dsmi(z, y, key=KEY, sigma="knn:3")) > 0.5
+
+
+def test_labels_of_every_kind_mean_the_same(separated):
+    z, y = separated
+    expected = float(jaxdse.dsmi(z, y, key=KEY, sigma=5.0))
+    names = np.array(["north", "east", "south", "west"])[y]
+    one_hot = np.eye(4, dtype=np.float32)[y]
+    for labels in (names, one_hot, one_hot.astype(int), y.reshape(-1, 1), list(y)):
+        assert float(jaxdse.dsmi(z, labels, key=KEY, sigma=5.0)) == pytest.approx(expected, abs=1e-6)
+    # A traced integer one-hot array under jit: argmax, NaN for a row that is not one-hot.
+    f = jax.jit(lambda z, l: jaxdse.dsmi(z, l, key=KEY, sigma=5.0, num_classes=4, max_class_size=56))
+    assert float(f(z, one_hot.astype(np.int32))) == pytest.approx(expected, abs=1e-5)
+    broken = one_hot.astype(np.int32).copy()
+    broken[0] = 0
+    assert np.isnan(float(f(z, broken)))
+
+
+def test_precomputed_distances_and_affinities_equal_the_points(separated):
+    from scipy.spatial.distance import cdist
+
+    z, y = separated
+    D = cdist(z, z).astype(np.float32)
+    for sigma in (5.0, "median", "knn"):
+        assert float(jaxdse.dse(D, sigma=sigma, precomputed="distance")) == pytest.approx(
+            float(jaxdse.dse(z, sigma=sigma)), abs=2e-4
+        )
+    G = np.asarray(jaxdse.gaussian_affinity(z, sigma=5.0))
+    assert float(jaxdse.dse(G, precomputed="affinity")) == pytest.approx(float(jaxdse.dse(z, sigma=5.0)), abs=2e-4)
+    mask = np.arange(200) < 120
+    D_nan = D.copy()
+    D_nan[~mask] = np.nan  # rows a mask drops may hold anything
+    assert float(jaxdse.dse(D_nan, sigma="knn", precomputed="distance", mask=mask)) == pytest.approx(
+        float(jaxdse.dse(D[:120, :120], sigma="knn", precomputed="distance")), abs=2e-4
+    )
+    assert float(jaxdse.dsmi(D, y, key=KEY, sigma="median", precomputed="distance")) == pytest.approx(
+        float(jaxdse.dsmi(z, y, key=KEY, sigma="median")), abs=2e-4
+    )
+    assert float(jaxdse.dsmi(G, y, key=KEY, precomputed="affinity")) == pytest.approx(
+        float(jaxdse.dsmi(z, y, key=KEY, sigma=5.0)), abs=2e-4
+    )
+    est = jaxdse.dse_estimate(G, precomputed="affinity", solver="slq", key=0)
+    assert abs(float(est.value) - float(jaxdse.dse(G, precomputed="affinity"))) <= 3 * float(est.stderr) + 1e-3
+
+
+@pytest.mark.parametrize(
+    "matrix,kwargs,word",
+    [
+        (np.array([[0.0, 1.0], [2.0, 0.0]]), dict(precomputed="distance"), "symmetric"),
+        (np.array([[0.0, -1.0], [-1.0, 0.0]]), dict(precomputed="distance"), "non-negative"),
+        (np.array([[1.0, 1.0], [1.0, 1.0]]), dict(precomputed="distance"), "zero diagonal"),
+        (np.array([[1.0, 0.0], [0.0, 0.0]]), dict(precomputed="affinity"), "row of zeros"),
+        (np.ones((3, 2)), dict(precomputed="distance"), "square"),
+        (np.zeros((2, 2)), dict(precomputed="distance", sigma="sqrt_dim"), "sqrt_dim"),
+        (np.ones((2, 2)), dict(precomputed="kernel"), "precomputed must be one of"),
+        (np.array([[0.0, np.nan], [np.nan, 0.0]]), dict(precomputed="distance"), "non-finite"),
+    ],
+)
+def test_precomputed_matrices_are_checked(matrix, kwargs, word):
+    with pytest.raises((ValueError, TypeError), match=word):
+        jaxdse.dse(matrix, **kwargs)
+
+
+def test_any_array_in():
+    pd = pytest.importorskip("pandas")
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(30, 3)).astype(np.float32)
+    expected = float(jaxdse.dse(x, sigma=2.0))
+    assert float(jaxdse.dse(x.tolist(), sigma=2.0)) == pytest.approx(expected, abs=1e-5)
+    frame = pd.DataFrame(x, columns=["a", "b", "c"])
+    assert float(jaxdse.dse(frame, sigma=2.0)) == pytest.approx(expected, abs=1e-5)
+    with pytest.raises(TypeError, match="non-numeric columns"):
+        jaxdse.dse(frame.assign(name="x"), sigma=2.0)
+    images = rng.normal(size=(30, 2, 2, 3)).astype(np.float32)
+    assert float(jaxdse.dse(images, sigma=2.0)) == pytest.approx(float(jaxdse.dse(images.reshape(30, -1), sigma=2.0)))
+    with pytest.raises(TypeError, match="x must be a rectangular numeric array"):
+        jaxdse.dse([[1.0, 2.0], [3.0]])
+    with pytest.raises(TypeError, match="masked array"):
+        jaxdse.dse(np.ma.masked_array(x))
+    half = jnp.asarray(x, jnp.bfloat16)
+    assert np.isfinite(float(jaxdse.dse(half, sigma=2.0)))
+    assert float(jaxdse.dse(x, sigma=2.0, t=[1.0, 2.0])[0]) == pytest.approx(expected, abs=1e-6)
+
+
+def test_torch_tensors_through_dlpack():
+    torch = pytest.importorskip("torch")
+    x = np.random.default_rng(0).normal(size=(30, 3)).astype(np.float32)
+    tensor = torch.tensor(x, requires_grad=True)
+    assert float(jaxdse.dse(tensor, sigma=2.0)) == pytest.approx(float(jaxdse.dse(x, sigma=2.0)), abs=1e-6)
+
+
+def test_integer_seeds_wherever_a_key_is_taken(separated):
+    z, y = separated
+    assert float(jaxdse.dsmi(z, y, key=3, sigma=5.0)) == float(jaxdse.dsmi(z, y, key=jax.random.key(3), sigma=5.0))
+    assert float(jaxdse.dse(z, solver="slq", key=3, sigma=5.0)) == float(
+        jaxdse.dse(z, solver="slq", key=jax.random.key(3), sigma=5.0)
+    )
+    with pytest.raises(ValueError, match="seed"):
+        jaxdse.dsmi(z, y, key=-1)
+    with pytest.raises(TypeError, match="key must be"):
+        jaxdse.dsmi(z, y, key=1.5)
+
+
+def test_standardize_is_per_feature_z_scoring():
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(60, 3)) * np.array([1.0, 100.0, 0.01])
+    z = (x - x.mean(0)) / x.std(0)
+    assert float(jaxdse.dse(x, sigma="median", standardize=True)) == pytest.approx(
+        float(jaxdse.dse(z, sigma="median")), abs=1e-4
+    )
+    mask = np.arange(60) < 40
+    assert float(jaxdse.dse(x, sigma=1.0, standardize=True, mask=mask)) == pytest.approx(
+        float(jaxdse.dse(x[:40], sigma=1.0, standardize=True)), abs=1e-4
+    )
+
+
+def test_t_auto_takes_the_knee_of_dse_against_t():
+    x = np.random.default_rng(0).normal(size=(100, 3)).astype(np.float32)
+    t = float(jaxdse.choose_t(x, sigma=3.0))
+    assert 1.0 < t < 100.0
+    assert float(jaxdse.dse(x, sigma=3.0, t="auto")) == pytest.approx(float(jaxdse.dse(x, sigma=3.0, t=t)), abs=1e-6)
+    jitted = jax.jit(lambda x: jaxdse.dse(x, sigma=3.0, t="auto"))(x)
+    assert float(jitted) == pytest.approx(float(jaxdse.dse(x, sigma=3.0, t=t)), abs=1e-5)
+    # Far apart points: DSE = log2 n for every t; the smallest t is as good as any.
+    assert float(jaxdse.choose_t(x, sigma=1e-3)) == 1.0
+    y = np.arange(100) % 2
+    assert float(jaxdse.dsmi(x, y, key=0, sigma=3.0, t="auto")) == pytest.approx(
+        float(jaxdse.dsmi(x, y, key=0, sigma=3.0, t=t)), abs=1e-6
+    )
+    with pytest.raises(ValueError, match="'auto'"):
+        jaxdse.dse(x, t="knee")
