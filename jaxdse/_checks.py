@@ -175,9 +175,7 @@ def _scalar(value, name: str):
 
 def check_positive(value, name: str, *, allow_array: bool = False):
     """``value > 0`` and finite (checked when concrete). Arrays (or lists) allowed if ``allow_array``."""
-    value = _scalar(value, name)
-    if not allow_array and np.ndim(value) != 0:
-        raise ValueError(f"{name} must be a scalar, got shape {np.shape(value)}")
+    value = _scalar(value, name) if allow_array else _scalar_setting(value, name)
     if is_concrete(value):
         v = np.asarray(value)
         if not np.all(np.isfinite(v)) or np.any(v <= 0):
@@ -185,19 +183,22 @@ def check_positive(value, name: str, *, allow_array: bool = False):
     return value
 
 
+def _scalar_setting(value, name: str):
+    value = _scalar(value, name)
+    if np.ndim(value) != 0:
+        raise ValueError(f"{name} must be a scalar, got shape {np.shape(value)}")
+    return value
+
+
 def check_alpha(alpha, name: str = "alpha"):
-    alpha = _scalar(alpha, name)
-    if np.ndim(alpha) != 0:
-        raise ValueError(f"{name} must be a scalar, got shape {np.shape(alpha)}")
+    alpha = _scalar_setting(alpha, name)
     if is_concrete(alpha) and not (0.0 <= float(alpha) <= 1.0):
         raise ValueError(f"{name} must lie in [0, 1], got {alpha!r}")
     return alpha
 
 
 def check_base(base, name: str = "base"):
-    base = _scalar(base, name)
-    if np.ndim(base) != 0:
-        raise ValueError(f"{name} must be a scalar, got shape {np.shape(base)}")
+    base = _scalar_setting(base, name)
     if is_concrete(base):
         b = float(base)
         if not np.isfinite(b) or b <= 0 or b == 1:
