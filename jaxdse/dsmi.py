@@ -44,7 +44,7 @@ from jaxdse.affinity import Bandwidth, check_knn_k, pairwise_sq_distances, parse
 from jaxdse.diffusion import METHODS as _EXACT_METHODS
 from jaxdse.diffusion import _diffusion_eigenvalues, dense_bytes, eigenvalues_from_sq_distances, get_memory_budget
 from jaxdse.entropy import entropy_of_spectrum
-from jaxdse.sharding import check_mesh, sharded_vmap
+from jaxdse.sharding import check_mesh, num_shards, replicate_input, sharded_vmap
 
 ESTIMATORS = ("subsample", "plugin")
 COMPARISONS = ("shared", "independent")
@@ -362,7 +362,7 @@ def mutual_information(
         isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1
     ):
         raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}")
-    z = _checks.as_points(z, "z")
+    z = replicate_input(_checks.as_points(z, "z"), mesh)
     n = z.shape[0]
     if isinstance(num_repetitions, bool) or not isinstance(num_repetitions, (int, np.integer)) or num_repetitions < 1:
         raise ValueError(f"num_repetitions must be an integer >= 1, got {num_repetitions!r}")
@@ -397,7 +397,7 @@ def mutual_information(
     if batch_size is not None:
         chunk = min(chunk, int(batch_size))
     elif bytes_per_subset is not None:
-        devices = 1 if mesh is None else mesh.shape[mesh.axis_names[0]]
+        devices = num_shards(mesh)
         fit = devices * max(1, get_memory_budget() // max(bytes_per_subset(max_class_size), 1))
         chunk = min(chunk, int(fit))
     # An entropy that can start from distances, with subsets whose distance
@@ -723,9 +723,9 @@ def dsmi(
         comparisons, ``C (1 + R)`` for independent ones), lowered if needed to
         fit the memory budget. Batches beyond the last needed subset are
         skipped.
-      mesh: a ``jax.sharding.Mesh``: each batch of padded subsets is split over
-        its devices (first axis); same result as one device up to float
-        rounding.
+      mesh: a ``jax.sharding.Mesh`` (any axis types; all axes are used,
+        flattened): each batch of padded subsets is split over its devices;
+        same result as one device up to float rounding, replicated on all.
 
     A class with a single member has conditional entropy 0 (and so have its
     one-point comparison subsets); a single class overall gives exactly 0.

@@ -16,7 +16,7 @@ Both give an :class:`Operator`: a ``matmat`` closure plus the exact quantities a
 variance-reduced trace estimator needs (``trace(A)``, ``|A|_F^2``, ``v``).
 
 With a ``jax.sharding.Mesh``, the rows of ``x`` (and so the row blocks) are split
-over the mesh axis with ``shard_map``; every device holds all of ``x`` ``[n, d]``
+over all the mesh's devices (:func:`jaxdse.sharding.row_sharded`); every device holds all of ``x`` ``[n, d]``
 (small) and the vectors, and computes its share of the rows of ``A V``.
 """
 
@@ -28,11 +28,10 @@ import jax
 import jax.numpy as jnp
 from jaxdse.affinity import HIGHEST
 import numpy as np
-from jax.sharding import NamedSharding
-from jax.sharding import PartitionSpec as P
 
 from jaxdse.affinity import Bandwidth
 from jaxdse.diffusion import symmetric_diffusion_operator
+from jaxdse.sharding import row_sharded
 
 
 class Operator(NamedTuple):
@@ -93,18 +92,10 @@ def blockwise_kernel_matmat(x, V, *, inv_two_sigma_sq, block_size: int, keep, sq
 
     if mesh is None:
         return rows(x, sq, w, x, sq, V)
-    axis = mesh.axis_names[0]
-    rows_spec, rep = P(axis), P()
-    fn = jax.shard_map(
-        rows,
-        mesh=mesh,
-        in_specs=(rows_spec, rows_spec, rows_spec, rep, rep, rep),
-        out_specs=rows_spec,
-        check_vma=False,
-    )
-    # The result is gathered back to every device: the Lanczos recurrences on
-    # [n, p] vectors stay replicated and cheap, only the kernel work is split.
-    return jax.lax.with_sharding_constraint(fn(x, sq, w, x, sq, V), NamedSharding(mesh, P()))
+    # Each device computes its share of the rows; the result is gathered back to
+    # every device: the Lanczos recurrences on [n, p] vectors stay replicated
+    # and cheap, only the kernel work is split.
+    return row_sharded(rows, mesh, num_row_args=3)(x, sq, w, x, sq, V)
 
 
 def blockwise_operator(x, bandwidth: Bandwidth, alpha, keep, *, block_size: int, mesh=None) -> Operator:
@@ -123,8 +114,6 @@ def blockwise_operator(x, bandwidth: Bandwidth, alpha, keep, *, block_size: int,
     w = keep.astype(x.dtype)
     x = x - jnp.matmul(w, x, precision=HIGHEST) / jnp.sum(w)
     x = x * w[:, None]
-    if mesh is not None:
-        x = jax.lax.with_sharding_constraint(x, NamedSharding(mesh, P()))
     inv = 1.0 / (2.0 * sigma * sigma)
 
     def gmat(V, square=False):

@@ -47,7 +47,7 @@ from jaxdse import _checks
 from jaxdse.affinity import Bandwidth, check_knn_k, parse_bandwidth
 from jaxdse.diffusion import dense_bytes, get_memory_budget
 from jaxdse.operators import blockwise_operator, dense_operator
-from jaxdse.sharding import check_mesh
+from jaxdse.sharding import check_mesh, num_shards, replicate_input
 
 PROBES = ("rademacher", "gaussian")
 OPERATORS = ("auto", "dense", "blockwise")
@@ -120,8 +120,9 @@ def dse_slq(
       max_n: if set and ``n > max_n``, estimate on ``max_n`` rows drawn uniformly
         without replacement with ``key`` (explicit subsampling, for parity with
         the reference package, which subsamples to 10000). Off by default.
-      mesh: a ``jax.sharding.Mesh``; the blockwise products split the rows of ``x``
-        over its first axis.
+      mesh: a ``jax.sharding.Mesh`` (any axis types; all axes are used,
+        flattened); the blockwise products split the rows of ``x`` over its
+        devices, and the result is replicated on all of them.
 
     Returns:
       :class:`SLQResult` with ``value`` and ``stderr`` (``t``'s shape, units of
@@ -200,6 +201,7 @@ def check_slq_args(
     bandwidth = parse_bandwidth(sigma)
     alpha = _checks.check_alpha(alpha)
     check_mesh(mesh)
+    x = replicate_input(x, mesh)
     if max_n is not None:
         check_max_n(max_n, key, mask)
         x, key = subsample(x, key, max_n)
@@ -287,7 +289,7 @@ def _dse_slq_compiled(
         keep = jnp.ones(x.shape[0], bool) if mask is None else mask
         op = dense_operator(x, bandwidth, alpha, keep)
     else:
-        ndev = 1 if mesh is None else mesh.devices.shape[0]
+        ndev = num_shards(mesh)
         block_size = min(block_size, -(-x.shape[0] // ndev))
         x, keep = _pad_rows(x, mask, block_size * ndev)
         op = blockwise_operator(x, bandwidth, alpha, keep, block_size=block_size, mesh=mesh)
