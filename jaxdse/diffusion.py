@@ -26,6 +26,7 @@ import numpy as np
 
 from jaxdse import _checks
 from jaxdse.affinity import (
+    HIGHEST,
     Bandwidth,
     affinity_from_sq_distances,
     check_knn_k,
@@ -158,7 +159,7 @@ def _symmetric_eigvals_jvp(fast, primals, tangents):
     (A,), (dA,) = primals, tangents
     w, V = jnp.linalg.eigh(A)
     dA = 0.5 * (dA + jnp.swapaxes(dA, -1, -2))
-    dw = jnp.einsum("...ji,...jk,...ki->...i", V, dA, V)
+    dw = jnp.einsum("...ji,...jk,...ki->...i", V, dA, V, precision=HIGHEST)
     return w, dw
 
 

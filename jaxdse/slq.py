@@ -293,17 +293,21 @@ def _dse_slq_compiled(
         block_size = min(block_size, -(-x.shape[0] // ndev))
         x, keep = _pad_rows(x, mask, block_size * ndev)
         op = blockwise_operator(x, bandwidth, alpha, keep, block_size=block_size, mesh=mesh)
-    nodes, weights, known = lanczos_nodes(
-        op,
-        key,
-        num_probes=num_probes,
-        num_matvecs=num_matvecs,
-        deflation_rank=deflation_rank,
-        probes=probes,
-        num_rows=num_rows,
-    )
-    t = jnp.asarray(t, x.dtype)
-    value, stderr = jax.vmap(lambda s: _entropy_and_error(nodes, weights, known, s))(t.reshape(-1))
+    # matfree's Lanczos (its recurrence coefficients and full reorthogonalisation)
+    # and the control-variate fit use plain matmuls: full float32 for them too,
+    # not the TF32/bf16 passes an accelerator may use by default.
+    with jax.default_matmul_precision("highest"):
+        nodes, weights, known = lanczos_nodes(
+            op,
+            key,
+            num_probes=num_probes,
+            num_matvecs=num_matvecs,
+            deflation_rank=deflation_rank,
+            probes=probes,
+            num_rows=num_rows,
+        )
+        t = jnp.asarray(t, x.dtype)
+        value, stderr = jax.vmap(lambda s: _entropy_and_error(nodes, weights, known, s))(t.reshape(-1))
     log_base = jnp.log(jnp.asarray(base, x.dtype))
     value, stderr = value / log_base, stderr / log_base
     ok = finite & (t > 0).all() & (jnp.asarray(alpha) >= 0) & (jnp.asarray(alpha) <= 1)
