@@ -24,6 +24,7 @@ from jaxdse.operators import blockwise_operator, dense_operator
 from jaxdse.precomputed import prepare_matrix, subset_affinity
 from jaxdse.precomputed import rows_finite as precomputed_rows_finite
 from jaxdse.slq import slq_entropy
+from jaxdse.sharding import num_shards
 from jaxdse.solvers import SLQ, Estimate, Exact
 
 
@@ -114,7 +115,7 @@ class DiffusionEntropy:
     def _slq_blockwise(self, rows: ScaledPoints, keep, t, alpha, base, key) -> Estimate:
         solver = self.solver
         m = rows.points.shape[0]
-        devices = 1 if solver.mesh is None else solver.mesh.devices.size
+        devices = num_shards(solver.mesh)
         block = min(solver.block_size, -(-m // devices))
         pad = (-m) % (block * devices)
         rows = ScaledPoints(jnp.pad(rows.points, ((0, pad), (0, 0))), jnp.pad(rows.scales, (0, pad), constant_values=1.0))

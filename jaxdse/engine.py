@@ -36,7 +36,7 @@ import numpy as np
 from jaxdse import _checks
 from jaxdse.labels import prepare_labels
 from jaxdse.memory import get_memory_budget
-from jaxdse.sharding import check_mesh, sharded_vmap
+from jaxdse.sharding import check_mesh, num_shards, replicate_input, sharded_vmap
 from jaxdse.solvers import Estimate
 
 ESTIMATORS = ("subsample", "plugin")
@@ -193,7 +193,7 @@ def plan(entropy, labels, n: int, dtype, options: MIOptions, num_classes: int) -
     if options.batch_size is not None:
         chunk = min(chunk, options.batch_size)
     else:
-        devices = 1 if options.mesh is None else options.mesh.devices.size
+        devices = num_shards(options.mesh)
         fit = devices * max(1, budget // max(entropy.subset_bytes(max_class_size, dtype), 1))
         chunk = min(chunk, int(fit))
     # Subsets whose pairwise blocks together outweigh one n x n matrix (few
@@ -234,7 +234,7 @@ def mutual_information(z, y, *, entropy: SubsetEntropy, params=(), key=None, **o
     subsample estimator); ``options`` the fields of :class:`MIOptions`.
     """
     options = as_options(options)
-    z = _checks.as_points(z, "z")
+    z = replicate_input(_checks.as_points(z, "z"), options.mesh)
     n = z.shape[0]
     if options.estimator == "subsample" and key is None:
         raise ValueError("key is required for estimator='subsample' (random comparison subsets): pass key=0")

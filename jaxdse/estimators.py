@@ -35,6 +35,7 @@ from jaxdse.engine import MutualInformation, as_options, mutual_information
 from jaxdse.knee import T_GRID, knee_index
 from jaxdse.memory import check_memory, dense_bytes, get_memory_budget
 from jaxdse.precomputed import check_bandwidth, check_matrix
+from jaxdse.sharding import replicate_input
 from jaxdse.solvers import SLQ, Estimate, Exact, as_solver
 
 
@@ -145,6 +146,8 @@ def dse_estimate(
             raise ValueError("max_n and mask cannot be combined: subsample the kept rows yourself")
         x, key = subsample(x, key, max_n)
     entropy = _entropy_for(bandwidth, solver, x.shape[0], x.dtype, key, precomputed, standardize)
+    if isinstance(solver, SLQ):
+        x = replicate_input(x, solver.mesh)
     params = (bandwidth.value if bandwidth.rule == "fixed" else 0.0, t, alpha, base)
     _check_median(entropy, x, params, mask)
     key = jax.random.key(0) if key is None else key

@@ -17,7 +17,7 @@ same quantity: a ``matmat`` closure plus the exact quantities a
 variance-reduced trace estimator needs (``trace(A)``, ``|A|_F^2``, ``v``).
 
 With a ``jax.sharding.Mesh``, the rows of the points (and so the row blocks) are
-split over the mesh with ``shard_map``; every device holds all points ``[n, d]``
+split over all the mesh's devices (:func:`jaxdse.sharding.row_sharded`); every device holds all points ``[n, d]``
 (small) and the vectors, and computes its share of the rows of ``A V``.
 """
 
@@ -28,11 +28,10 @@ from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
-from jax.sharding import NamedSharding
-from jax.sharding import PartitionSpec as P
 
 from jaxdse.affinity import HIGHEST, ScaledPoints, kernel, sq_distances
 from jaxdse.diffusion import normalisation
+from jaxdse.sharding import row_sharded
 
 
 class Operator(NamedTuple):
@@ -91,18 +90,10 @@ def blockwise_kernel_matmat(points: ScaledPoints, V, *, block_size: int, weights
 
     if mesh is None:
         return rows(index, y, s, w, y, s, V)
-    axis = mesh.axis_names[0]
-    rows_spec, rep = P(axis), P()
-    fn = jax.shard_map(
-        rows,
-        mesh=mesh,
-        in_specs=(rows_spec, rows_spec, rows_spec, rows_spec, rep, rep, rep),
-        out_specs=rows_spec,
-        check_vma=False,
-    )
-    # The result is gathered back to every device: the Lanczos recurrences on
-    # [n, p] vectors stay replicated and cheap, only the kernel work is split.
-    return jax.lax.with_sharding_constraint(fn(index, y, s, w, y, s, V), NamedSharding(mesh, P()))
+    # Each device computes its share of the rows; the result is gathered back to
+    # every device: the Lanczos recurrences on [n, p] vectors stay replicated
+    # and cheap, only the kernel work is split.
+    return row_sharded(rows, mesh, num_row_args=4)(index, y, s, w, y, s, V)
 
 
 @partial(jax.checkpoint, static_argnums=(6,))
@@ -120,8 +111,6 @@ def blockwise_operator(points: ScaledPoints, alpha, keep, *, block_size: int, me
     The caller pads the points so that ``n`` divides into blocks (``keep`` False
     on padding).
     """
-    if mesh is not None:
-        points = jax.tree.map(lambda a: jax.lax.with_sharding_constraint(a, NamedSharding(mesh, P())), points)
     dtype = points.points.dtype
     weights = keep.astype(dtype)
 

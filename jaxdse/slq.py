@@ -51,18 +51,22 @@ def slq_entropy(op: Operator, key, t, base, solver: SLQ, num_rows: int) -> Estim
     Random vectors are drawn for the first ``num_rows`` rows only, so padding rows
     (for blocks or devices) leave the draws unchanged.
     """
-    nodes, weights, known = lanczos_nodes(
-        op,
-        key,
-        num_probes=solver.num_probes,
-        num_matvecs=solver.num_matvecs,
-        deflation_rank=solver.deflation_rank,
-        probes=solver.probes,
-        num_rows=num_rows,
-    )
     dtype = op.v.dtype
     t = jnp.asarray(t, dtype)
-    value, stderr = jax.vmap(lambda s: _entropy_and_error(nodes, weights, known, s))(t.reshape(-1))
+    # matfree's Lanczos (its recurrence coefficients and full reorthogonalisation)
+    # and the control-variate fit use plain matmuls: full float32 for them too,
+    # not the TF32/bf16 passes an accelerator may use by default.
+    with jax.default_matmul_precision("highest"):
+        nodes, weights, known = lanczos_nodes(
+            op,
+            key,
+            num_probes=solver.num_probes,
+            num_matvecs=solver.num_matvecs,
+            deflation_rank=solver.deflation_rank,
+            probes=solver.probes,
+            num_rows=num_rows,
+        )
+        value, stderr = jax.vmap(lambda s: _entropy_and_error(nodes, weights, known, s))(t.reshape(-1))
     log_base = jnp.log(jnp.asarray(base, dtype))
     return Estimate((value / log_base).reshape(t.shape), (stderr / log_base).reshape(t.shape))
 
