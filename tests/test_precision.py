@@ -43,7 +43,6 @@ CASES = {
     "dsmi": lambda x: jaxdse.dsmi(x, np.arange(64) % 3, key=KEY, sigma=2.0),
     "slq dense": lambda x: slq(x, operator="dense"),
     "slq blockwise": lambda x: slq(x, operator="blockwise", block_size=16),
-    "slq grad": jax.grad(lambda x: slq(x, operator="blockwise", block_size=16)),
 }
 
 
