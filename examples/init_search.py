@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxdse import nn
+from jaxdse import training as nn
 
 
 def main(argv=None):

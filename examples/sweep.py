@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import jaxdse
-from jaxdse import nn
+from jaxdse import training as nn
 
 
 def knee(ts, values, flat: float = 0.05):

@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxdse import nn
+from jaxdse import training as nn
 
 METRICS = ("train_accuracy", "test_accuracy", "dse", "dsmi_y", "dsmi_x")
 

@@ -18,23 +18,23 @@ merged around the transformations.
 Typical use::
 
     import jax, optax
-    from jaxdse import nn
+    from jaxdse import training
     from jaxdse.data import load_digits
 
     x, y = load_digits()
-    (x_tr, y_tr), (x_te, y_te) = nn.train_test_split(nn.as_images(x), y, key=jax.random.key(0))
-    history = nn.fit(x_tr, y_tr, x_te, y_te, epochs=10, key=jax.random.key(1))
+    (x_tr, y_tr), (x_te, y_te) = training.train_test_split(training.as_images(x), y, key=jax.random.key(0))
+    history = training.fit(x_tr, y_tr, x_te, y_te, epochs=10, key=jax.random.key(1))
     history["test_accuracy"], history["dse"], history["dsmi_y"], history["dsmi_x"]
 
 Or piece by piece::
 
-    model, params = nn.make_model(jax.random.key(0), width=16, depth=2)
+    model, params = training.make_model(jax.random.key(0), width=16, depth=2)
     optimizer = optax.adam(1e-3)
     opt_state = optimizer.init(params)
-    epoch = nn.make_train_epoch(model, optimizer, batch_size=64)   # jitted
-    evaluate = nn.make_evaluator(model, y_te, x_clusters)           # jitted
+    epoch = training.make_train_epoch(model, optimizer, batch_size=64)   # jitted
+    evaluate = training.make_evaluator(model, y_te, x_clusters)           # jitted
     params, opt_state, loss = epoch(params, opt_state, x_tr, y_tr, key)
-    metrics = evaluate(params, x_te, y_te, x_clusters, key)        # nn.Metrics
+    metrics = evaluate(params, x_te, y_te, x_clusters, key)        # training.Metrics
 
 Units: entropies and mutual informations in bits. Defaults ``sigma=10, t=1``
 are the paper's (penultimate layer, test split).
