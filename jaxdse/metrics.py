@@ -144,14 +144,17 @@ def alpha_req(x, *, mask=None, fit_range: tuple[int, int | None] = (1, None)):
     Args:
       x: ``[n, d]`` features.
       mask: optional ``[n]`` bool; equals ``alpha_req(x[mask])``.
-      fit_range: static ``(k_min, k_max)``, 1-based and inclusive. ``k_max=None``
-        (default) is the largest rank a covariance of ``m`` kept rows can have,
-        ``min(d, m - 1)``; a given ``k_max`` is also capped at that.
+      fit_range: static ``(k_min, k_max)``, 1-based and inclusive. The fit
+        stops at ``k_max``, at ``min(d, m - 1)`` for ``m`` kept rows and at the
+        numerical rank (the number of eigenvalues above
+        ``lambda_1 * max(n, d) * eps``), whichever comes first: zero directions
+        (e.g. dead ReLU units) are left out. ``k_max=None`` (default): no
+        further cap.
 
     Returns:
-      Scalar exponent. NaN if an eigenvalue in the fitting range is zero (rank
-      below ``k_max``), fewer than two ranks are fitted, or (under jit) ``x`` is
-      not finite.
+      Scalar exponent. NaN if fewer than two ranks are fitted (features of
+      rank one, ``k_min`` at or above the rank) or (under jit) ``x`` is not
+      finite.
 
     Raises:
       TypeError/ValueError naming ``x``, ``mask`` or ``fit_range`` (which needs
@@ -169,12 +172,14 @@ def alpha_req(x, *, mask=None, fit_range: tuple[int, int | None] = (1, None)):
     n, d = x.shape
     lam, m = _gram_spectrum(x, mask, center=True)
     k = jnp.arange(1, lam.shape[0] + 1, dtype=x.dtype)
-    top = jnp.minimum(jnp.asarray(min(d, n - 1), x.dtype), m - 1)
+    # Numerical rank: eigenvalues above lambda_1 * max(n, d) * eps (the rounding error of the spectrum).
+    tolerance = lam[0] * max(n, d) * jnp.finfo(x.dtype).eps
+    rank = jnp.sum(lam > tolerance).astype(x.dtype)
+    top = jnp.minimum(jnp.minimum(jnp.asarray(min(d, n - 1), x.dtype), m - 1), rank)
     if k_max is not None:
         top = jnp.minimum(top, k_max)
     fitted = (k >= k_min) & (k <= top)
-    log_lam = jnp.log(jnp.where(fitted & (lam > 0), lam, 1.0))
-    log_lam = jnp.where(fitted & ~(lam > 0), jnp.nan, log_lam)  # a zero eigenvalue in range: NaN
+    log_lam = jnp.log(jnp.where(fitted, lam, 1.0))
     log_k = jnp.log(k)
     w = fitted.astype(x.dtype)
     count = jnp.sum(w)

@@ -111,10 +111,16 @@ def test_alpha_req_of_gaussian_features_with_power_law_covariance(rng):
     assert float(alpha_req(x)) == pytest.approx(1.5, abs=0.05)
 
 
-def test_alpha_req_nan_when_rank_is_below_the_range(rng):
-    x = np.concatenate([rng.normal(size=(30, 2)), np.zeros((30, 3))], 1)  # rank 2 in 5 dimensions
-    assert np.isnan(float(alpha_req(x)))
-    assert np.isfinite(float(alpha_req(x, fit_range=(1, 2))))
+def test_alpha_req_stops_at_the_numerical_rank(x64, rng):
+    # Zero directions (dead units) are left out of the fit: the same exponent as without them.
+    k = np.arange(1, 9)
+    x = spectrum_points(rng, k**-1.2, 40)
+    padded = np.concatenate([x, np.zeros((40, 5))], 1)
+    assert float(alpha_req(padded)) == pytest.approx(1.2, abs=1e-8)
+    assert float(alpha_req(padded, fit_range=(2, 12))) == pytest.approx(1.2, abs=1e-8)
+    # Rank one, or a range starting at the rank: fewer than two ranks to fit, NaN.
+    assert np.isnan(float(alpha_req(np.outer(rng.normal(size=30), rng.normal(size=5)))))
+    assert np.isnan(float(alpha_req(padded, fit_range=(8, None))))
 
 
 # ---------------------------------------------------------------- Renyi entropy and mutual information
