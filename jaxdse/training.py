@@ -65,6 +65,7 @@ __all__ = [
     "make_evaluator",
     "make_model",
     "make_train_epoch",
+    "make_regularized_train_step",
     "make_train_step",
     "penultimate",
     "set_conv_std",
@@ -272,6 +273,39 @@ def make_train_step(model, optimizer, *, measure: bool = False, sigma=10.0, t=1.
         else:
             entropy = jnp.asarray(jnp.nan, loss.dtype)
         return params, opt_state, loss, entropy
+
+    return step
+
+
+def make_regularized_train_step(model, optimizer, penalty: Callable):
+    """A pure training step with a representation term in the loss.
+
+    ``step(params, opt_state, x, y, key, weight) -> (params, opt_state, cross_entropy, penalty_value)``
+    takes one optax step on ``cross_entropy + weight * penalty(z, y, key)``,
+    where ``z`` are the batch's penultimate features from the same forward pass
+    and the gradient flows through both terms (the exact gradient of the
+    penalty at batch size). ``penalty`` is any pure function of ``(z [b, f],
+    y [b], key)`` returning a scalar, e.g. minus DSMI for a bonus::
+
+        bonus = lambda z, y, key: -jaxdse.dsmi(z, y, key=key, sigma=10.0, t=1.0,
+                                               num_classes=10, max_class_size=10)
+        step = jax.jit(make_regularized_train_step(model, optax.adam(1e-3), bonus))
+
+    ``weight`` is traced, so ``jax.vmap`` runs several weights (and seeds) in
+    one compiled step; ``weight = 0`` trains on the cross-entropy alone. Not
+    jitted.
+    """
+
+    def loss(params, x, y, key, weight):
+        logits, z = model.apply({"params": params}, x)
+        cross_entropy = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+        term = penalty(z, y, key)
+        return cross_entropy + weight * term, (cross_entropy, term)
+
+    def step(params, opt_state, x, y, key, weight):
+        (_, (cross_entropy, term)), grads = jax.value_and_grad(loss, has_aux=True)(params, x, y, key, weight)
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, cross_entropy, term
 
     return step
 
