@@ -9,7 +9,7 @@ and initial scale. Each architecture trains as one population: the parameter
 sets of all its members are one stacked pytree, and one jitted, vmapped
 ``lax.scan`` trains them side by side (members with fewer steps stop updating
 at their step count). Every member is then measured on the held-out digits by
-one compiled, vmapped call of :func:`jaxdse.probes.make_representation_evaluator`:
+one compiled call of :func:`jaxdse.probes.make_representation_evaluator`:
 DSE, DSMI(Z; Y), RankMe, participation ratio, alpha-ReQ, matrix-based Renyi
 entropy and mutual information, kNN and ridge probes (plus CSE). For each
 measure: Spearman rank correlations with test accuracy and with the
@@ -127,6 +127,34 @@ def _row_pearson(a, b):
     return np.where(den > 0, (a * b).sum(1) / np.where(den > 0, den, 1.0), np.nan)
 
 
+def plot(with_accuracy, with_gap, with_accuracy_settled, count, settled_count):
+    """The correlation table at a glance: one row per measure, a point and its 95% interval per column."""
+    plt = _common.pyplot()
+    panels = [("test accuracy,\nall models", with_accuracy, count), ("generalisation gap,\nall models", with_gap, count)]
+    if with_accuracy_settled:
+        panels.append(("test accuracy, clean labels,\nlong training", with_accuracy_settled, settled_count))
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels) + 1.2, 4.2), sharey=True)
+    order = list(MEASURES)[::-1]
+    for ax, (title, table, n) in zip(np.atleast_1d(axes), panels):
+        for j, name in enumerate(order):
+            c = table[name]
+            colour = "C3" if name in ("dse", "dsmi") else ("C2" if name.endswith("accuracy") else "C0")
+            ax.errorbar(c["spearman"], j, xerr=[[c["spearman"] - c["low"]], [c["high"] - c["spearman"]]],
+                        fmt="o", color=colour, capsize=3, ms=4)
+            ax.text(1.02, j, f"{c['spearman']:+.2f}", va="center", fontsize=7, transform=ax.get_yaxis_transform())
+        ax.axvline(0, color="grey", lw=0.8)
+        ax.set_xlim(-1, 1)
+        ax.set_title(f"Spearman with {title} (n = {n})")
+        ax.set_xlabel("rank correlation, 95% bootstrap interval")
+    first = np.atleast_1d(axes)[0]
+    first.set_yticks(range(len(order)), [LABELS[k] for k in order])
+    first.plot([PAPER["dsmi"]["spearman"]], [order.index("dsmi")], "k*", ms=7, label="ImageNet (paper), DSMI")
+    first.plot([0.0], [order.index("dse")], "kx", ms=7, label="ImageNet (paper), DSE ~ 0")
+    first.legend(loc="lower left", fontsize=6)
+    fig.suptitle(f"{count} small CNNs on digits: which measure of the penultimate layer tracks what", y=1.02)
+    return fig
+
+
 def main(argv=None):
     p = _common.parser(__doc__.splitlines()[0])
     _common.add_data_argument(p)
@@ -156,9 +184,9 @@ def main(argv=None):
     evaluate = make_representation_evaluator(
         num_classes=num_classes, max_class_size=int(np.bincount(y_te).max()), sigma=10.0, t=1.0
     )
-    measure = jax.jit(jax.vmap(
-        lambda z, y, zt, yt, key: (evaluate(z, y, zt, yt, key), cse(z)), (0, None, 0, None, 0)
-    ))
+    # One member at a time, on features already on the host: XLA's CPU runtime stalled (all threads idle,
+    # waiting) on the vmapped evaluator of a whole population in some of our runs on a shared 2-core machine.
+    measure = jax.jit(lambda z, y, zt, yt, key: (evaluate(z, y, zt, yt, key), cse(z)))
     x_tr_j, x_te_j, y_tr_j, y_te_j = map(jnp.asarray, (x_tr, x_te, y_tr, y_te))
     rng = np.random.default_rng(args.seed)
     rows, train_seconds = [], 0.0
@@ -177,7 +205,11 @@ def main(argv=None):
         forward = jax.vmap(lambda prm, x: model.apply({"params": prm}, x), (0, None))
         logits_te, z_te = forward(params, x_te_j)
         logits_tr, z_tr = forward(params, x_tr_j)
-        metrics, c_entropy = measure(z_te, y_te_j, z_tr, y_tr_j, jax.random.split(jax.random.key(a), members_per_arch))
+        z_te, z_tr = np.asarray(z_te), np.asarray(z_tr)
+        keys = jax.random.split(jax.random.key(a), members_per_arch)
+        per_member = [jax.block_until_ready(measure(z_te[i], y_te_j, z_tr[i], y_tr_j, keys[i])) for i in range(members_per_arch)]
+        metrics = jax.tree.map(lambda *v: np.stack(v), *[pm[0] for pm in per_member])
+        c_entropy = np.array([pm[1] for pm in per_member])
         test_acc = np.asarray(jnp.mean(jnp.argmax(logits_te, -1) == y_te_j, -1))
         pred_tr = np.asarray(jnp.argmax(logits_tr, -1))
         train_acc = (pred_tr == y_noisy).mean(1)
@@ -235,29 +267,7 @@ def main(argv=None):
         "paper_imagenet": PAPER,
     }
 
-    plt = _common.pyplot()
-    panels = [("test accuracy, all models", with_accuracy, len(usable)), ("generalisation gap, all models", with_gap, len(usable))]
-    if with_accuracy_settled:
-        panels.append(("test accuracy, clean labels, long training", with_accuracy_settled, len(settled)))
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels) + 1.2, 4.0), sharey=True)
-    order = list(MEASURES)[::-1]
-    for ax, (title, table, count) in zip(np.atleast_1d(axes), panels):
-        for j, name in enumerate(order):
-            c = table[name]
-            colour = "C3" if name in ("dse", "dsmi") else ("C2" if name.endswith("accuracy") else "C0")
-            ax.errorbar(c["spearman"], j, xerr=[[c["spearman"] - c["low"]], [c["high"] - c["spearman"]]],
-                        fmt="o", color=colour, capsize=3, ms=4)
-            ax.text(1.02, j, f"{c['spearman']:+.2f}", va="center", fontsize=7, transform=ax.get_yaxis_transform())
-        ax.axvline(0, color="grey", lw=0.8)
-        ax.set_xlim(-1, 1)
-        ax.set_title(f"Spearman with {title} (n = {count})")
-        ax.set_xlabel("rank correlation, 95% bootstrap interval")
-    first = np.atleast_1d(axes)[0]
-    first.set_yticks(range(len(order)), [LABELS[k] for k in order])
-    first.plot([PAPER["dsmi"]["spearman"]], [order.index("dsmi")], "k*", ms=7, label="ImageNet (paper), DSMI")
-    first.plot([0.0], [order.index("dse")], "kx", ms=7, label="ImageNet (paper), DSE ~ 0")
-    first.legend(loc="lower left", fontsize=6)
-    fig.suptitle(f"{len(usable)} small CNNs on digits: which measure of the penultimate layer tracks what", y=1.02)
+    fig = plot(with_accuracy, with_gap, with_accuracy_settled, len(usable), len(settled))
     png = _common.save_figure(fig, args.out, "model_zoo.png")
     seconds = time.perf_counter() - start
     path = _common.save_json(

@@ -216,20 +216,30 @@ def make_representation_evaluator(
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
+    measures = dict(
+        dse=lambda z, y, zt, yt, key: dse(z, sigma=sigma, t=t),
+        dsmi=lambda z, y, zt, yt, key: dsmi(
+            z, y, key=key, sigma=sigma, t=t, num_repetitions=num_repetitions,
+            num_classes=num_classes, max_class_size=max_class_size,
+        ),
+        rankme=lambda z, y, zt, yt, key: rankme(z),
+        participation_ratio=lambda z, y, zt, yt, key: participation_ratio(z),
+        alpha_req=lambda z, y, zt, yt, key: alpha_req(z, fit_range=fit_range),
+        renyi_entropy=lambda z, y, zt, yt, key: renyi_entropy(z, alpha=renyi_alpha, sigma=sigma),
+        renyi_mi=lambda z, y, zt, yt, key: renyi_mutual_information(z, y, alpha=renyi_alpha, sigma=sigma),
+        knn_accuracy=lambda z, y, zt, yt, key: knn_accuracy(zt, yt, z, y, num_classes=num_classes, k=k),
+        ridge_accuracy=lambda z, y, zt, yt, key: ridge_accuracy(
+            zt, yt, z, y, num_classes=num_classes, regularization=regularization
+        ),
+    )
+
     def evaluate(z, y, z_train, y_train, key):
-        return RepresentationMetrics(
-            dse=dse(z, sigma=sigma, t=t),
-            dsmi=dsmi(
-                z, y, key=key, sigma=sigma, t=t, num_repetitions=num_repetitions,
-                num_classes=num_classes, max_class_size=max_class_size,
-            ),
-            rankme=rankme(z),
-            participation_ratio=participation_ratio(z),
-            alpha_req=alpha_req(z, fit_range=fit_range),
-            renyi_entropy=renyi_entropy(z, alpha=renyi_alpha, sigma=sigma),
-            renyi_mi=renyi_mutual_information(z, y, alpha=renyi_alpha, sigma=sigma),
-            knn_accuracy=knn_accuracy(z_train, y_train, z, y, num_classes=num_classes, k=k),
-            ridge_accuracy=ridge_accuracy(z_train, y_train, z, y, num_classes=num_classes, regularization=regularization),
-        )
+        values = {}
+        for name, measure in measures.items():
+            values[name] = measure(z, y, z_train, y_train, key)
+            # One measure after another (the next one's inputs wait for this one's value), so that only one
+            # measure's n x n work is in flight and in memory at a time.
+            z, z_train, _ = jax.lax.optimization_barrier((z, z_train, values[name]))
+        return RepresentationMetrics(**values)
 
     return evaluate
