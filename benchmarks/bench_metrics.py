@@ -51,10 +51,11 @@ def machine():
 
 
 def mixture(n, d, classes, seed):
+    """Two samples (held-out, training) of n rows from the same mixture of ``classes`` Gaussians."""
     rng = np.random.default_rng(seed)
     centres = rng.normal(scale=2.0, size=(classes, d))
     y = np.arange(n) % classes
-    return (centres[y] + rng.normal(size=(n, d))).astype(np.float32), y.astype(np.int32)
+    return [((centres[y] + rng.normal(size=(n, d))).astype(np.float32), y.astype(np.int32)) for _ in range(2)]
 
 
 def measures(classes, max_class):
@@ -85,8 +86,7 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=7)
     args = parser.parse_args(argv)
     command = ("python benchmarks/bench_metrics.py " + " ".join(sys.argv[1:] if argv is None else argv)).strip()
-    z, y = mixture(args.n, args.d, args.classes, 0)
-    zt, yt = mixture(args.n, args.d, args.classes, 1)
+    (z, y), (zt, yt) = mixture(args.n, args.d, args.classes, 0)
     max_class = int(np.bincount(y).max())
     call_args = (jnp.asarray(z), jnp.asarray(y), jnp.asarray(zt), jnp.asarray(yt), jax.random.key(0))
     print(machine())

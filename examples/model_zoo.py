@@ -139,8 +139,9 @@ def plot(with_accuracy, with_gap, with_accuracy_settled, count, settled_count):
         for j, name in enumerate(order):
             c = table[name]
             colour = "C3" if name in ("dse", "dsmi") else ("C2" if name.endswith("accuracy") else "C0")
-            ax.errorbar(c["spearman"], j, xerr=[[c["spearman"] - c["low"]], [c["high"] - c["spearman"]]],
-                        fmt="o", color=colour, capsize=3, ms=4)
+            # The percentile interval need not contain the point estimate (few models): draw both as they are.
+            ax.plot([c["low"], c["high"]], [j, j], "|-", color=colour, ms=6)
+            ax.plot(c["spearman"], j, "o", color=colour, ms=4)
             ax.text(1.02, j, f"{c['spearman']:+.2f}", va="center", fontsize=7, transform=ax.get_yaxis_transform())
         ax.axvline(0, color="grey", lw=0.8)
         ax.set_xlim(-1, 1)

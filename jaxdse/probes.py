@@ -194,6 +194,9 @@ def make_representation_evaluator(
     ``key`` draws DSMI's comparison subsets. All measures share the one forward
     pass that produced ``z``; nothing is jitted here: ``jax.jit(evaluate)``
     compiles once for given shapes, and ``jax.vmap`` maps it over a population.
+    (On a shared 2-core CPU, a vmapped call over 14 networks of 360 held-out
+    rows stalled with all of XLA's threads idle in some runs with jax 0.10.2;
+    one call per network, as ``examples/model_zoo.py`` does, did not.)
 
     Args:
       num_classes: static number of classes of ``y`` (labels 0..num_classes-1).
