@@ -34,7 +34,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import optax  # noqa: E402
 
-from jaxdse import nn  # noqa: E402
+from jaxdse import training as nn  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 

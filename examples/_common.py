@@ -54,7 +54,7 @@ def add_data_argument(p: argparse.ArgumentParser) -> None:
 
 def load_images(path=None):
     """``(images [n, H, W, C] in [0, 1], labels [n] int32, name)`` from an .npz or the digits."""
-    from jaxdse import nn
+    from jaxdse import training as nn
 
     if path is None:
         from jaxdse.data import load_digits

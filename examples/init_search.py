@@ -4,9 +4,9 @@ The paper: with conv weights ~ N(0, std), a small std starts at DSE about 0 and
 a large one at about log2 n; the low-DSE start converged faster and ended more
 accurate (CIFAR-10 about 93.8% vs 91.0%).
 
-Here: the :class:`jaxdse.nn.CNN`'s convolution kernels are redrawn from
+Here: the :class:`jaxdse.training.CNN`'s convolution kernels are redrawn from
 N(0, std^2) for a grid of std values and several seeds
-(:func:`jaxdse.nn.set_conv_std`, vmapped). The initial DSE(Z) of the
+(:func:`jaxdse.training.set_conv_std`, vmapped). The initial DSE(Z) of the
 penultimate layer on the held-out split is computed for every candidate in one
 vmapped call, the lowest-DSE candidate is picked, and then all candidates are
 trained side by side (one vmapped epoch) to relate initial DSE to convergence
@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxdse import nn
+from jaxdse import training as nn
 
 
 def main(argv=None):

@@ -1,6 +1,6 @@
 """A vmapped sweep over sigma x t of DSE and DSMI on a trained network's features.
 
-A :class:`jaxdse.nn.CNN` is trained briefly on the digits; its penultimate
+A :class:`jaxdse.training.CNN` is trained briefly on the digits; its penultimate
 features Z on the held-out split are measured over a grid of bandwidths sigma
 and diffusion times t:
 
@@ -25,7 +25,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxdse import nn, plotting
+from jaxdse import plotting
+from jaxdse import training as nn
 from jaxdse.sweep import knee, sweep
 
 

@@ -5,7 +5,7 @@ during training; DSMI(Z; Y) increases with real labels but stays flat when the
 network memorises shuffled labels; DSMI(Z; X), with X the clustered inputs, is
 dataset-dependent.
 
-Here: the :class:`jaxdse.nn.CNN` (Flax linen) trained with Adam on a subset of
+Here: the :class:`jaxdse.training.CNN` (Flax linen) trained with Adam on a subset of
 the digits' train split, under real labels and under a fixed random
 permutation of them (which it memorises). Every epoch, on the held-out split
 (with its true labels): accuracy, DSE(Z), DSMI(Z; Y) and DSMI(Z; X), computed
@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxdse import nn
+from jaxdse import training as nn
 
 METRICS = ("train_accuracy", "test_accuracy", "dse", "dsmi_y", "dsmi_x")
 

@@ -10,7 +10,7 @@ spectrum is computed; :mod:`jaxdse.estimators` holds the public estimates.
 
 from importlib import metadata as _metadata
 
-from jaxdse import data
+from jaxdse import data, metrics, probes
 from jaxdse.affinity import gaussian_affinity, pairwise_sq_distances
 from jaxdse.clustering import cluster_reference
 from jaxdse.diffusion import symmetric_diffusion_operator
@@ -18,6 +18,8 @@ from jaxdse.engine import MIOptions, MutualInformation, mutual_information
 from jaxdse.entropy import spectral_entropy
 from jaxdse.estimators import choose_t, diffusion_eigenvalues, dse, dse_estimate, dsmi, dsmi_terms
 from jaxdse.memory import get_memory_budget, set_memory_budget
+from jaxdse.metrics import alpha_req, participation_ratio, rankme, renyi_entropy, renyi_mutual_information
+from jaxdse.probes import RepresentationMetrics, knn_accuracy, make_representation_evaluator, ridge_accuracy
 from jaxdse.sharding import sharded_vmap
 from jaxdse.solvers import SLQ, Estimate, Exact
 
@@ -47,5 +49,14 @@ __all__ = [
     "get_memory_budget",
     "set_memory_budget",
     "sharded_vmap",
+    "rankme",
+    "participation_ratio",
+    "alpha_req",
+    "renyi_entropy",
+    "renyi_mutual_information",
+    "knn_accuracy",
+    "ridge_accuracy",
+    "make_representation_evaluator",
+    "RepresentationMetrics",
     "data",
 ]

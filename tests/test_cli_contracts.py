@@ -31,10 +31,8 @@ def _forbid_computing(monkeypatch):
 
     monkeypatch.setattr(jaxdse.sweep, "sweep", computed)
     monkeypatch.setattr(jaxdse.io, "load_points", computed)
-    try:
-        from jaxdse import training
-    except ImportError:
-        from jaxdse import nn as training
+    from jaxdse import training
+
     monkeypatch.setattr(training, "fit", computed)
 
 

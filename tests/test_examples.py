@@ -137,3 +137,47 @@ def test_model_zoo_on_user_data(tmp_path):
     assert d["measure_compilations"] == 1
     for r in d["models"]:
         assert 0.0 <= r["test_accuracy"] <= 1.0 and r["dse"] >= -1e-5
+
+
+def _load_own(tmp_path, name, extra=()):
+    proc = _run(name, tmp_path, extra)
+    assert proc.returncode == 0, f"{name} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
+    png = (tmp_path / name / f"{name}.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
+    data = json.loads((tmp_path / name / f"{name}.json").read_text())
+    assert data["settings"]["quick"] is True
+    return data
+
+
+def test_model_zoo_study(tmp_path):
+    d = _load_own(tmp_path, "model_zoo")
+    s = d["settings"]
+    assert len(d["models"]) == s["models"] == len(s["architectures"]) * s["members_per_architecture"]
+    assert d["measure_compilations"] == 1  # one compiled evaluator for every population
+    measures = ("dse", "dsmi", "rankme", "participation_ratio", "alpha_req", "renyi_entropy", "renyi_mi",
+                "knn_accuracy", "ridge_accuracy", "cse")
+    for r in d["models"]:
+        assert 0.0 <= r["test_accuracy"] <= 1.0 and 0.0 <= r["knn_accuracy"] <= 1.0
+        assert r["gap"] == pytest.approx(r["train_accuracy"] - r["test_accuracy"])
+        assert 1.0 - 1e-4 <= r["rankme"] <= s["features"] + 1e-3
+        assert r["dse"] >= -1e-5 and r["renyi_entropy"] >= -1e-5
+    for table in (d["spearman_with_test_accuracy"], d["spearman_with_gap"]):
+        assert set(table) == set(measures)
+        for c in table.values():
+            if c["spearman"] is not None:
+                assert -1.0 <= c["low"] <= c["high"] <= 1.0
+    assert isinstance(d["claims"]["dsmi_correlates_more_than_dse"], bool)
+
+
+def test_regularizer(tmp_path):
+    d = _load_own(tmp_path, "regularizer")
+    s = d["settings"]
+    runs = len(s["label_noise"]) * len(s["weights"]) * s["seeds"]
+    assert len(d["runs"]) == runs and d["chunk_compilations"] == 1  # one compiled step for every run
+    acc = np.array(d["curves"]["test_accuracy"])
+    assert acc.shape == (s["steps"] // s["eval_every"], runs) and np.all((acc >= 0) & (acc <= 1))
+    for condition in ("label_noise_0.0", "label_noise_0.4"):
+        for w in s["weights"][1:]:
+            entry = d["results"][condition][str(w)]
+            assert math.isfinite(entry["paired_area_difference_mean"]) and math.isfinite(entry["paired_final_difference_mean"])
+    assert set(d["claims"]["speeds_learning_clean"]) == {str(w) for w in s["weights"][1:]}

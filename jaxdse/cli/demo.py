@@ -12,10 +12,7 @@ import numpy as np
 from jaxdse._report import Timer, jsonable
 from jaxdse.cli.report import UNITS, check_output_folder, fmt
 
-try:
-    from jaxdse import training
-except ImportError:  # the module's earlier name
-    from jaxdse import nn as training
+from jaxdse import training
 
 DEMO_EPOCHS = 15
 

@@ -18,23 +18,23 @@ merged around the transformations.
 Typical use::
 
     import jax, optax
-    from jaxdse import nn
+    from jaxdse import training
     from jaxdse.data import load_digits
 
     x, y = load_digits()
-    (x_tr, y_tr), (x_te, y_te) = nn.train_test_split(nn.as_images(x), y, key=jax.random.key(0))
-    history = nn.fit(x_tr, y_tr, x_te, y_te, epochs=10, key=jax.random.key(1))
+    (x_tr, y_tr), (x_te, y_te) = training.train_test_split(training.as_images(x), y, key=jax.random.key(0))
+    history = training.fit(x_tr, y_tr, x_te, y_te, epochs=10, key=jax.random.key(1))
     history["test_accuracy"], history["dse"], history["dsmi_y"], history["dsmi_x"]
 
 Or piece by piece::
 
-    model, params = nn.make_model(jax.random.key(0), width=16, depth=2)
+    model, params = training.make_model(jax.random.key(0), width=16, depth=2)
     optimizer = optax.adam(1e-3)
     opt_state = optimizer.init(params)
-    epoch = nn.make_train_epoch(model, optimizer, batch_size=64)   # jitted
-    evaluate = nn.make_evaluator(model, y_te, x_clusters)           # jitted
+    epoch = training.make_train_epoch(model, optimizer, batch_size=64)   # jitted
+    evaluate = training.make_evaluator(model, y_te, x_clusters)           # jitted
     params, opt_state, loss = epoch(params, opt_state, x_tr, y_tr, key)
-    metrics = evaluate(params, x_te, y_te, x_clusters, key)        # nn.Metrics
+    metrics = evaluate(params, x_te, y_te, x_clusters, key)        # training.Metrics
 
 Units: entropies and mutual informations in bits. Defaults ``sigma=10, t=1``
 are the paper's (penultimate layer, test split).
@@ -64,6 +64,7 @@ __all__ = [
     "make_evaluator",
     "make_model",
     "make_train_epoch",
+    "make_regularized_train_step",
     "make_train_step",
     "penultimate",
     "set_conv_std",
@@ -271,6 +272,39 @@ def make_train_step(model, optimizer, *, measure: bool = False, sigma=10.0, t=1.
         else:
             entropy = jnp.asarray(jnp.nan, loss.dtype)
         return params, opt_state, loss, entropy
+
+    return step
+
+
+def make_regularized_train_step(model, optimizer, penalty: Callable):
+    """A pure training step with a representation term in the loss.
+
+    ``step(params, opt_state, x, y, key, weight) -> (params, opt_state, cross_entropy, penalty_value)``
+    takes one optax step on ``cross_entropy + weight * penalty(z, y, key)``,
+    where ``z`` are the batch's penultimate features from the same forward pass
+    and the gradient flows through both terms (the exact gradient of the
+    penalty at batch size). ``penalty`` is any pure function of ``(z [b, f],
+    y [b], key)`` returning a scalar, e.g. minus DSMI for a bonus::
+
+        bonus = lambda z, y, key: -jaxdse.dsmi(z, y, key=key, sigma=10.0, t=1.0,
+                                               num_classes=10, max_class_size=10)
+        step = jax.jit(make_regularized_train_step(model, optax.adam(1e-3), bonus))
+
+    ``weight`` is traced, so ``jax.vmap`` runs several weights (and seeds) in
+    one compiled step; ``weight = 0`` trains on the cross-entropy alone. Not
+    jitted.
+    """
+
+    def loss(params, x, y, key, weight):
+        logits, z = model.apply({"params": params}, x)
+        cross_entropy = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+        term = penalty(z, y, key)
+        return cross_entropy + weight * term, (cross_entropy, term)
+
+    def step(params, opt_state, x, y, key, weight):
+        (_, (cross_entropy, term)), grads = jax.value_and_grad(loss, has_aux=True)(params, x, y, key, weight)
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, cross_entropy, term
 
     return step
 
