@@ -161,6 +161,17 @@ def pad_size(max_count: int, n: int) -> int:
     return int(min(n, -(-max_count // step) * step))
 
 
+def static_sizes(labels, *, name: str = "y") -> tuple[int, int]:
+    """``(num_classes, max_class_size)`` of concrete labels, as the estimate pads them.
+
+    What a jitted function that receives the same labels traced needs as its
+    static ``num_classes`` and ``max_class_size``.
+    """
+    labels = np.asarray(labels)
+    codes, num_classes = prepare_labels(labels, labels.shape[0], reference_discrete=True, name=name)
+    return num_classes, pad_size(int(np.bincount(codes).max()), labels.shape[0])
+
+
 class Plan(NamedTuple):
     """Static sizes and choices of one estimate (decided on the host)."""
 
