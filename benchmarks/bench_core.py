@@ -115,7 +115,7 @@ def bench_dse(sizes, repeats, d=256):
     return rows
 
 
-def bench_dsmi(repeats, n=2000, d=256, classes=10):
+def bench_dsmi(repeats, n=2000, d=256, classes=10, num_keys=10):
     import dse_dsmi
 
     rng = np.random.default_rng(0)
@@ -135,21 +135,21 @@ def bench_dsmi(repeats, n=2000, d=256, classes=10):
             )
         )
         compiled, c = compile_seconds(f, z32, labels, jax.random.PRNGKey(0))
-        ours = [float(compiled(z32, labels, k)) for k in jax.random.split(jax.random.PRNGKey(2), 10)]
+        ours = [float(compiled(z32, labels, k)) for k in jax.random.split(jax.random.PRNGKey(2), num_keys)]
         row[comparison] = dict(compile=c, ours=ours)
         keys = iter(jax.random.split(jax.random.PRNGKey(1), 1000))
         calls.append(lambda compiled=compiled, keys=keys: compiled(z32, labels, next(keys)))
     calls.append(lambda: dse_dsmi.diffusion_spectral_mutual_information(z, labels.reshape(-1, 1))[0])
     (_, s_shared), (_, s_independent), (_, rs) = interleaved(calls, 4 * repeats)
     row["shared"]["steady"], row["independent"]["steady"] = s_shared, s_independent
-    refs = [dse_dsmi.diffusion_spectral_mutual_information(z, labels.reshape(-1, 1), random_seed=i)[0] for i in range(10)]
+    refs = [dse_dsmi.diffusion_spectral_mutual_information(z, labels.reshape(-1, 1), random_seed=i)[0] for i in range(num_keys)]
     row.update(ref=rs, refs=refs, load=os.getloadavg())
     for comparison in ("shared", "independent"):
         r = row[comparison]
         print(
             f"DSMI n={n} ({comparison} comparison subsets): jaxdse {r['steady']:.4f}s (compile {r['compile']:.2f}s), "
-            f"reference {rs:.3f}s, ratio {rs / r['steady']:.1f}x; mean over 10 keys {np.mean(r['ours']):.4f} "
-            f"+- {np.std(r['ours']):.4f} vs reference mean over 10 seeds {np.mean(refs):.4f} +- {np.std(refs):.4f}; "
+            f"reference {rs:.3f}s, ratio {rs / r['steady']:.1f}x; mean over {num_keys} keys {np.mean(r['ours']):.4f} "
+            f"+- {np.std(r['ours']):.4f} vs reference mean over {num_keys} seeds {np.mean(refs):.4f} +- {np.std(refs):.4f}; "
             f"load {row['load'][0]:.2f}",
             flush=True,
         )
@@ -189,8 +189,8 @@ def dse_table(rows):
 
 def dsmi_table(d):
     lines = [
-        "| comparison subsets | jaxdse (s) | compile (s) | reference (s) | ratio | mean +- sd of 10 keys (bits) "
-        "| reference, 10 seeds (bits) |",
+        f"| comparison subsets | jaxdse (s) | compile (s) | reference (s) | ratio | mean +- sd of {len(d['refs'])} keys (bits) "
+        f"| reference, {len(d['refs'])} seeds (bits) |",
         "|---|---|---|---|---|---|---|",
     ]
     for comparison in ("shared", "independent"):
@@ -266,7 +266,7 @@ def write(runs, command):
 def run_all(args):
     print(machine(), flush=True)
     dse_rows = bench_dse(args.sizes, args.repeats)
-    dsmi_row = None if args.skip_dsmi else bench_dsmi(args.repeats)
+    dsmi_row = None if args.skip_dsmi else bench_dsmi(args.repeats, num_keys=args.keys)
     return machine(), dse_rows, dsmi_row
 
 
@@ -278,6 +278,7 @@ def main(argv=None):
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 2000, 4000])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--skip-dsmi", action="store_true")
+    parser.add_argument("--keys", type=int, default=10, help="DSMI keys (jaxdse) and seeds (reference) for the means")
     parser.add_argument(
         "--one-kernel", action="store_true", help="only the machine's own OpenBLAS setting (no second run)"
     )
@@ -293,7 +294,7 @@ def main(argv=None):
         # The machine's default first: numpy's OpenBLAS choosing its own kernel.
         env = {k: v for k, v in os.environ.items() if k not in tuned}
         out = HERE / "_core_default_run.json"
-        forwarded = ["--sizes", *map(str, args.sizes), "--repeats", str(args.repeats)]
+        forwarded = ["--sizes", *map(str, args.sizes), "--repeats", str(args.repeats), "--keys", str(args.keys)]
         forwarded += ["--skip-dsmi"] if args.skip_dsmi else []
         subprocess.run([sys.executable, __file__, *forwarded, "--json-out", str(out)], env=env, check=True)
         runs.append(("OpenBLAS default (no OPENBLAS_* settings)",) + tuple(json.loads(out.read_text())))

@@ -367,9 +367,10 @@ def append(fn, *args):
     lines = header()
     try:
         fn(lines, *args)
-    finally:  # what was measured is kept even if the run is stopped part-way
-        if lines[-1].startswith("|"):
-            lines += ["", f"- stopped part-way; {load()}"]
+    except BaseException:  # what was measured is kept if the run is stopped part-way
+        lines += ["", f"- stopped part-way (no further figures); {load()}"]
+        raise
+    finally:
         with OUT.open("a") as fh:
             fh.write("\n".join(lines) + "\n")
 
