@@ -3,7 +3,7 @@
     python benchmarks/bench_slq.py            # accuracy and speed, writes results_slq.md
     python benchmarks/bench_slq.py --speed    # only the speed comparison, added to results_slq.md
     python benchmarks/bench_slq.py --large    # n = 100,000, d = 64 (minutes), appends
-    python benchmarks/bench_slq.py --gradient # SLQ gradient against the exact gradient, appends
+    python benchmarks/bench_slq.py --gradient [1|5|top]  # SLQ gradient against the exact one, appends
     python benchmarks/bench_slq.py --dsmi     # DSMI with SLQ against exact DSMI, n = 4000, appends
     python benchmarks/bench_slq.py --dsmi-large [N]  # DSMI with SLQ, N = 50,000 by default: time, peak RSS
     python benchmarks/bench_slq.py --edges    # DSE near 0 and near log2 n, duplicates: coverage, appends
@@ -203,11 +203,13 @@ def sigma_for(x, target, lo, hi, steps=12):
     return float(np.sqrt(lo * hi))
 
 
-def gradient(lines):
+def gradient(lines, only=None):
     n, d = 2000, 64
     x = jnp.asarray(gaussian(n, d, seed=3))
     top = float(np.log2(n))
     targets = {"near 1": 1.0, "near 5": 5.0, "near log2 n": 0.98 * top}
+    if only is not None:  # e.g. --gradient top: one row only
+        targets = {k: v for k, v in targets.items() if k.endswith(only)}
     lines += [
         "",
         f"### Gradient of DSE with respect to x: SLQ against exact (n = {n}, d = {d}, Gaussian data)",
@@ -378,7 +380,8 @@ def append(fn, *args):
 def main():
     signal.signal(signal.SIGTERM, lambda *_: sys.exit("stopped (SIGTERM)"))  # so that append() keeps the rows
     if "--gradient" in sys.argv:
-        return append(gradient)
+        rest = sys.argv[sys.argv.index("--gradient") + 1:]
+        return append(gradient, {"top": "log2 n"}.get(rest[0], rest[0]) if rest else None)
     if "--dsmi" in sys.argv:
         return append(dsmi_accuracy)
     if "--dsmi-large" in sys.argv:
