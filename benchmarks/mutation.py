@@ -4,9 +4,10 @@ Each mutant is one exact text replacement in one file of ``jaxdse/``. For each,
 the repository is copied to a temporary directory, the replacement is applied
 (the old text must occur exactly once), and a fast subset of the tests is run
 against the copy. A mutant is *killed* when the tests fail, *survived* when they
-pass, *timeout* when they run past the limit. Not part of the test suite.
+pass, *timeout* when they run past the limit. The unmutated sources are run
+first and must pass. Not part of the test suite.
 
-    python benchmarks/mutation.py --jobs 1 [--only NAME ...] [--limit N] [--timeout S]
+    python benchmarks/mutation.py --jobs 1 [--only NAME ...] [--limit N] [--timeout S] [--minutes M]
 
 Writes ``benchmarks/results_mutation.md``.
 """
@@ -26,7 +27,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_TESTS = ["tests/test_baselines_ksg.py", "tests/test_contracts.py", "tests/test_slq.py"]
+DEFAULT_TESTS = ["tests/test_contracts.py", "tests/test_slq.py", "tests/test_baselines_ksg.py"]
 # The numerical promises (the argument checks and the command line have their own
 # tests) and the cheaper accuracy tests of SLQ and KSG.
 DEFAULT_SELECT = (
@@ -96,6 +97,9 @@ MUTANTS = [
 ]
 
 
+ORDER = {m[0]: i for i, m in enumerate(MUTANTS)}
+
+
 def check_mutants():
     """Every replacement applies exactly once to the current sources."""
     problems = []
@@ -136,14 +140,17 @@ def copy_repository(dest: Path):
 
 
 def run_mutant(mutant, tests, timeout):
-    name, path, old, new = mutant
+    """``(name, status, seconds, first failure)``; ``mutant=None`` runs the unmutated sources."""
+    name = "unmutated" if mutant is None else mutant[0]
     with tempfile.TemporaryDirectory(prefix="jaxdse-mutant-") as tmp:
         tmp = Path(tmp)
         copy_repository(tmp)
-        target = tmp / path
-        text = target.read_text()
-        assert text.count(old) == 1, name
-        target.write_text(text.replace(old, new))
+        if mutant is not None:
+            _, path, old, new = mutant
+            target = tmp / path
+            text = target.read_text()
+            assert text.count(old) == 1, name
+            target.write_text(text.replace(old, new))
         env = dict(os.environ, PYTHONPATH=str(tmp), PYTHONDONTWRITEBYTECODE="1")
         start = time.time()
         try:
@@ -172,6 +179,7 @@ def main(argv=None):
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds per mutant")
     parser.add_argument("--only", nargs="*", help="names of the mutants to run (default: all)")
     parser.add_argument("--limit", type=int, help="run only the first N mutants")
+    parser.add_argument("--minutes", type=float, help="start no mutant after this many minutes (the rest: not run)")
     parser.add_argument("--tests", nargs="*", default=DEFAULT_TESTS)
     parser.add_argument("--select", default=DEFAULT_SELECT, help="pytest -k expression ('' for every test)")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results_mutation.md"))
@@ -185,21 +193,34 @@ def main(argv=None):
     if args.limit is not None:
         mutants = mutants[: args.limit]
     started = time.time()
+    tests = [*args.tests, "-k", args.select] if args.select else args.tests
+    # The unmutated sources must pass, or every mutant would look killed.
+    baseline = run_mutant(None, tests, args.timeout)
+    print(f"unmutated: {baseline[1]} in {baseline[2]:.0f} s {baseline[3]}", flush=True)
+    if baseline[1] != "survived":
+        print("the tests fail without any mutant; fix them first", file=sys.stderr)
+        return 1
+    stop_at = None if args.minutes is None else started + 60.0 * args.minutes
     results = []
+
+    def run(m):
+        if stop_at is not None and time.time() > stop_at:
+            return None
+        return run_mutant(m, tests, args.timeout)
+
     with concurrent.futures.ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        tests = [*args.tests, "-k", args.select] if args.select else args.tests
-        futures = {pool.submit(run_mutant, m, tests, args.timeout): m for m in mutants}
-        for future in concurrent.futures.as_completed(futures):
-            result = future.result()
+        for result in pool.map(run, mutants):
+            if result is None:
+                continue
             results.append(result)
             print(f"{result[1]:>9}  {result[2]:6.0f} s  {result[0]}  {result[3]}", flush=True)
-    order = {m[0]: i for i, m in enumerate(MUTANTS)}
-    results.sort(key=lambda r: order[r[0]])
-    write_report(Path(args.out), results, args, time.time() - started, argv)
+            write_report(Path(args.out), sorted(results, key=lambda r: ORDER[r[0]]), args, time.time() - started, argv, baseline)
+    results.sort(key=lambda r: ORDER[r[0]])
+    write_report(Path(args.out), results, args, time.time() - started, argv, baseline)
     return 0
 
 
-def write_report(out: Path, results, args, seconds, argv):
+def write_report(out: Path, results, args, seconds, argv, baseline):
     killed = sum(r[1] == "killed" for r in results)
     command = "python benchmarks/mutation.py " + " ".join(sys.argv[1:] if argv is None else argv)
     lines = [
@@ -216,6 +237,8 @@ def write_report(out: Path, results, args, seconds, argv):
         f"- Date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; total {seconds / 60:.1f} min",
         f"- Machine: {platform.node() and platform.machine()} {platform.processor() or ''}, {os.cpu_count()} CPUs, "
         f"Python {platform.python_version()}",
+        "",
+        f"- Unmutated sources: tests pass in {baseline[2]:.0f} s",
         "",
         "| mutant | file | result | seconds | first failing test |",
         "|---|---|---|---|---|",

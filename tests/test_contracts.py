@@ -52,7 +52,8 @@ class Subject:
     """A public function seen through one calling convention, and what it promises."""
 
     def __init__(
-        self, name, fn, *, uses, invariances, entropy=False, matrix=False, slice_fn=None, slice_tol=None, outcomes=1
+        self, name, fn, *, uses, invariances, entropy=False, matrix=False, slice_fn=None, slice_tol=None, outcomes=1,
+        reference=None, reference_tol=2e-3,
     ):
         self.name = name
         self.fn = fn
@@ -60,6 +61,8 @@ class Subject:
         self.invariances = frozenset(invariances)
         self.entropy = entropy  # a value in [0, log_b m**outcomes]
         self.outcomes = outcomes  # 2: an entropy over the m**2 entries of a matrix
+        self.reference = reference  # f(x, y, sigma, t, alpha, base) in numpy float64
+        self.reference_tol = reference_tol
         self.matrix = matrix  # an [n, n] result
         self.slice_fn = slice_fn  # masked result -> comparable with the sliced one
         self.slice_tol = slice_tol  # a stochastic estimate draws other probes for other rows
@@ -68,8 +71,45 @@ class Subject:
         return self.name
 
 
-def _labels(y):
-    return y
+# --- direct float64 numpy computations of the formulas, for the values themselves ---------------------
+
+
+def np_spectrum(x, sigma, alpha):
+    """Eigenvalues of P = D^-1 K, K = G / (q q^T)^alpha, G = exp(-|x_i - x_j|^2 / 2 sigma^2), q = G 1."""
+    x = np.asarray(x, np.float64)
+    d2 = np.sum((x[:, None, :] - x[None, :, :]) ** 2, axis=-1)
+    G = np.exp(-d2 / (2.0 * float(sigma) ** 2))
+    q = G.sum(1) ** -float(alpha)
+    K = G * q[:, None] * q[None, :]
+    deg = K.sum(1)
+    return np.linalg.eigvalsh(K / np.sqrt(deg[:, None] * deg[None, :]))
+
+
+def np_entropy(weights, base):
+    p = np.asarray(weights, np.float64)
+    p = p[p > 0] / p[p > 0].sum()
+    return float(-np.sum(p * np.log(p)) / np.log(float(base)))
+
+
+def np_dse(x, sigma, t, alpha, base):
+    return np_entropy(np.abs(np_spectrum(x, sigma, alpha)) ** float(t), base)
+
+
+def np_dsmi_plugin(x, y, sigma, t, alpha, base):
+    total = np_dse(x, sigma, t, alpha, base)
+    if len(np.unique(y)) == 1:
+        return 0.0
+    # a class with a single member has conditional entropy 0
+    conditional = [np_dse(x[y == c], sigma, t, alpha, base) if np.sum(y == c) >= 2 else 0.0 for c in np.unique(y)]
+    return float(sum(np.mean(y == c) * (total - h) for c, h in zip(np.unique(y), conditional)))
+
+
+def np_cse(x, base, num_bins=2):
+    x = np.asarray(x, np.float64)
+    span = x.max(0) - x.min(0)
+    scaled = np.where(span > 0, (x - x.min(0)) / np.where(span > 0, span, 1.0), 0.0)
+    codes = np.sum(scaled[..., None] >= np.linspace(0.0, 1.0, num_bins + 1)[1:-1], axis=-1)
+    return np_entropy(np.unique(codes, axis=0, return_counts=True)[1], base)
 
 
 SUBJECTS = [
@@ -79,6 +119,7 @@ SUBJECTS = [
         uses=("mask", *NUMBERS),
         invariances=("permute", "translate", "rotate", "scale"),
         entropy=True,
+        reference=lambda x, y, s, t, a, b: np_dse(x, s, t, a, b),
     ),
     Subject(
         "dse_estimate[SLQ]",
@@ -89,6 +130,8 @@ SUBJECTS = [
         invariances=("translate", "rotate", "scale"),  # probes are tied to row order
         entropy=True,
         slice_tol=0.05,
+        reference=lambda x, y, s, t, a, b: np_dse(x, s, t, a, b),
+        reference_tol=0.05,
     ),
     Subject(
         "dse_estimate[Exact].stderr",
@@ -102,12 +145,14 @@ SUBJECTS = [
         uses=("mask", "sigma", "alpha"),
         invariances=("permute", "translate", "rotate", "scale"),
         slice_fn=lambda v, m: jnp.sort(v)[-int(m.sum()) :],  # the dropped rows give the smallest |.|: zeros
+        reference=lambda x, y, s, t, a, b: np_spectrum(x, s, a),
     ),
     Subject(
         "dsmi[plugin]",
         lambda x, y, m, s, t, a, b: jaxdse.dsmi(x, y, sigma=s, t=t, alpha=a, base=b, estimator="plugin", num_classes=2, max_class_size=N),
         uses=NUMBERS,
         invariances=("permute", "translate", "rotate", "scale"),
+        reference=lambda x, y, s, t, a, b: np_dsmi_plugin(x, y, s, t, a, b),
     ),
     Subject(
         "dsmi_terms[subsample].conditional",
@@ -123,6 +168,7 @@ SUBJECTS = [
         uses=("mask", "base"),
         invariances=("permute",),
         entropy=True,
+        reference=lambda x, y, s, t, a, b: np_cse(x, b),
     ),
     Subject(
         "ksg",
@@ -263,6 +309,16 @@ def check_batch(subject, cases, sliced=None, tol=2e-3):
     problems = []
     if not np.all(np.isfinite(ref)):
         return [f"{subject.name}: the valid reference call gave {ref}"]
+    if subject.reference is not None:
+        _, y0, _, *numbers = cases[0][2]
+        want = subject.reference(cases[0][2][0], y0, *numbers)
+        if not close(ref, want, subject.reference_tol):
+            problems.append(f"{subject.name}: {ref} != {want} computed directly")
+        if sliced is not None:
+            x, y, mask, *numbers = cases[-1][2]
+            want = subject.reference(x[mask], y[mask], *numbers)
+            if not close(sliced, want, subject.reference_tol):
+                problems.append(f"{subject.name}: on the kept rows {sliced} != {want} computed directly")
     for (label, expect, arrays), value in zip(cases, out):
         x, _, mask, sigma, t, alpha, base = arrays
         if expect == "reference" or (isinstance(expect, str) and expect in subject.invariances):
