@@ -302,14 +302,14 @@ def close(a, b, tol):
     return a.shape == b.shape and np.allclose(a, b, rtol=tol, atol=tol)
 
 
-def check_batch(subject, cases, sliced=None, tol=2e-3):
+def check_batch(subject, cases, sliced=None, tol=2e-3, reference=True):
     """Run one batch through the compiled subject and check every case's promise; returns the problems."""
     out = np.asarray(compiled(subject.name)(*stack(cases)))
     ref = out[0]
     problems = []
     if not np.all(np.isfinite(ref)):
         return [f"{subject.name}: the valid reference call gave {ref}"]
-    if subject.reference is not None:
+    if reference and subject.reference is not None:
         _, y0, _, *numbers = cases[0][2]
         want = subject.reference(cases[0][2][0], y0, *numbers)
         if not close(ref, want, subject.reference_tol):
@@ -386,7 +386,10 @@ def test_promises_hold_for_drawn_data(name, seed, log_scale, log_sigma, t, alpha
     cases = build_cases(x, y, sigma=sigma, t=t, alpha=alpha, base=base, seed=seed)
     # float32 rounding of c * x for c far from a power of two, and of large t on a spectrum near 1
     tol = 2e-3 if name != "dse_estimate[SLQ]" else 1e-2
-    assert check_batch(subject, cases, None, tol=tol) == []
+    # For t < 1, |lambda|^t magnifies the rounding noise of the (near-)zero
+    # eigenvalues (1e-7 in float32 is 0.02 at t = 1/4): values are compared with
+    # the float64 computation only for t >= 1.
+    assert check_batch(subject, cases, None, tol=tol, reference=t >= 1) == []
 
 
 def test_bounds_are_reached():
@@ -592,6 +595,9 @@ def test_dsmi_references():
     assert np.isnan(float(g(z, r_bad)))
     with pytest.raises(ValueError, match="y|reference"):
         jaxdse.dsmi(z, r_bad, sigma=2.0, estimator="plugin", n_clusters=2)
+    # classes of unequal sizes (and one of a single member), against the direct computation
+    uneven = np.array([0] * 9 + [1] * 6 + [2])
+    assert float(jaxdse.dsmi(z, uneven, **plugin)) == pytest.approx(np_dsmi_plugin(z, uneven, 2.0, 1.0, 0.0, 2.0), abs=2e-3)
     # mutual_information with the DSE entropy is dsmi
     mi = mutual_information(z, y, entropy=DiffusionEntropy(), params=(2.0, 1.0, 0.0, 2.0), estimator="plugin")
     assert float(mi.value) == pytest.approx(ref, abs=1e-5)
@@ -626,6 +632,9 @@ def test_baselines_on_extreme_and_bad_values():
     assert np.isnan(float(g(xb, x[:, :1])))
     with pytest.raises(ValueError, match="k"):
         baselines.ksg(x, x, k=N)
+    edge = np.array([[0.0], [1.0], [2.0], [2.0]], np.float32)  # 1.0 lies exactly on the edge: the upper bin
+    assert float(baselines.cse(edge)) == pytest.approx(np_cse(edge, 2.0), abs=1e-6)
+    assert float(baselines.cse(edge)) == pytest.approx(0.811278, abs=1e-5)
     with pytest.raises(ValueError, match="num_bins_per_dim"):
         baselines.cse(x, num_bins_per_dim=0)
 
