@@ -79,6 +79,7 @@ def as_points(x, name: str = "x", *, min_rows: int = 2, mask=None):
     """
     x = as_array(x, name)
     dtype = np.dtype(x.dtype)
+    # jnp.issubdtype knows bfloat16 (np.issubdtype does not count it as floating).
     if dtype == np.bool_ or not (jnp.issubdtype(dtype, jnp.integer) or jnp.issubdtype(dtype, jnp.floating)):
         raise TypeError(f"{name} must have a real numeric dtype (integer or float), got {dtype}")
     shape = np.shape(x)

@@ -229,6 +229,15 @@ def prepare_points(x, bandwidth: Bandwidth, keep=None, standardize: bool = False
     return ScaledPoints(y, resolve_scales(bandwidth, y.shape, y.dtype, e, keep, d2))
 
 
+def usable(points: ScaledPoints, keep=None):
+    """Whether prepared points can be used (traced bool): every kept point and its
+    bandwidth finite, and at least two kept rows. Where not, the public
+    functions return NaN under ``jit`` (the checks raise on concrete input)."""
+    keep = jnp.ones(points.points.shape[0], bool) if keep is None else keep
+    finite = jnp.all(jnp.where(keep[:, None], jnp.isfinite(points.points), True))
+    return finite & jnp.all(jnp.where(keep, jnp.isfinite(points.scales), True)) & (jnp.sum(keep) >= 2)
+
+
 def affinity_matrix(points: ScaledPoints, keep=None, d2=None):
     """Gaussian affinities ``[n, n]`` of prepared points; rows and columns not kept are 0.
 
@@ -256,7 +265,8 @@ def gaussian_affinity(x, *, sigma=10.0, mask=None):
     0.6065
     """
     x, bandwidth, mask = check_points_and_bandwidth(x, sigma, mask)
-    return affinity_matrix(prepare_points(x, bandwidth, mask), mask)
+    points = prepare_points(x, bandwidth, mask)
+    return jnp.where(usable(points, mask), affinity_matrix(points, mask), jnp.nan)
 
 
 def pairwise_sq_distances(x, mask=None):
@@ -274,7 +284,8 @@ def pairwise_sq_distances(x, mask=None):
     mask = _checks.check_mask(mask, np.shape(x)[0] if np.ndim(x) else 0)
     x = _checks.as_points(x, "x", mask=mask)
     y, e = standardise(x, mask)
-    return _power_of_two_scale(self_sq_distances(y), 2 * e)
+    ok = usable(ScaledPoints(y, jnp.ones(x.shape[0], y.dtype)), mask)
+    return jnp.where(ok, _power_of_two_scale(self_sq_distances(y), 2 * e), jnp.nan)
 
 
 def resolved_sigma(x, sigma, mask=None):

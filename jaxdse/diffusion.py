@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxdse import _checks
-from jaxdse.affinity import HIGHEST, ScaledPoints, affinity_matrix, check_points_and_bandwidth, prepare_points
+from jaxdse.affinity import HIGHEST, ScaledPoints, affinity_matrix, check_points_and_bandwidth, prepare_points, usable
 
 
 class Normalisation(NamedTuple):
@@ -146,4 +146,9 @@ def symmetric_diffusion_operator(x, *, sigma=10.0, alpha=0.0, mask=None):
     x, bandwidth, mask = check_points_and_bandwidth(x, sigma, mask)
     alpha = _checks.check_alpha(alpha)
     keep = jnp.ones(x.shape[0], bool) if mask is None else mask
-    return dense_symmetric_operator(prepare_points(x, bandwidth, keep), alpha, keep)
+    points = prepare_points(x, bandwidth, keep)
+    ok = usable(points, keep) & (jnp.asarray(alpha) >= 0) & (jnp.asarray(alpha) <= 1)
+    # NaN under jit for non-finite kept rows, invalid sigma or alpha, fewer than two kept rows.
+    points = ScaledPoints(jnp.where(ok, points.points, 0.0), jnp.where(ok & keep, points.scales, 1.0))
+    S, v = dense_symmetric_operator(points, alpha, keep)
+    return jnp.where(ok, S, jnp.nan), jnp.where(ok, v, jnp.nan)

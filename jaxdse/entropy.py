@@ -78,7 +78,8 @@ def entropy_of_spectrum(lam, t, base):
     # H = -sum p (u - log s) = log s - sum p u; NaN for an all-zero spectrum.
     h = jnp.where(s > 0, jnp.log(s_safe) - jnp.sum(p * u, axis=-1), jnp.nan)
     h = h / jnp.log(jnp.asarray(base, lam.dtype))
-    valid = (t[..., 0] > 0) & jnp.isfinite(t[..., 0]) & _checks.valid_base(base)
+    # NaN for invalid t or base, and for a spectrum holding NaN or inf (under jit).
+    valid = (t[..., 0] > 0) & jnp.isfinite(t[..., 0]) & _checks.valid_base(base) & jnp.all(jnp.isfinite(lam), axis=-1)
     return jnp.where(valid, h, jnp.nan)
 
 

@@ -260,7 +260,7 @@ def _eigenvalues(x, keep, params, *, entropy):
     points, scales = entropy.prepare(x, params, keep)
     keep = jnp.ones(x.shape[0], bool) if keep is None else keep
     ok = jnp.all(jnp.where(keep[:, None], jnp.isfinite(points), True)) & jnp.all(jnp.where(keep, jnp.isfinite(scales), True))
-    ok = ok & (jnp.asarray(alpha) >= 0) & (jnp.asarray(alpha) <= 1)
+    ok = ok & (jnp.asarray(alpha) >= 0) & (jnp.asarray(alpha) <= 1) & (jnp.sum(keep) >= 2)
     rows = ScaledPoints(jnp.where(ok, points, 0.0), jnp.where(ok & keep, scales, 1.0))
     lam = jnp.sort(exact_spectrum(rows, alpha, keep, entropy.solver.eigensolver))
     return jnp.where(ok, lam, jnp.nan)

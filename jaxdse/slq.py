@@ -67,6 +67,9 @@ def slq_entropy(op: Operator, key, t, base, solver: SLQ, num_rows: int) -> Estim
             num_rows=num_rows,
         )
         value, stderr = jax.vmap(lambda s: _entropy_and_error(nodes, weights, known, s))(t.reshape(-1))
+    # An estimate outside the possible range [0, log m] (m kept rows; near the
+    # ends, at large t or tiny sigma) is moved to the nearest possible value.
+    value = jnp.clip(value, 0.0, jnp.log(jnp.maximum(jnp.sum(op.keep), 1).astype(dtype)))
     log_base = jnp.log(jnp.asarray(base, dtype))
     return Estimate((value / log_base).reshape(t.shape), (stderr / log_base).reshape(t.shape))
 

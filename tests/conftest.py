@@ -28,3 +28,23 @@ def blobs(rng, n=60, d=5, k=3, sep=6.0):
     centres = rng.normal(scale=sep, size=(k, d))
     labels = np.arange(n) % k
     return centres[labels] + rng.normal(size=(n, d)), labels
+
+
+# Hypothesis: a few examples by default (the contract tests compile each function
+# once and reuse it); JAXDSE_HYPOTHESIS_PROFILE=thorough for a long search.
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+settings.register_profile(
+    "ci",
+    max_examples=10,
+    deadline=None,
+    derandomize=True,  # the same examples on every run
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.differing_executors],
+)
+settings.register_profile(
+    "thorough",
+    max_examples=200,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.differing_executors],
+)
+settings.load_profile(os.environ.get("JAXDSE_HYPOTHESIS_PROFILE", "ci"))

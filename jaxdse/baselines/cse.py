@@ -93,7 +93,10 @@ def bin_codes(x, keep, num_bins: int):
     hi = jnp.max(jnp.where(keep[:, None], x, -big), axis=0)
     span = hi - lo
     has_span = span > 0
-    scaled = jnp.where(has_span, (x - lo) / jnp.where(has_span, span, 1.0), 0.0)
+    # Both sides scaled by the same power of two (exact) so that the division
+    # never meets a subnormal reciprocal (flushed to 0) for spans near the limit.
+    _, e = jnp.frexp(jnp.where(has_span, span, 1.0))
+    scaled = jnp.where(has_span, jnp.ldexp(x - lo, -e) / jnp.ldexp(jnp.where(has_span, span, 1.0), -e), 0.0)
     # The reference's left edges, computed the same way so edge values agree.
     edges = jnp.asarray(np.linspace(0.0, 1.0, num_bins + 1)[1:-1], x.dtype)
     return jnp.sum(scaled[..., None] >= edges, axis=-1, dtype=jnp.int32)

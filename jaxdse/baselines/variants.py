@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxdse import _checks
-from jaxdse.affinity import HIGHEST, ScaledPoints, affinity_matrix, check_points_and_bandwidth, prepare_points
+from jaxdse.affinity import HIGHEST, ScaledPoints, affinity_matrix, check_points_and_bandwidth, prepare_points, usable
 from jaxdse.diffusion import dense_symmetric_operator, symmetric_eigvals
 from jaxdse.entropy import entropy_of_spectrum
 from jaxdse.memory import check_memory, dense_bytes, get_memory_budget
@@ -40,11 +40,8 @@ def _check_common(x, sigma, base, mask):
 
 
 def _finite_or_nan(value, points, keep):
-    """NaN where kept points or their bandwidths are not finite (under jit)."""
-    keep = jnp.ones(points.points.shape[0], bool) if keep is None else keep
-    ok = jnp.all(jnp.where(keep[:, None], jnp.isfinite(points.points), True))
-    ok = ok & jnp.all(jnp.where(keep, jnp.isfinite(points.scales), True))
-    return jnp.where(ok, value, jnp.nan)
+    """NaN where kept points or their bandwidths are not finite, or fewer than two rows are kept (under jit)."""
+    return jnp.where(usable(points, keep), value, jnp.nan)
 
 
 def matrix_entry_entropy(x, *, sigma=10.0, base=2.0, mask=None):
@@ -161,7 +158,7 @@ def masked_adjacency_spectral_entropy(points: ScaledPoints, mask, *, kind="gauss
 def masked_knn_adjacency_entropy(x, mask, *, knn=10, base=2.0):
     """Unchecked core of :func:`adjacency_spectral_entropy` for ``kind="knn"`` (raw points)."""
     keep = jnp.ones(x.shape[0], bool) if mask is None else mask
-    ok = jnp.all(jnp.where(keep[:, None], jnp.isfinite(x), True))
+    ok = jnp.all(jnp.where(keep[:, None], jnp.isfinite(x), True)) & (jnp.sum(keep) >= 2)
     lam = jnp.abs(jnp.linalg.eigvals(knn_adjacency(jnp.where(ok, x, 0.0), knn, mask)))
     return jnp.where(ok, entropy_of_spectrum(lam, 1.0, base), jnp.nan)
 

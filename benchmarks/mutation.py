@@ -1,0 +1,259 @@
+"""Mutation check: do the tests notice small deliberate bugs in the numerical core?
+
+Each mutant is one exact text replacement in one file of ``jaxdse/``. For each,
+the repository is copied to a temporary directory, the replacement is applied
+(the old text must occur exactly once), and a fast subset of the tests is run
+against the copy. A mutant is *killed* when the tests fail, *survived* when they
+pass, *timeout* when they run past the limit. The unmutated sources are run
+first and must pass. Not part of the test suite.
+
+    python benchmarks/mutation.py --jobs 1 [--only NAME ...] [--limit N] [--timeout S] [--minutes M]
+
+Writes ``benchmarks/results_mutation.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import datetime
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_TESTS = ["tests/test_contracts.py", "tests/test_slq.py", "tests/test_baselines_ksg.py"]
+# The numerical promises (the argument checks and the command line have their own
+# tests) and the cheaper accuracy tests of SLQ and KSG.
+DEFAULT_SELECT = (
+    "not bad_input and not command_line and not loaders and not mine and not gradients and not memory_budget"
+    " and not dense_and_blockwise and not dsmi_with_the_stochastic and not feature_chunking and not ten_dimensional"
+)
+PYTEST_FLAGS = ["-x", "-q", "-n", "0", "-p", "no:cacheprovider"]
+
+# (name, file, exact old text, new text)
+MUTANTS = [
+    # kernel and standardisation
+    ("kernel: no factor 2", "jaxdse/affinity.py", "exponent = -d2 / (2.0 * jnp.where(positive, s2, 1.0))", "exponent = -d2 / (jnp.where(positive, s2, 1.0))"),
+    ("standardise: wrong exponent", "jaxdse/affinity.py", "return _power_of_two_scale(y, -e1), e0 + e1", "return _power_of_two_scale(y, -e1), e0 - e1"),
+    ("sigma: invalid gives 1", "jaxdse/affinity.py", "s = _power_of_two_scale(jnp.where(valid, sigma, jnp.nan), -e)", "s = _power_of_two_scale(jnp.where(valid, sigma, 1.0), -e)"),
+    ("sigma: sign ignored", "jaxdse/affinity.py", "valid = jnp.isfinite(sigma) & (sigma > 0)", "valid = jnp.isfinite(sigma) & (sigma != 0)"),
+    ("median: /4", "jaxdse/affinity.py", "s = jnp.sqrt(jnp.where(med > 0, med, jnp.nan) / 2.0)", "s = jnp.sqrt(jnp.where(med > 0, med, jnp.nan) / 4.0)"),
+    ("knn: dropped rows as neighbours", "jaxdse/affinity.py", "excluded = excluded | ~keep[None, :]", "excluded = excluded"),
+    ("distances: 1.9 cross", "jaxdse/affinity.py", "- 2.0 * cross, 0.0)", "- 1.9 * cross, 0.0)"),
+    ("affinity mask: rows only", "jaxdse/affinity.py", "G = jnp.where(keep[:, None] & keep[None, :], G, 0.0)", "G = jnp.where(keep[:, None], G, 0.0)"),
+    # normalisation and spectrum
+    ("normalisation: alpha dropped from r", "jaxdse/diffusion.py", "r = jnp.where(keep, q_alpha * jax.lax.rsqrt(deg), 0.0)", "r = jnp.where(keep, jax.lax.rsqrt(deg), 0.0)"),
+    ("normalisation: alpha halved", "jaxdse/diffusion.py", "jnp.exp(-jnp.asarray(alpha, w.dtype) * jnp.log(q))", "jnp.exp(-0.5 * jnp.asarray(alpha, w.dtype) * jnp.log(q))"),
+    ("spectrum: zeros off by one", "jaxdse/diffusion.py", "jnp.where(i <= dropped, 0.0, w)", "jnp.where(i < dropped, 0.0, w)"),
+    ("spectrum: no deflation", "jaxdse/diffusion.py", "deflated = S - v[:, None] * v[None, :]", "deflated = S"),
+    ("normalisation: degree not square-rooted", "jaxdse/diffusion.py", "sqrt_deg = jnp.where(keep, jnp.sqrt(deg), 0.0)", "sqrt_deg = jnp.where(keep, deg, 0.0)"),
+    # entropy
+    ("entropy: base ignored", "jaxdse/entropy.py", "h = h / jnp.log(jnp.asarray(base, lam.dtype))", "h = h / jnp.log(jnp.asarray(2.0, lam.dtype))"),
+    ("entropy: subnormals counted", "jaxdse/entropy.py", "nonzero = jnp.abs(lam) >= jnp.finfo(lam.dtype).tiny", "nonzero = jnp.abs(lam) > 0"),
+    ("entropy: t=inf accepted", "jaxdse/entropy.py", "valid = (t[..., 0] > 0) & jnp.isfinite(t[..., 0]) & _checks.valid_base(base)", "valid = (t[..., 0] > 0) & _checks.valid_base(base)"),
+    ("entropy: t ignored", "jaxdse/entropy.py", "log_w = jnp.where(nonzero, t * log_abs, -jnp.inf)", "log_w = jnp.where(nonzero, log_abs, -jnp.inf)"),
+    ("base: inf accepted under jit", "jaxdse/_checks.py", "return jnp.isfinite(base) & (base > 0) & (base != 1)", "return (base > 0) & (base != 1)"),
+    # masks and checks
+    ("mask: fewer than 2 rows accepted under jit", "jaxdse/estimators.py", "& _checks.valid_base(base) & (jnp.sum(keep) >= 2)", "& _checks.valid_base(base)"),
+    ("non-finite kept rows not detected under jit", "jaxdse/estimators.py", "finite = jnp.all(jnp.where(keep[:, None], jnp.isfinite(points), True))", "finite = jnp.all(jnp.where(keep[:, None], True, True))"),
+    ("check: inf accepted eagerly", "jaxdse/_checks.py", "if not np.all(np.isfinite(v)) or np.any(v <= 0):", "if np.any(v <= 0):"),
+    ("check: mask keeping 1 row accepted", "jaxdse/_checks.py", "if kept < min_kept:", "if kept < 1:"),
+    ("check: NaN in dropped rows raises", "jaxdse/_checks.py", "bad_rows = bad_rows & jnp.asarray(mask)", "bad_rows = bad_rows"),
+    # labels and binning
+    ("traced binning: NaN reference kept", "jaxdse/clustering.py", "return jnp.where(jnp.all(jnp.isfinite(y)), labels, -1)", "return labels"),
+    ("traced binning: edges shifted", "jaxdse/clustering.py", "edges = jnp.linspace(0.0, 1.0, n_clusters + 1, dtype=y.dtype)[:-1]", "edges = jnp.linspace(0.0, 1.0, n_clusters + 1, dtype=y.dtype)[1:]"),
+    ("one-hot read as continuous", "jaxdse/labels.py", "return bool(np.all((arr == 0) | (arr == 1)) and np.all(arr.sum(axis=1) == 1))", "return False"),
+    ("traced labels: -1 accepted", "jaxdse/labels.py", "ok = (values[inverse] == labels) & (labels >= 0)", "ok = values[inverse] == labels"),
+    # DSMI subsets and weights
+    ("dsmi: weights over n+1", "jaxdse/engine.py", "weights = counts / n\n", "weights = counts / (n + 1)\n"),
+    ("dsmi: single class informative", "jaxdse/engine.py", "informative = (counts < n) & (counts > 0)", "informative = counts > 0"),
+    ("dsmi plugin: half conditional", "jaxdse/engine.py", "value = jnp.sum(w * (total.value[..., None] - conditional), axis=-1)", "value = jnp.sum(w * (total.value[..., None] - 0.5 * conditional), axis=-1)"),
+    ("dsmi: NaN entropies ignored", "jaxdse/engine.py", "nan_entropy = jnp.any(jnp.isnan(entropies) & needed.reshape(C, 1 + R), axis=(-2, -1))", "nan_entropy = False"),
+    ("dsmi subsample: max of comparisons", "jaxdse/engine.py", "value = jnp.sum(w * (jnp.mean(comparison, axis=-1) - conditional), axis=-1)", "value = jnp.sum(w * (jnp.max(comparison, axis=-1) - conditional), axis=-1)"),
+    ("dsmi: class subsets not masked", "jaxdse/engine.py", "mask = jnp.arange(M) < counts[c]", "mask = jnp.arange(M) < M"),
+    # SLQ
+    ("slq: Gauss only (no midpoint)", "jaxdse/slq.py", "return 0.5 * (gauss + radau), jnp.sqrt(", "return gauss, jnp.sqrt("),
+    ("slq: stderr x100", "jaxdse/slq.py", "stderr = jnp.std(per_probe, ddof=1) / math.sqrt(p)", "stderr = 100.0 * jnp.std(per_probe, ddof=1) / math.sqrt(p)"),
+    ("slq: no control variates", "jaxdse/slq.py", "return fw - correction[:, 0], gw - correction[:, 1]", "return fw, gw"),
+    ("slq: Radau without beta^2", "jaxdse/slq.py", "delta_m = beta**2 * jnp.sum(Y[-1, :] ** 2 / theta_safe)", "delta_m = jnp.sum(Y[-1, :] ** 2 / theta_safe)"),
+    ("slq: augmentation weight 0.01", "jaxdse/slq.py", "fill = jnp.sqrt(jnp.finfo(dtype).eps / num_matvecs)", "fill = jnp.sqrt(0.01 / num_matvecs)"),
+    ("slq: top eigenvalue 1 left out", "jaxdse/slq.py", "z = 1.0 + z_top + jnp.mean(f_p)", "z = z_top + jnp.mean(f_p)"),
+    ("slq: deflated second moment", "jaxdse/slq.py", "jnp.sum(Q * AQ), jnp.sum(AQ * AQ)])", "jnp.sum(Q * AQ), 0.0 * jnp.sum(AQ * AQ)])"),
+    ("slq: probes on dropped rows", "jaxdse/slq.py", "G = project(omega * keep[:, None])", "G = project(omega)"),
+    # baselines
+    ("cse: edges include 1", "jaxdse/baselines/cse.py", "np.linspace(0.0, 1.0, num_bins + 1)[1:-1]", "np.linspace(0.0, 1.0, num_bins + 1)[1:]"),
+    ("cse: strict edges", "jaxdse/baselines/cse.py", "return jnp.sum(scaled[..., None] >= edges, axis=-1, dtype=jnp.int32)", "return jnp.sum(scaled[..., None] > edges, axis=-1, dtype=jnp.int32)"),
+    ("cse: dropped rows counted", "jaxdse/baselines/cse.py", "counts = jax.ops.segment_sum(keep.astype(x.dtype), gid", "counts = jax.ops.segment_sum(jnp.ones_like(keep, x.dtype), gid"),
+    ("cse: NaN not detected under jit", "jaxdse/baselines/cse.py", "ok = jnp.all(jnp.where(keep[:, None], jnp.isfinite(x), True)) & (jnp.sum(keep) >= 2)", "ok = jnp.sum(keep) >= 2"),
+    ("ksg: counts <= radius", "jaxdse/baselines/ksg.py", "n_x = jnp.sum(dist_x < eps[:, None], axis=1)", "n_x = jnp.sum(dist_x <= eps[:, None], axis=1)"),
+    ("ksg: nearest instead of k-th", "jaxdse/baselines/ksg.py", "eps = -jax.lax.top_k(-joint, k)[0][:, k - 1]", "eps = -jax.lax.top_k(-joint, k)[0][:, 0]"),
+    ("ksg: NaN not detected under jit", "jaxdse/baselines/ksg.py", "ok = jnp.all(jnp.isfinite(x)) & jnp.all(jnp.isfinite(y)) & _checks.valid_base(base)", "ok = _checks.valid_base(base)"),
+]
+
+
+ORDER = {m[0]: i for i, m in enumerate(MUTANTS)}
+
+
+def check_mutants():
+    """Every replacement applies exactly once to the current sources."""
+    problems = []
+    names = set()
+    for name, path, old, new in MUTANTS:
+        if name in names:
+            problems.append(f"{name}: duplicate name")
+        names.add(name)
+        count = (ROOT / path).read_text().count(old)
+        if count != 1:
+            problems.append(f"{name}: old text occurs {count} times in {path}")
+        if old == new:
+            problems.append(f"{name}: replacement changes nothing")
+    return problems
+
+
+def round_robin(mutants):
+    """The mutants in turn from each file, in their order within a file."""
+    by_file = {}
+    for m in mutants:
+        by_file.setdefault(m[1], []).append(m)
+    queues = list(by_file.values())
+    out = []
+    while any(queues):
+        for q in queues:
+            if q:
+                out.append(q.pop(0))
+    return out
+
+
+def copy_repository(dest: Path):
+    for entry in ("jaxdse", "tests", "pyproject.toml", "README.md", "SPEC.md", "examples"):
+        src = ROOT / entry
+        if src.is_dir():
+            shutil.copytree(src, dest / entry, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        elif src.exists():
+            shutil.copy2(src, dest / entry)
+
+
+def run_mutant(mutant, tests, timeout):
+    """``(name, status, seconds, first failure)``; ``mutant=None`` runs the unmutated sources."""
+    name = "unmutated" if mutant is None else mutant[0]
+    with tempfile.TemporaryDirectory(prefix="jaxdse-mutant-") as tmp:
+        tmp = Path(tmp)
+        copy_repository(tmp)
+        if mutant is not None:
+            _, path, old, new = mutant
+            target = tmp / path
+            text = target.read_text()
+            assert text.count(old) == 1, name
+            target.write_text(text.replace(old, new))
+        env = dict(os.environ, PYTHONPATH=str(tmp), PYTHONDONTWRITEBYTECODE="1")
+        start = time.time()
+        try:
+            proc = subprocess.run(
+                [sys.executable, "-m", "pytest", *PYTEST_FLAGS, *tests],
+                cwd=tmp,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+            )
+        except subprocess.TimeoutExpired:
+            return name, "timeout", time.time() - start, ""
+        seconds = time.time() - start
+        failed = [line for line in proc.stdout.splitlines() if line.startswith(("FAILED", "ERROR"))]
+        if proc.returncode == 0:
+            return name, "survived", seconds, ""
+        if proc.returncode == 1:
+            return name, "killed", seconds, failed[0] if failed else ""
+        return name, f"error (pytest exit {proc.returncode})", seconds, (proc.stdout + proc.stderr)[-300:]
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=1)
+    parser.add_argument("--timeout", type=float, default=600.0, help="seconds per mutant")
+    parser.add_argument("--only", nargs="*", help="names of the mutants to run (default: all)")
+    parser.add_argument("--limit", type=int, help="run only the first N mutants")
+    parser.add_argument("--minutes", type=float, help="start no mutant after this many minutes (the rest: not run)")
+    parser.add_argument("--tests", nargs="*", default=DEFAULT_TESTS)
+    parser.add_argument("--select", default=DEFAULT_SELECT, help="pytest -k expression ('' for every test)")
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results_mutation.md"))
+    args = parser.parse_args(argv)
+    problems = check_mutants()
+    if problems:
+        print("\n".join(problems), file=sys.stderr)
+        return 2
+    mutants = [m for m in MUTANTS if not args.only or m[0] in args.only]
+    mutants = round_robin(mutants)  # a cut-short run still covers every file
+    if args.limit is not None:
+        mutants = mutants[: args.limit]
+    started = time.time()
+    tests = [*args.tests, "-k", args.select] if args.select else args.tests
+    # The unmutated sources must pass, or every mutant would look killed.
+    baseline = run_mutant(None, tests, args.timeout)
+    print(f"unmutated: {baseline[1]} in {baseline[2]:.0f} s {baseline[3]}", flush=True)
+    if baseline[1] != "survived":
+        print("the tests fail without any mutant; fix them first", file=sys.stderr)
+        return 1
+    stop_at = None if args.minutes is None else started + 60.0 * args.minutes
+    results = []
+
+    def run(m):
+        if stop_at is not None and time.time() > stop_at:
+            return None
+        return run_mutant(m, tests, args.timeout)
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        for result in pool.map(run, mutants):
+            if result is None:
+                continue
+            results.append(result)
+            print(f"{result[1]:>9}  {result[2]:6.0f} s  {result[0]}  {result[3]}", flush=True)
+            write_report(Path(args.out), sorted(results, key=lambda r: ORDER[r[0]]), args, time.time() - started, argv, baseline)
+    results.sort(key=lambda r: ORDER[r[0]])
+    write_report(Path(args.out), results, args, time.time() - started, argv, baseline)
+    return 0
+
+
+def write_report(out: Path, results, args, seconds, argv, baseline):
+    killed = sum(r[1] == "killed" for r in results)
+    command = "python benchmarks/mutation.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    lines = [
+        "# Mutation check",
+        "",
+        f"Kill rate: **{killed}/{len(results)}** mutants killed"
+        + (f" ({100.0 * killed / len(results):.0f}%)" if results else "")
+        + f" of {len(MUTANTS)} defined.",
+        "",
+        f"- Command: `{command}`",
+        f"- Tests: `pytest {' '.join(PYTEST_FLAGS)} {' '.join(args.tests)}"
+        + (f" -k '{args.select}'" if args.select else "")
+        + f"`, at most {args.timeout:.0f} s per mutant",
+        f"- Date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; total {seconds / 60:.1f} min",
+        f"- Machine: {platform.node() and platform.machine()} {platform.processor() or ''}, {os.cpu_count()} CPUs, "
+        f"Python {platform.python_version()}",
+        "",
+        f"- Unmutated sources: tests pass in {baseline[2]:.0f} s",
+        "",
+        "| mutant | file | result | seconds | first failing test |",
+        "|---|---|---|---|---|",
+    ]
+    files = {m[0]: m[1] for m in MUTANTS}
+    for name, status, secs, detail in results:
+        lines.append(f"| {name} | `{files[name]}` | {status} | {secs:.0f} | {detail.replace('|', '/')[:120]} |")
+    survivors = [r[0] for r in results if r[1] != "killed"]
+    lines += ["", "Not killed: " + (", ".join(survivors) if survivors else "none") + "."]
+    not_run = [m[0] for m in MUTANTS if m[0] not in {r[0] for r in results}]
+    if not_run:
+        lines += ["", "Not run in this run: " + ", ".join(not_run) + "."]
+    out.write_text("\n".join(lines) + "\n")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
