@@ -90,7 +90,7 @@ def compare(n, dims, mine_epochs):
         row["CSMI"] = twice(lambda k: csmi(z, labels, key=k))
         row["KSG"] = twice(lambda k: ksg(z, labels.astype(np.float32)))
         row["MINE"] = twice(
-            lambda k: mine(z, onehot, key=k, learning_rate=1e-4, batch_size=min(500, int(0.8 * n)), epochs=mine_epochs).mi_bits
+            lambda k: mine(z, onehot, key=k, learning_rate=1e-4, batch_size=min(500, int(0.8 * n)), epochs=mine_epochs).value
         )
         row["ref DSMI"] = reference_dsmi(z, labels, sigma)
         rows.append(row)
@@ -117,7 +117,7 @@ def accuracy():
         truth = -0.5 * np.log2(1 - 0.64) * pairs
         x = rng.normal(size=(n_mine, pairs))
         y = 0.8 * x + 0.6 * rng.normal(size=(n_mine, pairs))
-        mine_value, mine_first, mine_steady = twice(lambda k: mine(x, y, key=k).mi_bits)
+        mine_value, mine_first, mine_steady = twice(lambda k: mine(x, y, key=k).value)
         ksg_value, ksg_first, ksg_steady = twice(lambda k: ksg(x[:n_ksg], y[:n_ksg]))
         out.append((2 * pairs, truth, n_mine, mine_value, mine_first, mine_steady, n_ksg, ksg_value, ksg_steady))
         print(

@@ -22,7 +22,7 @@ def default_run(gaussian_pair):
 
 def test_defaults_reach_the_true_value(default_run):
     # The target: within 15% of the truth with default settings.
-    assert abs(float(default_run.mi_bits) - TRUE_BITS) < 0.15 * TRUE_BITS
+    assert abs(float(default_run.value) - TRUE_BITS) < 0.15 * TRUE_BITS
 
 
 def test_history_shows_convergence(default_run):
@@ -30,15 +30,15 @@ def test_history_shows_convergence(default_run):
     assert train.shape == held_out.shape == (100,)
     assert np.all(np.isfinite(held_out))
     assert held_out[:3].mean() < held_out[-10:].mean()  # it learned something
-    assert float(default_run.mi_bits) == pytest.approx(held_out[-10:].mean(), abs=1e-6)
+    assert float(default_run.value) == pytest.approx(held_out[-10:].mean(), abs=1e-6)
 
 
 def test_deterministic_for_a_key_and_key_matters(gaussian_pair, default_run):
     x, y = gaussian_pair
     again = mine(x, y, key=jax.random.key(0))
-    assert float(again.mi_bits) == float(default_run.mi_bits)
+    assert float(again.value) == float(default_run.value)
     other = mine(x, y, key=jax.random.key(1))
-    assert float(other.mi_bits) != float(default_run.mi_bits)
+    assert float(other.value) != float(default_run.value)
 
 
 def test_independent_variables_give_about_zero():
@@ -46,7 +46,7 @@ def test_independent_variables_give_about_zero():
     x = rng.normal(size=(2000, 2))
     y = rng.normal(size=(2000, 1))
     result = mine(x, y, key=jax.random.key(0), epochs=20, final_epochs=5)
-    assert abs(float(result.mi_bits)) < 0.1
+    assert abs(float(result.value)) < 0.1
 
 
 @pytest.mark.parametrize(

@@ -136,3 +136,29 @@ def test_compare_says_why_csmi_can_be_negative(capsys, files):
     assert code == 0, err
     line = next(line for line in out.splitlines() if line.startswith("CSMI"))
     assert "below 0" in line
+
+
+def test_t_auto_on_the_command_line(tmp_path):
+    import numpy as np
+
+    import jaxdse
+    from jaxdse.cli import main
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(80, 3)).astype(np.float32)
+    np.save(tmp_path / "z.npy", x)
+    np.save(tmp_path / "y.npy", np.arange(80) % 2)
+    chosen = float(jaxdse.choose_t(x, sigma=2.0))
+    import contextlib
+    import io
+    import json
+
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        assert main(["dse", str(tmp_path / "z.npy"), "--sigma", "2", "--t", "auto", "--json"]) == 0
+    report = json.loads(buffer.getvalue())
+    assert report["settings"]["t"] == chosen
+    assert report["dse"] == float(jaxdse.dse(x, sigma=2.0, t=chosen))
+    with contextlib.redirect_stderr(io.StringIO()) as err:
+        assert main(["dsmi", str(tmp_path / "z.npy"), "--labels", str(tmp_path / "y.npy"), "--t", "auto,2"]) == 2
+    assert "--t auto stands alone" in err.getvalue()

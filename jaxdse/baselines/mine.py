@@ -77,9 +77,9 @@ class MineHistory(NamedTuple):
 
 
 class MineResult(NamedTuple):
-    """``mi_bits``: the estimate (bits); ``history``: per-epoch bounds; ``params``: the trained ``T``."""
+    """``value``: the estimate (bits); ``history``: per-epoch bounds; ``params``: the trained ``T``."""
 
-    mi_bits: jax.Array
+    value: jax.Array
     history: MineHistory
     params: object
 
@@ -121,10 +121,10 @@ def mine(
         epochs (static), which smooths the epoch-to-epoch noise.
 
     Returns:
-      :class:`MineResult`: ``mi_bits`` (scalar, bits), ``history``
+      :class:`MineResult`: ``value`` (scalar, bits), ``history``
       (:class:`MineHistory`, ``[epochs]`` arrays of the training and held-out
       bounds in bits, to check convergence) and the trained ``params``.
-      ``float(mine(x, y, key=key).mi_bits)`` is the number most users want.
+      ``float(mine(x, y, key=key).value)`` is the number most users want.
 
     Raises:
       TypeError/ValueError naming the argument for bad input, before any
@@ -139,7 +139,7 @@ def mine(
     >>> x = rng.normal(size=2000)
     >>> y = 0.8 * x + 0.6 * rng.normal(size=2000)  # true MI 0.737 bits
     >>> result = mine(x, y, key=jax.random.key(0), epochs=50)
-    >>> 0.5 < float(result.mi_bits) < 0.9, result.history.eval_bits.shape
+    >>> 0.5 < float(result.value) < 0.9, result.history.eval_bits.shape
     (True, (50,))
     """
     _, optax = _require_neural()

@@ -146,7 +146,7 @@ def _compare_jobs(x, labels, args, names, report, resolved_sigma, options):
         add("mine", [("MINE I(Z; Y)", "mine")], f"{args.mine_epochs} epochs, batch {batch}, one-hot labels",
             lambda: {"mine": float(_block(baselines.mine(x, onehot, key=jax.random.fold_in(key, 3),
                                                          epochs=args.mine_epochs, batch_size=batch,
-                                                         final_epochs=final).mi_bits))})
+                                                         final_epochs=final).value))})
     sigma = resolved_sigma if isinstance(kernel["sigma"], str) else kernel["sigma"]
     if "reference" in names and sigma is None:
         skip("reference", "the dse-dsmi package has no per-point (knn) bandwidth")

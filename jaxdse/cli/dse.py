@@ -15,8 +15,11 @@ def run(args, report):
     (x,) = inputs.subsample_rows([x], args.max_n, args.seed, report)
     header = inputs.describe_input(report, x)
     resolved = inputs.record_sigma(report, args.sigma, x)
-    report.settings.update(t=args.t, alpha=args.alpha, solver=args.solver, base=2)
-    kernel = dict(sigma=args.sigma, t=args.t, alpha=args.alpha)
+    t = inputs.resolve_t(args.t, x, args, inputs.estimator_key(args.seed))
+    report.settings.update(t=t, alpha=args.alpha, solver=args.solver, base=2)
+    if args.t == "auto":
+        report.settings["t_rule"] = "auto"
+    kernel = dict(sigma=args.sigma, t=t, alpha=args.alpha)
     with Timer() as timer:
         value, stderr, settings = dse_with_stderr(x, inputs.estimator_key(args.seed), args, **kernel)
     if stderr is not None:
@@ -29,7 +32,7 @@ def run(args, report):
     report.data["max_dse"] = bound
     report.print(f"DSE of {args.features}: {header}")
     report.print(
-        f"sigma = {inputs.sigma_text(args.sigma, resolved)}, t = {args.t:g}, alpha = {args.alpha:g}, "
+        f"sigma = {inputs.sigma_text(args.sigma, resolved)}, t = {inputs.t_text(t, args.t)}, alpha = {args.alpha:g}, "
         f"solver = {args.solver}"
     )
     report.print()

@@ -6,7 +6,7 @@ import numpy as np
 
 from jaxdse._report import Timer
 from jaxdse.cli import inputs
-from jaxdse.cli.report import UNITS, fmt, table
+from jaxdse.cli.report import UNITS, UsageError, fmt, table
 from jaxdse.cli.solver import solver_options
 
 
@@ -26,6 +26,9 @@ def run(args, report):
     header = inputs.describe_input(report, x)
     resolved = inputs.record_sigma(report, args.sigma, x)
     ts = args.t
+    if "auto" in ts and len(ts) > 1:
+        raise UsageError("--t auto stands alone: it picks one diffusion time")
+    ts = [inputs.resolve_t(v, x, args, inputs.estimator_key(args.seed)) for v in ts]
     t = ts[0] if len(ts) == 1 else np.asarray(ts, inputs.float_dtype())
     report.settings.update(
         t=t, alpha=args.alpha, base=2, solver=args.solver, estimator=args.estimator,
@@ -54,7 +57,7 @@ def run(args, report):
 
     report.print(f"DSMI(Z; Y) of {args.features} with {ref_text}: {header}, {len(classes)} classes")
     report.print(
-        f"sigma = {inputs.sigma_text(args.sigma, resolved)}, t = {','.join(f'{v:g}' for v in ts)}, "
+        f"sigma = {inputs.sigma_text(args.sigma, resolved)}, t = {inputs.t_text(ts[0], args.t[0]) if len(ts) == 1 else ','.join(f'{v:g}' for v in ts)}, "
         f"alpha = {args.alpha:g}, estimator = {args.estimator}"
         + (f", {args.repetitions} random subsets per class, seed {args.seed}" if args.estimator == "subsample" else "")
     )

@@ -75,6 +75,20 @@ def estimator_key(seed):
     return jax.random.fold_in(jax.random.PRNGKey(seed), 2)
 
 
+def resolve_t(t, x, args, key):
+    """A number for ``--t auto`` (the knee of DSE against t, :func:`jaxdse.choose_t`); other values unchanged."""
+    if t != "auto":
+        return t
+    import jaxdse
+    from jaxdse.cli.solver import solver_options
+
+    return float(jaxdse.choose_t(x, sigma=args.sigma, alpha=args.alpha, key=key, **solver_options(args)))
+
+
+def t_text(t, given):
+    return f"auto (= {t:.4g})" if given == "auto" else f"{t:g}"
+
+
 def describe_input(report, x):
     n, d = x.shape
     report.data["n"], report.data["d"] = n, d

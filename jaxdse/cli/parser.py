@@ -66,6 +66,13 @@ def _int_at_least(minimum):
     return parse
 
 
+def _time(text):
+    """A diffusion time: a positive number or 'auto' (the knee of DSE against t)."""
+    if text.strip() == "auto":
+        return "auto"
+    return _positive_float(text, "a positive number or 'auto'")
+
+
 def _list_of(item, what):
     def parse(text):
         parts = [p.strip() for p in text.split(",") if p.strip()]
@@ -158,7 +165,7 @@ def build_parser(version: str = "") -> argparse.ArgumentParser:
         help="diffusion spectral entropy of the rows of a file",
         description="Diffusion spectral entropy DSE(X) in bits of the n rows (points) of FEATURES [n, d].",
     )
-    p.add_argument("--t", type=_positive_float, default=1.0, help="diffusion time t > 0 (default 1)")
+    p.add_argument("--t", type=_time, default=1.0, help="diffusion time t > 0, or 'auto': the knee of DSE against t (default 1)")
     _add_solver(p, SOLVERS)
     p.add_argument("--num-probes", type=_int_at_least(1), help="--solver slq: random probe vectors (default the library's)")
     p.add_argument("--num-matvecs", type=_int_at_least(1), help="--solver slq: Lanczos steps per probe (default the library's)")
@@ -171,7 +178,9 @@ def build_parser(version: str = "") -> argparse.ArgumentParser:
     )
     _add_times(
         p, [1.0], "T[,T...]",
-        "diffusion time t > 0, or a comma-separated list: one DSMI per t from the same spectra and subsets (default 1)",
+        "diffusion time t > 0, or a comma-separated list: one DSMI per t from the same spectra and subsets, "
+        "or 'auto': the knee of DSE(Z) against t (default 1)",
+        item=_time,
     )
     _add_solver(p, EXACT_SOLVERS)
     ref = p.add_mutually_exclusive_group(required=True)
@@ -264,8 +273,8 @@ def _command(sub, name, parents, features_help, **text):
     return p
 
 
-def _add_times(p, default, metavar, help):
-    p.add_argument("--t", type=_list_of(_positive_float, "diffusion times"), default=default, metavar=metavar, help=help)
+def _add_times(p, default, metavar, help, item=_positive_float):
+    p.add_argument("--t", type=_list_of(item, "diffusion times"), default=default, metavar=metavar, help=help)
 
 
 def _add_solver(p, choices):
