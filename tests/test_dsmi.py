@@ -285,7 +285,7 @@ def test_generic_mutual_information_with_a_custom_entropy(rng):
     "args, kwargs, exc, word",
     [
         ((np.zeros(5), np.zeros(5, int)), {}, ValueError, r"z must have shape \[n, d\]"),
-        ((np.zeros((5, 2)), np.zeros(4, int)), {}, ValueError, "y has 4 rows but z has n=5"),
+        ((np.zeros((5, 2)), np.zeros(4, int)), {}, ValueError, "y has 4 rows but there are n=5 points"),
         ((np.zeros((5, 2)), np.zeros(5)), dict(reference_discrete=True), ValueError, "must be integers"),
         ((np.zeros((1, 2)), np.zeros(1, int)), {}, ValueError, "at least 2 rows"),
         ((np.zeros((5, 2)), np.linspace(0, 1, 5)), dict(n_clusters=1), ValueError, "n_clusters must be an integer >= 2"),
