@@ -312,12 +312,14 @@ def check_batch(subject, cases, sliced=None, tol=2e-3, reference=True):
     if reference and subject.reference is not None:
         _, y0, _, *numbers = cases[0][2]
         want = subject.reference(cases[0][2][0], y0, *numbers)
-        if not close(ref, want, subject.reference_tol):
+        # The float64 numpy oracle itself can fail (NaN) at extreme settings; it
+        # judges the library only where it gives a number.
+        if np.all(np.isfinite(want)) and not close(ref, want, subject.reference_tol):
             problems.append(f"{subject.name}: {ref} != {want} computed directly")
         if sliced is not None:
             x, y, mask, *numbers = cases[-1][2]
             want = subject.reference(x[mask], y[mask], *numbers)
-            if not close(sliced, want, subject.reference_tol):
+            if np.all(np.isfinite(want)) and not close(sliced, want, subject.reference_tol):
                 problems.append(f"{subject.name}: on the kept rows {sliced} != {want} computed directly")
     for (label, expect, arrays), value in zip(cases, out):
         x, _, mask, sigma, t, alpha, base = arrays

@@ -122,11 +122,13 @@ def test_gradients_follow_the_exact_gradient(rng):
 def test_dsmi_with_the_stochastic_solver(rng):
     z = clustered(rng, n=240)
     y = np.arange(240) % 4
-    exact = jaxdse.dsmi_terms(z, y, sigma=2.0, key=0)
-    terms = jax.vmap(lambda k: jaxdse.dsmi_terms(z, y, sigma=2.0, key=k, solver=SLQ(deflation_rank=8)))(KEYS[:6])
-    # Same subsets (same key): the stochastic terms agree with the exact ones.
-    assert float(jnp.abs(jnp.mean(terms.value) - exact.value)) <= 0.02
-    assert np.all(np.asarray(terms.stderr) > 0) and float(exact.stderr) == 0.0
+    solver = SLQ(deflation_rank=8)
+    for key in range(3):
+        # Same key, same subsets: the stochastic estimate agrees with the exact one.
+        exact = jaxdse.dsmi_terms(z, y, sigma=2.0, key=key)
+        terms = jaxdse.dsmi_terms(z, y, sigma=2.0, key=key, solver=solver)
+        assert abs(float(terms.value) - float(exact.value)) <= 0.02
+        assert float(terms.stderr) > 0 and float(exact.stderr) == 0.0
     assert jax.grad(lambda z: jaxdse.dsmi(z, y, sigma=2.0, key=0, solver="slq"))(z).shape == z.shape
 
 
