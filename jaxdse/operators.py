@@ -58,8 +58,10 @@ def _deflated(s_matmat, v):
 
 def dense_operator(S, v, keep) -> Operator:
     """:class:`Operator` from the dense ``S`` ``[n, n]`` (and its eigenvector ``v``) held in memory."""
-    matmat = _deflated(lambda V: jnp.matmul(S, V, precision=HIGHEST), v)
-    return Operator(matmat, jnp.trace(S) - 1.0, jnp.sum(S * S) - 1.0, v, keep)
+    # A is formed once: its products then carry no cancellation between S V
+    # and v v^T V (for a near-constant kernel both are about V, A V about 0).
+    A = S - v[:, None] * v[None, :]
+    return Operator(lambda V: jnp.matmul(A, V, precision=HIGHEST), jnp.trace(S) - 1.0, jnp.sum(A * A), v, keep)
 
 
 def blockwise_kernel_matmat(points: ScaledPoints, V, *, block_size: int, weights, square: bool = False, mesh=None):

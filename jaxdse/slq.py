@@ -26,9 +26,10 @@ estimated here from one set of Lanczos runs (:func:`matfree.decomp.tridiag_sym`)
 
 The standard error combines, in quadrature, the probe-to-probe spread of the
 per-probe DSE linearisation (delta method: ``dDSE = ((1/Z + H/Z^2) dZ - dH/Z) /
-log b``, divided by ``sqrt(num_probes)``) and the quadrature error bound, half
-the gap between the Gauss and Gauss-Radau estimates. ``value +- 2 * stderr`` is
-the error bar.
+log b``, divided by ``sqrt(num_probes)``) and the quadrature error: the truth
+lies between the Gauss and Gauss-Radau estimates, and with nothing known about
+where, the spread of a uniform position in that gap (``gap / sqrt(12)``).
+``value +- 2 * stderr`` is the error bar.
 """
 
 from __future__ import annotations
@@ -112,7 +113,10 @@ def lanczos_nodes(
     if deflation_rank:
         omega = draw(jax.random.normal, key_q, deflation_rank) * keep[:, None]
         Y = op.matmat(project_v(omega))
-        Q = jnp.linalg.qr(op.matmat(jnp.linalg.qr(Y)[0]))[0]
+        # tr(Q^T h(A) Q) + tr(P h(A) P) is tr h(A) for every fixed orthonormal Q,
+        # so the gradient need not flow through the power step and QR (cheaper,
+        # and in float32 slightly closer to the exact gradient).
+        Q = jax.lax.stop_gradient(jnp.linalg.qr(op.matmat(jnp.linalg.qr(Y)[0]))[0])
         AQ = op.matmat(Q)
         moments = moments - jnp.stack([deflation_rank, jnp.sum(Q * AQ), jnp.sum(AQ * AQ)])
 
@@ -144,23 +148,33 @@ def _quadrature(matmat, U, num_matvecs: int):
 
     Each vector is extended by ``m`` extra coordinates on which the operator is a
     fixed diagonal of ``m`` distinct values in (-1, 1), with a total weight of
-    ``eps |u|^2``. The Krylov space then never runs out before ``m`` steps, so
+    ``eps^2 |u|^2``. The Krylov space then never runs out before ``m`` steps, so
     Lanczos cannot break down (0 / 0) on operators with few distinct eigenvalues
     (a kernel that is exactly the identity or exactly constant, duplicated
-    points), while the estimate moves by a relative ``eps`` at most.
+    points), while the estimate moves by a relative ``eps^2``. The weight is
+    below the operator's own rounding (``eps``): with a weight of ``eps`` the
+    extra values, which lie at the ends of the spectrum and so are the ones
+    Lanczos finds first, took steps from the small eigenvalues; in float32 that
+    moved DSE near 1 by 0.2 bits and turned its gradient (cosine 0.1 against
+    the exact one).
     """
     tridiag = decomp.tridiag_sym(num_matvecs, materialize=True, reortho="full", custom_vjp=True)
     n, dtype = U.shape[0], U.dtype
-    extra = jnp.cos(jnp.pi * (jnp.arange(num_matvecs, dtype=dtype) + 0.5) / num_matvecs)
-    fill = jnp.sqrt(jnp.finfo(dtype).eps / num_matvecs)
+    # matfree's adjoint builds some constants in the default float type; with
+    # x64 enabled that is float64, so the recurrence runs in float64 too.
+    work = jnp.float64 if jax.config.jax_enable_x64 else dtype
+    eps = jnp.finfo(dtype).eps
+    extra = jnp.cos(jnp.pi * (jnp.arange(num_matvecs, dtype=work) + 0.5) / num_matvecs)
+    fill = (eps / math.sqrt(num_matvecs)).astype(work)
 
     def matvec(w):
-        return jnp.concatenate([matmat(w[:n, None])[:, 0], extra * w[n:]])
+        head = matmat(w[:n, None].astype(dtype))[:, 0].astype(work)
+        return jnp.concatenate([head, extra * w[n:]])
 
     def one(u):
         norm = jnp.linalg.norm(u)
         safe = jnp.where(norm > 0, norm, 1.0)
-        u = jnp.concatenate([u / safe, jnp.full(num_matvecs, fill, dtype)])
+        u = jnp.concatenate([(u / safe).astype(work), jnp.full(num_matvecs, fill, work)])
         norm = norm * jnp.linalg.norm(u)
         result = tridiag(matvec, u / jnp.linalg.norm(u))
         # Gauss on the leading (m-1) x (m-1) block; Gauss-Radau adds one node
@@ -179,33 +193,48 @@ def _quadrature(matmat, U, num_matvecs: int):
         theta_r, Y_r = jnp.linalg.eigh(J_radau)
         nodes = jnp.stack([jnp.pad(theta, (0, 1)), theta_r])
         weights = jnp.stack([jnp.pad(Y[0, :] ** 2, (0, 1)), Y_r[0, :] ** 2]) * norm**2
-        return nodes, weights
+        return nodes.astype(dtype), weights.astype(dtype)
 
     # vmap turns the matvecs of all columns into one product with [n, c].
     nodes, weights = jax.vmap(one, in_axes=1)(U)
     return jnp.swapaxes(nodes, 0, 1), jnp.swapaxes(weights, 0, 1)
 
 
-def _powers(theta, t):
-    """``f = |theta|^t`` and ``g = f log f``, 0 (with zero gradient) at theta = 0."""
+# Ritz values below ROUNDING_FLOOR * eps are taken as 0: the products with A
+# (|A| <= 1) are rounded at about that level, so smaller ones cannot be told
+# from 0; without it, the rounding noise of a constant kernel reads as 2e-4
+# bits of entropy in float32.
+ROUNDING_FLOOR = 16
+
+
+def _powers(theta, t, floor=0.0):
+    """``f = |theta|^t`` and ``g = f log f``, 0 (with zero gradient) where ``|theta| <= floor``."""
     a = jnp.abs(theta)
-    nonzero = a > 0
+    nonzero = a > floor
     log_f = t * jnp.log(jnp.where(nonzero, a, 1.0))
     f = jnp.where(nonzero, jnp.exp(log_f), 0.0)
     return f, jnp.where(nonzero, f * log_f, 0.0)
 
 
 def _entropy_and_error(nodes, weights, known: _Known, t):
-    """DSE (nats) midway between the Gauss and Gauss-Radau rules; error: probe spread and half their gap."""
-    gauss, sampling = _entropy_from_nodes(nodes[0], weights[0], known, t)
-    radau, _ = _entropy_from_nodes(nodes[1], weights[1], known, t)
-    return 0.5 * (gauss + radau), jnp.sqrt(sampling**2 + (0.5 * (gauss - radau)) ** 2)
+    """DSE (nats) midway between the Gauss and Gauss-Radau rules, and its standard error.
+
+    The error combines the probe spread, the two rules' gap / sqrt(12) and what
+    the Ritz values at rounding level would add if they were real (the value
+    with them minus the value without).
+    """
+    floor = ROUNDING_FLOOR * jnp.finfo(nodes.dtype).eps
+    gauss, sampling = _entropy_from_nodes(nodes[0], weights[0], known, t, floor)
+    radau, _ = _entropy_from_nodes(nodes[1], weights[1], known, t, floor)
+    unfloored, _ = _entropy_from_nodes(nodes[0], weights[0], known, t, 0.0)
+    rounding = jax.lax.stop_gradient(unfloored - gauss)
+    return 0.5 * (gauss + radau), jnp.sqrt(sampling**2 + (gauss - radau) ** 2 / 12.0 + rounding**2)
 
 
-def _entropy_from_nodes(nodes, weights, known: _Known, t):
+def _entropy_from_nodes(nodes, weights, known: _Known, t, floor):
     """DSE in nats and its standard error, for one scalar ``t``."""
     k = known.num_deflated
-    f, g = _powers(nodes, t)
+    f, g = _powers(nodes, t, floor)
     fw, gw = jnp.sum(weights * f, axis=1), jnp.sum(weights * g, axis=1)
     z_top, h_top = jnp.sum(fw[:k]), jnp.sum(gw[:k])
     th, w = nodes[k:], weights[k:]
