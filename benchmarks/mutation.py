@@ -27,7 +27,13 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_TESTS = ["tests/test_contracts.py", "tests/test_slq.py", "tests/test_baselines_ksg.py"]
+DEFAULT_TESTS = [
+    "tests/test_formulas.py",
+    "tests/test_contracts.py",
+    "tests/test_slq.py",
+    "tests/test_baselines_ksg.py",
+    "tests/test_inputs.py",
+]
 # The numerical promises (the argument checks and the command line have their own
 # tests) and the cheaper accuracy tests of SLQ and KSG.
 DEFAULT_SELECT = (
@@ -60,8 +66,8 @@ MUTANTS = [
     ("entropy: t ignored", "jaxdse/entropy.py", "log_w = jnp.where(nonzero, t * log_abs, -jnp.inf)", "log_w = jnp.where(nonzero, log_abs, -jnp.inf)"),
     ("base: inf accepted under jit", "jaxdse/_checks.py", "return jnp.isfinite(base) & (base > 0) & (base != 1)", "return (base > 0) & (base != 1)"),
     # masks and checks
-    ("mask: fewer than 2 rows accepted under jit", "jaxdse/estimators.py", "& _checks.valid_base(base) & (jnp.sum(keep) >= 2)", "& _checks.valid_base(base)"),
-    ("non-finite kept rows not detected under jit", "jaxdse/estimators.py", "finite = jnp.all(jnp.where(keep[:, None], jnp.isfinite(points), True))", "finite = jnp.all(jnp.where(keep[:, None], True, True))"),
+    ("mask: fewer than 2 rows accepted under jit", "jaxdse/diffusion_entropy.py", "& _checks.valid_base(base) & (jnp.sum(keep) >= 2)", "& _checks.valid_base(base)"),
+    ("non-finite kept rows not detected under jit", "jaxdse/diffusion_entropy.py", "return jnp.all(jnp.where(keep[:, None], jnp.isfinite(points), True))", "return jnp.all(jnp.where(keep[:, None], True, True))"),
     ("check: inf accepted eagerly", "jaxdse/_checks.py", "if not np.all(np.isfinite(v)) or np.any(v <= 0):", "if np.any(v <= 0):"),
     ("check: mask keeping 1 row accepted", "jaxdse/_checks.py", "if kept < min_kept:", "if kept < 1:"),
     ("check: NaN in dropped rows raises", "jaxdse/_checks.py", "bad_rows = bad_rows & jnp.asarray(mask)", "bad_rows = bad_rows"),
@@ -82,7 +88,9 @@ MUTANTS = [
     ("slq: stderr x100", "jaxdse/slq.py", "stderr = jnp.std(per_probe, ddof=1) / math.sqrt(p)", "stderr = 100.0 * jnp.std(per_probe, ddof=1) / math.sqrt(p)"),
     ("slq: no control variates", "jaxdse/slq.py", "return fw - correction[:, 0], gw - correction[:, 1]", "return fw, gw"),
     ("slq: Radau without beta^2", "jaxdse/slq.py", "delta_m = beta**2 * jnp.sum(Y[-1, :] ** 2 / theta_safe)", "delta_m = jnp.sum(Y[-1, :] ** 2 / theta_safe)"),
-    ("slq: augmentation weight 0.01", "jaxdse/slq.py", "fill = jnp.sqrt(jnp.finfo(dtype).eps / num_matvecs)", "fill = jnp.sqrt(0.01 / num_matvecs)"),
+    ("slq: augmentation weight eps", "jaxdse/slq.py", "fill = (eps / math.sqrt(num_matvecs))", "fill = (jnp.sqrt(eps) / math.sqrt(num_matvecs))"),
+    ("slq: no rounding floor", "jaxdse/slq.py", "ROUNDING_FLOOR = 16", "ROUNDING_FLOOR = 0"),
+    ("slq: quadrature gap left out of stderr", "jaxdse/slq.py", "sampling**2 + (gauss - radau) ** 2 / 12.0", "sampling**2"),
     ("slq: top eigenvalue 1 left out", "jaxdse/slq.py", "z = 1.0 + z_top + jnp.mean(f_p)", "z = z_top + jnp.mean(f_p)"),
     ("slq: deflated second moment", "jaxdse/slq.py", "jnp.sum(Q * AQ), jnp.sum(AQ * AQ)])", "jnp.sum(Q * AQ), 0.0 * jnp.sum(AQ * AQ)])"),
     ("slq: probes on dropped rows", "jaxdse/slq.py", "G = project(omega * keep[:, None])", "G = project(omega)"),

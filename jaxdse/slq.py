@@ -70,9 +70,27 @@ def slq_entropy(op: Operator, key, t, base, solver: SLQ, num_rows: int) -> Estim
         value, stderr = jax.vmap(lambda s: _entropy_and_error(nodes, weights, known, s))(t.reshape(-1))
     # An estimate outside the possible range [0, log m] (m kept rows; near the
     # ends, at large t or tiny sigma) is moved to the nearest possible value.
-    value = jnp.clip(value, 0.0, jnp.log(jnp.maximum(jnp.sum(op.keep), 1).astype(dtype)))
+    # Within its error bar its gradient stays that of the estimate (a clipped
+    # value's gradient would be 0 whatever the true one is); beyond it, the
+    # estimate says nothing about the slope, and the gradient is NaN.
+    top = jnp.log(jnp.maximum(jnp.sum(op.keep), 1).astype(dtype))
+    slack = 2.0 * stderr + ROUNDING_FLOOR * jnp.finfo(dtype).eps * jnp.maximum(top, 1.0)
+    value = _clip_keeping_gradient(value, top, jax.lax.stop_gradient((value < -slack) | (value > top + slack)))
     log_base = jnp.log(jnp.asarray(base, dtype))
     return Estimate((value / log_base).reshape(t.shape), (stderr / log_base).reshape(t.shape))
+
+
+@jax.custom_jvp
+def _clip_keeping_gradient(value, top, untrusted):
+    """``value`` clipped to ``[0, top]``; its derivatives pass through, NaN where ``untrusted``."""
+    return jnp.clip(value, 0.0, top)
+
+
+@_clip_keeping_gradient.defjvp
+def _clip_keeping_gradient_jvp(primals, tangents):
+    value, top, untrusted = primals
+    # A product, so that it stays linear in the tangent (reverse mode transposes it).
+    return jnp.clip(value, 0.0, top), tangents[0] * jnp.where(untrusted, jnp.nan, 1.0)
 
 
 class _Known(NamedTuple):

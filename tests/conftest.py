@@ -7,9 +7,34 @@ import os
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
+import gc
+
 import jax
 import numpy as np
 import pytest
+
+
+def _memory_maps():
+    try:
+        with open("/proc/self/maps") as fh:
+            return sum(1 for _ in fh)
+    except OSError:  # not Linux
+        return 0
+
+
+@pytest.fixture(autouse=True)
+def _release_compiled_programs():
+    """Drop jax's compiled programs once a worker holds many of them.
+
+    Every program XLA compiles for the CPU keeps about three memory mappings
+    until it is released. A test worker compiles thousands; past Linux's
+    default limit of 65,530 mappings per process, a compilation's mmap fails
+    and XLA crashes the worker with a segmentation fault.
+    """
+    yield
+    if _memory_maps() > 20_000:
+        jax.clear_caches()
+        gc.collect()
 
 
 @pytest.fixture

@@ -194,3 +194,24 @@ def test_solvers_are_static_values():
     assert hash(SLQ(num_probes=8)) == hash(SLQ(num_probes=8)) and SLQ() != SLQ(num_probes=8)
     with pytest.raises(ValueError, match="eigensolver"):
         jaxdse.Exact("qr")
+
+
+def test_out_of_range_estimates_are_clipped_and_their_gradient_is_honest():
+    from jaxdse.slq import _clip_keeping_gradient
+
+    def f(x, untrusted):
+        return _clip_keeping_gradient(3.0 * x, 2.0, untrusted)
+
+    # Inside the range, or just outside it within the error bar: the clipped
+    # value with the estimate's own slope (not the 0 of a plain clip).
+    assert float(f(0.5, False)) == 1.5 and float(jax.grad(f)(0.5, False)) == 3.0
+    assert float(f(-0.01, False)) == 0.0 and float(jax.grad(f)(-0.01, False)) == 3.0
+    # Beyond the error bar: NaN, never a plausible slope.
+    assert float(f(1.0, True)) == 2.0 and np.isnan(float(jax.grad(f)(1.0, True)))
+
+
+def test_gradient_at_a_constant_kernel_is_finite(rng):
+    # DSE sits at its lower end; the estimate is within its error bar of 0.
+    x = jnp.asarray(rng.normal(size=(200, 3)).astype(np.float32))
+    g = jax.grad(lambda x: jaxdse.dse(x, sigma=1e8, solver=SLQ(), key=0))(x)
+    assert np.all(np.isfinite(np.asarray(g)))

@@ -1,0 +1,54 @@
+"""The formulas themselves, at fixed small inputs, against direct float64 numpy computations.
+
+Cheap and deterministic: every setting away from its default (alpha, base, t),
+a masked subset, and DSMI's weights and terms, each checked against the numbers
+the formula gives. The property tests in ``test_contracts.py`` draw inputs; these
+pin the values.
+"""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxdse
+from tests.test_contracts import np_dse, np_dsmi_plugin
+
+X = np.random.default_rng(7).normal(size=(24, 3))
+Y = np.arange(24) % 3
+
+
+@pytest.mark.parametrize(
+    "sigma,t,alpha,base",
+    [(1.0, 1.0, 0.0, 2.0), (2.0, 3.0, 0.5, math.e), (0.7, 0.5, 1.0, 10.0), (1.5, 2.0, 0.25, 3.0)],
+)
+def test_dse_equals_the_formula(sigma, t, alpha, base):
+    expected = np_dse(X, sigma, t, alpha, base)
+    value = float(jaxdse.dse(X.astype(np.float32), sigma=sigma, t=t, alpha=alpha, base=base))
+    assert value == pytest.approx(expected, abs=2e-4)
+
+
+def test_masked_dse_equals_dse_of_the_kept_rows():
+    keep = np.arange(24) % 4 != 0
+    f = jax.jit(lambda x, m: jaxdse.dse(x, sigma=1.2, t=2.0, alpha=0.5, mask=m))
+    expected = np_dse(X[keep], 1.2, 2.0, 0.5, 2.0)
+    assert float(f(X.astype(np.float32), keep)) == pytest.approx(expected, abs=2e-4)
+
+
+@pytest.mark.parametrize("alpha,base", [(0.0, 2.0), (0.5, math.e)])
+def test_plugin_dsmi_equals_the_formula(alpha, base):
+    expected = np_dsmi_plugin(X, Y, 1.3, 2.0, alpha, base)
+    value = float(jaxdse.dsmi(X.astype(np.float32), Y, sigma=1.3, t=2.0, alpha=alpha, base=base, estimator="plugin"))
+    assert value == pytest.approx(expected, abs=5e-4)
+
+
+def test_values_below_the_smallest_normal_count_as_zero():
+    # At small t, |lambda|^t lifts even 1e-40 to about 0.4: a value below the
+    # smallest normal float is rounding, not spectrum, and must weigh nothing.
+    lam = jnp.array([1.0, 0.5, 1e-40], jnp.float32)
+    t = 0.01
+    p = np.array([1.0, 0.5]) ** t
+    expected = float(-np.sum(p / p.sum() * np.log2(p / p.sum())))
+    assert float(jaxdse.spectral_entropy(lam, t=t)) == pytest.approx(expected, abs=1e-5)
