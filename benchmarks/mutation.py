@@ -62,7 +62,7 @@ MUTANTS = [
     # entropy
     ("entropy: base ignored", "jaxdse/entropy.py", "h = h / jnp.log(jnp.asarray(base, lam.dtype))", "h = h / jnp.log(jnp.asarray(2.0, lam.dtype))"),
     ("entropy: subnormals counted", "jaxdse/entropy.py", "nonzero = jnp.abs(lam) >= jnp.finfo(lam.dtype).tiny", "nonzero = jnp.abs(lam) > 0"),
-    ("entropy: t=inf accepted", "jaxdse/entropy.py", "valid = (t[..., 0] > 0) & jnp.isfinite(t[..., 0]) & _checks.valid_base(base)", "valid = (t[..., 0] > 0) & _checks.valid_base(base)"),
+    ("entropy: t=0 accepted", "jaxdse/entropy.py", "valid = (t[..., 0] > 0) & jnp.isfinite(t[..., 0]) & _checks.valid_base(base)", "valid = (t[..., 0] >= 0) & jnp.isfinite(t[..., 0]) & _checks.valid_base(base)"),
     ("entropy: t ignored", "jaxdse/entropy.py", "log_w = jnp.where(nonzero, t * log_abs, -jnp.inf)", "log_w = jnp.where(nonzero, log_abs, -jnp.inf)"),
     ("base: inf accepted under jit", "jaxdse/_checks.py", "return jnp.isfinite(base) & (base > 0) & (base != 1)", "return (base > 0) & (base != 1)"),
     # masks and checks

@@ -52,3 +52,37 @@ def test_values_below_the_smallest_normal_count_as_zero():
     p = np.array([1.0, 0.5]) ** t
     expected = float(-np.sum(p / p.sum() * np.log2(p / p.sum())))
     assert float(jaxdse.spectral_entropy(lam, t=t)) == pytest.approx(expected, abs=1e-5)
+
+
+def test_masked_dse_at_small_t_counts_dropped_rows_as_exact_zeros():
+    # At t = 0.2 a rounding-level eigenvalue (1e-8) would weigh 0.025 against
+    # 1 for the top one: every eigenvalue the mask removes must be an exact 0.
+    keep = np.arange(24) % 3 != 0
+    expected = np_dse(X[keep], 2.0, 0.2, 0.0, 2.0)
+    value = float(jaxdse.dse(X.astype(np.float32), sigma=2.0, t=0.2, mask=keep))
+    assert value == pytest.approx(expected, abs=2e-3)
+
+
+def test_a_single_point_has_no_entropy():
+    # One kept row: an error eagerly, NaN under jit; never the 0.0 the formula would give.
+    keep = np.arange(24) == 5
+    with pytest.raises(ValueError, match="mask"):
+        jaxdse.dse(X, sigma=1.0, mask=keep)
+    assert np.isnan(float(jax.jit(lambda m: jaxdse.dse(X, sigma=1.0, mask=m))(keep)))
+
+
+@pytest.mark.parametrize("t", [0.0, -1.0, np.inf, np.nan])
+def test_t_outside_the_positive_reals_gives_nan_under_jit(t):
+    # t = 0 would give log2 of the number of nonzero eigenvalues, t < 0 a number too.
+    f = jax.jit(lambda t: jaxdse.spectral_entropy(jnp.asarray([1.0, 0.5, 0.25], jnp.float32), t=t))
+    assert np.isnan(float(f(t)))
+    g = jax.jit(lambda t: jaxdse.dse(X, sigma=1.0, t=t))
+    assert np.isnan(float(g(t)))
+
+
+@pytest.mark.parametrize("estimator,solver", [("plugin", jaxdse.SLQ(num_probes=4)), ("subsample", None)])
+def test_one_class_carries_exactly_no_information(estimator, solver):
+    # The class is the whole set: its term is skipped, not H(Z) minus a second
+    # estimate of H(Z) (which the stochastic solver would make a nonzero number).
+    r = jaxdse.dsmi_terms(X, np.zeros(24, int), sigma=1.3, estimator=estimator, key=0, solver=solver)
+    assert float(r.value) == 0.0 and float(r.stderr) == 0.0
