@@ -58,7 +58,7 @@ def slq_entropy(op: Operator, key, t, base, solver: SLQ, num_rows: int) -> Estim
     # and the control-variate fit use plain matmuls: full float32 for them too,
     # not the TF32/bf16 passes an accelerator may use by default.
     with jax.default_matmul_precision("highest"):
-        nodes, weights, known = lanczos_nodes(
+        rules, known = lanczos_nodes(
             op,
             key,
             num_probes=solver.num_probes,
@@ -67,7 +67,7 @@ def slq_entropy(op: Operator, key, t, base, solver: SLQ, num_rows: int) -> Estim
             probes=solver.probes,
             num_rows=num_rows,
         )
-        value, stderr = jax.vmap(lambda s: _entropy_and_error(nodes, weights, known, s))(t.reshape(-1))
+        value, stderr = jax.vmap(lambda s: _entropy_and_error(rules, known, s))(t.reshape(-1))
     # An estimate outside the possible range [0, log m] (m kept rows; near the
     # ends, at large t or tiny sigma) is moved to the nearest possible value.
     # Within its error bar its gradient stays that of the estimate (a clipped
@@ -93,6 +93,22 @@ def _clip_keeping_gradient_jvp(primals, tangents):
     return jnp.clip(value, 0.0, top), tangents[0] * jnp.where(untrusted, jnp.nan, 1.0)
 
 
+class Rules(NamedTuple):
+    """Gauss and Gauss-Radau rules of each vector: axis 0 is the rule, then ``[vectors, m]``.
+
+    ``nodes`` and ``first`` (the first components of the tridiagonal matrix's
+    eigenvectors) carry no derivatives; ``weights = |u|^2 first^2`` carry those
+    of ``|u|^2``, and ``change = Y^T (J - stop_gradient(J)) Y`` ``[2, vectors, m, m]``
+    is zero in value and carries the derivatives of the tridiagonal matrix ``J``
+    in its eigenbasis (see :func:`_rule_sum`).
+    """
+
+    nodes: jax.Array
+    weights: jax.Array
+    first: jax.Array
+    change: jax.Array
+
+
 class _Known(NamedTuple):
     """Exact traces of ``P A^j P`` (j = 0, 1, 2) for the control variates."""
 
@@ -103,9 +119,9 @@ class _Known(NamedTuple):
 def lanczos_nodes(
     op, key, *, num_probes: int, num_matvecs: int, deflation_rank: int, probes: str, num_rows: int | None = None
 ):
-    """Gauss-quadrature nodes and weights of ``A``'s spectral measure per vector.
+    """Gauss-quadrature rules of ``A``'s spectral measure per vector.
 
-    Returns ``(nodes, weights, known)``: ``nodes``/``weights`` ``[2, k + p, m]``
+    Returns ``(rules, known)``: :class:`Rules` with arrays ``[2, k + p, m]``
     (Gauss and Gauss-Radau rules, see :func:`_quadrature`; the first
     ``k = deflation_rank`` rows for the deflation columns ``Q``, then the
     ``p = num_probes`` projected probes; weights sum to each vector's squared
@@ -150,31 +166,40 @@ def lanczos_nodes(
         omega = draw(jax.random.normal, key_p, num_probes)
     G = project(omega * keep[:, None])
     U = jnp.concatenate([Q, G], axis=1)
-    nodes, weights = _quadrature(op.matmat, U, num_matvecs)
-    return nodes, weights, _Known(moments, deflation_rank)
+    # The root-mean-square eigenvalue of P A P (from tr P A^2 P over its rank),
+    # where the breakdown guard's values go (see _quadrature); a constant, as
+    # the guard is. Floored, so that the guard's values stay distinct.
+    floor = ROUNDING_FLOOR * jnp.finfo(dtype).eps
+    spread = jnp.sqrt(jnp.maximum(moments[2], 0.0) / jnp.maximum(moments[0], 1.0))
+    spread = jax.lax.stop_gradient(jnp.maximum(spread, floor))
+    return _quadrature(op.matmat, U, num_matvecs, spread), _Known(moments, deflation_rank)
 
 
-def _quadrature(matmat, U, num_matvecs: int):
+def _quadrature(matmat, U, num_matvecs: int, spread):
     """Lanczos Gauss quadrature for each column of ``U`` ``[n, c]``.
 
-    Returns ``(nodes, weights)``, each ``[2, c, m]`` for ``m = num_matvecs``: the
+    Returns :class:`Rules`, each ``[2, c, m]`` for ``m = num_matvecs``: the
     ``(m-1)``-point Gauss rule (padded with a zero-weight node) and the ``m``-point
     Gauss-Radau rule with a node fixed at 0, both from one ``m``-step Lanczos run.
     Reverse-mode derivatives use matfree's adjoint of the Lanczos recurrence
     (Kraemer et al. 2024, arXiv 2405.17277), exact and without storing the
-    iterations.
+    iterations; from the tridiagonal matrix on, see :func:`_rule_sum`.
 
     Each vector is extended by ``m`` extra coordinates on which the operator is a
-    fixed diagonal of ``m`` distinct values in (-1, 1), with a total weight of
-    ``eps^2 |u|^2``. The Krylov space then never runs out before ``m`` steps, so
-    Lanczos cannot break down (0 / 0) on operators with few distinct eigenvalues
-    (a kernel that is exactly the identity or exactly constant, duplicated
-    points), while the estimate moves by a relative ``eps^2``. The weight is
-    below the operator's own rounding (``eps``): with a weight of ``eps`` the
-    extra values, which lie at the ends of the spectrum and so are the ones
-    Lanczos finds first, took steps from the small eigenvalues; in float32 that
-    moved DSE near 1 by 0.2 bits and turned its gradient (cosine 0.1 against
-    the exact one).
+    fixed diagonal of ``m`` distinct values in ``(0, spread)``, with a total
+    weight of ``eps^2 |u|^2``. The Krylov space then never runs out before ``m``
+    steps, so Lanczos cannot break down (0 / 0) on operators with few distinct
+    eigenvalues (a kernel that is exactly the identity or exactly constant,
+    duplicated points), while the estimate moves by a relative ``eps^2``.
+    ``spread`` is the operator's root-mean-square eigenvalue on the probes'
+    space, so the extra values lie inside its spectrum. Lanczos grows whatever
+    lies outside the spectrum it has seen, by about ``|extra| / |A|`` per step:
+    with values in (-1, 1) and a residual spectrum near 0.03 (a smooth kernel
+    on 100 points), the eps^2 weight took over after five steps; the value
+    barely moved, but its gradient did (cosine 0.06 to 0.98 against the exact
+    one, where it is 0.995 with values inside). The weight is below the
+    operator's own rounding (``eps``) for the same reason: with ``eps``, DSE
+    near 1 moved by 0.2 bits in float32.
     """
     tridiag = decomp.tridiag_sym(num_matvecs, materialize=True, reortho="full", custom_vjp=True)
     n, dtype = U.shape[0], U.dtype
@@ -182,7 +207,7 @@ def _quadrature(matmat, U, num_matvecs: int):
     # x64 enabled that is float64, so the recurrence runs in float64 too.
     work = jnp.float64 if jax.config.jax_enable_x64 else dtype
     eps = jnp.finfo(dtype).eps
-    extra = jnp.cos(jnp.pi * (jnp.arange(num_matvecs, dtype=work) + 0.5) / num_matvecs)
+    extra = (spread * 0.5 * (1.0 + jnp.cos(jnp.pi * (jnp.arange(num_matvecs, dtype=work) + 0.5) / num_matvecs))).astype(work)
     fill = (eps / math.sqrt(num_matvecs)).astype(work)
 
     def matvec(w):
@@ -200,22 +225,32 @@ def _quadrature(matmat, U, num_matvecs: int):
         # g(x) = x log x, whose even derivatives are > 0 and odd ones < 0 on
         # (0, 1], Gauss underestimates and Gauss-Radau overestimates u^T g(A) u.
         J_full = result.J_small
+        fixed = jax.lax.stop_gradient(J_full)
         m = J_full.shape[0] - 1
-        J, beta = J_full[:m, :m], J_full[m, m - 1]
+        J, beta = fixed[:m, :m], fixed[m, m - 1]
         theta, Y = jnp.linalg.eigh(J)
         # (J^-1)_mm from J's eigenpairs; guard near-zero Ritz values.
         floor = jnp.finfo(J.dtype).eps * jnp.max(jnp.abs(theta))
         theta_safe = jnp.where(jnp.abs(theta) > floor, theta, jnp.where(theta < 0, -floor, floor))
         delta_m = beta**2 * jnp.sum(Y[-1, :] ** 2 / theta_safe)
-        J_radau = J_full.at[m, m].set(delta_m)
-        theta_r, Y_r = jnp.linalg.eigh(J_radau)
+        theta_r, Y_r = jnp.linalg.eigh(fixed.at[m, m].set(delta_m))
         nodes = jnp.stack([jnp.pad(theta, (0, 1)), theta_r])
-        weights = jnp.stack([jnp.pad(Y[0, :] ** 2, (0, 1)), Y_r[0, :] ** 2]) * norm**2
-        return nodes.astype(dtype), weights.astype(dtype)
+        first = jnp.stack([jnp.pad(Y[0, :], (0, 1)), Y_r[0, :]])
+        # J's change in each rule's eigenbasis; the Radau rule's last entry
+        # delta_m = beta^2 (J^-1)_mm changes by 2 beta dbeta (J^-1)_mm - beta^2 (J^-1 dJ J^-1)_mm.
+        dJ = J_full - fixed
+        change_gauss = Y.T @ dJ[:m, :m] @ Y
+        q = Y[-1, :] / theta_safe
+        d_delta = 2.0 * beta * dJ[m, m - 1] * jnp.sum(Y[-1, :] * q) - beta**2 * (q @ change_gauss @ q)
+        change = jnp.stack([
+            jnp.pad(change_gauss, ((0, 1), (0, 1))),
+            Y_r.T @ dJ.at[m, m].set(d_delta) @ Y_r,
+        ])
+        rules = Rules(nodes, first**2 * norm**2, first, change)
+        return jax.tree.map(lambda a: a.astype(dtype), rules)
 
     # vmap turns the matvecs of all columns into one product with [n, c].
-    nodes, weights = jax.vmap(one, in_axes=1)(U)
-    return jnp.swapaxes(nodes, 0, 1), jnp.swapaxes(weights, 0, 1)
+    return jax.tree.map(lambda a: jnp.swapaxes(a, 0, 1), jax.vmap(one, in_axes=1)(U))
 
 
 # Ritz values below ROUNDING_FLOOR * eps are taken as 0: the products with A
@@ -226,37 +261,68 @@ ROUNDING_FLOOR = 16
 
 
 def _powers(theta, t, floor=0.0):
-    """``f = |theta|^t`` and ``g = f log f``, 0 (with zero gradient) where ``|theta| <= floor``."""
+    """``f = |theta|^t``, ``g = f log f`` and their slopes ``f'``, ``g'``; all 0 where ``|theta| <= floor``."""
     a = jnp.abs(theta)
     nonzero = a > floor
-    log_f = t * jnp.log(jnp.where(nonzero, a, 1.0))
+    safe = jnp.where(nonzero, a, 1.0)
+    log_f = t * jnp.log(safe)
     f = jnp.where(nonzero, jnp.exp(log_f), 0.0)
-    return f, jnp.where(nonzero, f * log_f, 0.0)
+    g = jnp.where(nonzero, f * log_f, 0.0)
+    df = jnp.where(nonzero, t * f / safe * jnp.sign(theta), 0.0)
+    return f, g, df, df * (log_f + 1.0)
 
 
-def _entropy_and_error(nodes, weights, known: _Known, t):
+def _rule_sum(phi, slope, rules, rule: int):
+    """``sum_j w_j phi(theta_j)`` per vector ``[vectors]``, given ``phi`` and ``phi'`` at the nodes ``[vectors, m]``.
+
+    In value a plain quadrature sum. Its derivatives are those of
+    ``|u|^2 e_1^T phi(J) e_1`` through the Lanczos matrix ``J`` by the
+    Daleckii-Krein formula: ``|u|^2 sum_ij y_i y_j phi[theta_i, theta_j] dJ_ij``
+    (``y`` the first components of ``J``'s eigenvectors, ``dJ`` in their basis,
+    ``phi[a, b]`` the divided difference, ``phi'`` where ``a`` and ``b`` are
+    within rounding). Differentiating the nodes and weights one by one instead
+    (through ``eigh``) divides by the gaps between Ritz values, and in float32
+    close Ritz values made that gradient noise; this form has no such division.
+    """
+    nodes, first, change = rules.nodes[rule], rules.first[rule], rules.change[rule]
+    weights = rules.weights[rule]
+    a, b = nodes[..., :, None], nodes[..., None, :]
+    gap = a - b
+    close = jnp.abs(gap) <= jnp.sqrt(jnp.finfo(nodes.dtype).eps) * jnp.maximum(jnp.abs(a), jnp.abs(b))
+    divided = jnp.where(
+        close,
+        0.5 * (slope[..., :, None] + slope[..., None, :]),
+        (phi[..., :, None] - phi[..., None, :]) / jnp.where(close, 1.0, gap),
+    )
+    norm2 = jax.lax.stop_gradient(jnp.sum(weights, axis=-1))
+    change_term = jnp.einsum("...i,...ij,...j->...", first, divided * change, first, precision=HIGHEST)
+    return jnp.sum(weights * phi, axis=-1) + norm2 * change_term
+
+
+def _entropy_and_error(rules: Rules, known: _Known, t):
     """DSE (nats) midway between the Gauss and Gauss-Radau rules, and its standard error.
 
     The error combines the probe spread, the two rules' gap / sqrt(12) and what
     the Ritz values at rounding level would add if they were real (the value
     with them minus the value without).
     """
-    floor = ROUNDING_FLOOR * jnp.finfo(nodes.dtype).eps
-    gauss, sampling = _entropy_from_nodes(nodes[0], weights[0], known, t, floor)
-    radau, _ = _entropy_from_nodes(nodes[1], weights[1], known, t, floor)
-    unfloored, _ = _entropy_from_nodes(nodes[0], weights[0], known, t, 0.0)
+    floor = ROUNDING_FLOOR * jnp.finfo(rules.nodes.dtype).eps
+    gauss, sampling = _entropy_from_rule(rules, 0, known, t, floor)
+    radau, _ = _entropy_from_rule(rules, 1, known, t, floor)
+    unfloored, _ = _entropy_from_rule(rules, 0, known, t, 0.0)
     rounding = jax.lax.stop_gradient(unfloored - gauss)
     return 0.5 * (gauss + radau), jnp.sqrt(sampling**2 + (gauss - radau) ** 2 / 12.0 + rounding**2)
 
 
-def _entropy_from_nodes(nodes, weights, known: _Known, t, floor):
-    """DSE in nats and its standard error, for one scalar ``t``."""
+def _entropy_from_rule(rules: Rules, rule: int, known: _Known, t, floor):
+    """DSE in nats and its standard error from one of the two rules, for one scalar ``t``."""
     k = known.num_deflated
-    f, g = _powers(nodes, t, floor)
-    fw, gw = jnp.sum(weights * f, axis=1), jnp.sum(weights * g, axis=1)
+    nodes = rules.nodes[rule]
+    f, g, df, dg = _powers(nodes, t, floor)
+    fw, gw = _rule_sum(f, df, rules, rule), _rule_sum(g, dg, rules, rule)
     z_top, h_top = jnp.sum(fw[:k]), jnp.sum(gw[:k])
-    th, w = nodes[k:], weights[k:]
-    f_p, g_p = _control_variates(th, w, f[k:], g[k:], fw[k:], gw[k:], known.moments)
+    probes = jax.tree.map(lambda a: a[:, k:], rules)
+    f_p, g_p = _control_variates(probes, rule, f[k:], g[k:], fw[k:], gw[k:], known.moments)
     z = 1.0 + z_top + jnp.mean(f_p)
     h = h_top + jnp.mean(g_p)
     value = jnp.log(z) - h / z
@@ -266,13 +332,15 @@ def _entropy_from_nodes(nodes, weights, known: _Known, t, floor):
     return value, stderr
 
 
-def _control_variates(theta, w, f, g, fw, gw, moments):
+def _control_variates(rules: Rules, rule: int, f, g, fw, gw, moments):
     """Per-probe ``h`` minus its fitted quadratic in ``theta``, plus that quadratic's exact trace."""
+    theta, w = rules.nodes[rule], rules.weights[rule]
     scale = jnp.max(jnp.abs(theta))
     scale = jnp.where(scale > 0, scale, 1.0)
     s = theta / scale
     basis = jnp.stack([jnp.ones_like(s), s, s * s], axis=-1)  # [p, m, 3]
-    x = jnp.einsum("pm,pmc->pc", w, basis)  # per-probe moments
+    slopes = jnp.stack([jnp.zeros_like(s), jnp.full_like(s, 1.0 / scale), 2.0 * s / scale], axis=-1)
+    x = jnp.stack([_rule_sum(basis[..., j], slopes[..., j], rules, rule) for j in range(3)], axis=-1)  # per-probe moments
     mu = moments * jnp.stack([1.0, 1.0 / scale, 1.0 / (scale * scale)])
     sw = jnp.sqrt(w).reshape(-1)
     B = basis.reshape(-1, 3) * sw[:, None]
