@@ -8,6 +8,7 @@ Imported before numpy/jax by each example: on a small machine shared by several
 processes, multi-threaded BLAS (used by the CPU eigensolvers) oversubscribes the
 cores and can make a 400 x 400 eigendecomposition a hundred times slower, so
 one BLAS thread is the default here (override by setting the variables).
+Compiled programs are cached on disk between runs (see below).
 """
 
 from __future__ import annotations
@@ -16,6 +17,11 @@ import os
 
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
+# Most of a short run is XLA compilation: JAX's persistent compilation cache keeps
+# the compiled programs on disk, so a second run (same script, settings and JAX)
+# skips it. Set JAX_COMPILATION_CACHE_DIR to another folder, or to "" to turn it off.
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(os.path.expanduser("~"), ".cache", "jaxdse-examples"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 
 import argparse  # noqa: E402
 import json  # noqa: E402

@@ -7,8 +7,9 @@ Here: over a hundred :class:`jaxdse.training.CNN` models trained on the digits,
 varied in width, depth, training length, training-label noise, weight decay
 and initial scale. Each architecture trains as one population: the parameter
 sets of all its members are one stacked pytree, and one jitted, vmapped
-``lax.scan`` trains them side by side (members with fewer steps stop updating
-at their step count). Every member is then measured on the held-out digits by
+``lax.scan`` of an epoch trains a small group of members side by side; each
+epoch runs only the members still training, so the work follows each member's
+own length (1 to 32 epochs) and each architecture compiles once. Every member is then measured on the held-out digits by
 one compiled call of :func:`jaxdse.probes.make_representation_evaluator`:
 DSE, DSMI(Z; Y), RankMe, participation ratio, alpha-ReQ, matrix-based Renyi
 entropy and mutual information, kNN and ridge probes (plus CSE). For each
@@ -52,19 +53,19 @@ def draw_members(rng, num, *, epochs, noises, decays, scales):
     )
 
 
-def make_population_trainer(model, optimizer, *, batch_size, total_steps):
-    """``train(params, opt_state, x, labels, steps, key)``, vmapped over members (all but ``x``), jitted.
+def make_population_trainer(model, optimizer, *, batch_size, steps_per_call):
+    """``train(params, opt_state, x, labels, steps, keys, start)``: steps ``start .. start + steps_per_call - 1``.
 
-    Each member takes ``steps`` Adam-W steps on minibatches drawn with
-    replacement from its own (noisy) labels; the scan runs ``total_steps`` for
-    everyone and a member's parameters stop changing after its own count.
+    Vmapped over members (all but ``x`` and ``start``) and jitted. Each member
+    takes Adam-W steps on minibatches drawn with replacement from its own
+    (noisy) labels; step ``i`` changes a member only while ``i < steps``.
     """
 
     def loss_fn(params, x, y):
         logits, _ = model.apply({"params": params}, x)
         return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
 
-    def train_one(params, opt_state, x, labels, steps, key):
+    def train_one(params, opt_state, x, labels, steps, key, start):
         def body(carry, i):
             p, s = carry
             idx = jax.random.randint(jax.random.fold_in(key, i), (batch_size,), 0, x.shape[0])
@@ -75,10 +76,39 @@ def make_population_trainer(model, optimizer, *, batch_size, total_steps):
             pick = lambda new, old: jnp.where(keep, new, old)  # noqa: E731
             return (jax.tree.map(pick, p_new, p), jax.tree.map(pick, s_new, s)), None
 
-        (params, opt_state), _ = jax.lax.scan(body, (params, opt_state), jnp.arange(total_steps))
+        (params, opt_state), _ = jax.lax.scan(body, (params, opt_state), start + jnp.arange(steps_per_call))
         return params, opt_state
 
-    return jax.jit(jax.vmap(train_one, (0, 0, None, 0, 0, 0)))
+    return jax.jit(jax.vmap(train_one, (0, 0, None, 0, 0, 0, None)))
+
+
+_take = jax.jit(lambda tree, sel: jax.tree.map(lambda a: a[sel], tree))
+_put = jax.jit(lambda tree, sel, new: jax.tree.map(lambda a, b: a.at[sel].set(b), tree, new))
+
+
+def train_population(train, state, x, labels, steps, keys, *, group, steps_per_call):
+    """Train every member its own number of ``steps``, ``group`` members per call of ``train``.
+
+    Members draw their training lengths from 1 to 32 epochs, so a population
+    trained side by side to the longest length would spend about two thirds of
+    its work on members that have stopped. Here each call runs one block of
+    ``steps_per_call`` steps for ``group`` members that are still training
+    (padded with finished members given 0 steps, which leaves them unchanged), so
+    the work follows the members' own lengths while ``train`` compiles once.
+    """
+    steps = np.asarray(steps)
+    members = len(steps)
+    group = min(group, members)
+    labels, keys = jnp.asarray(labels), jnp.asarray(keys)
+    for start in range(0, int(steps.max()), steps_per_call):
+        active = np.flatnonzero(steps > start)
+        for first in range(0, len(active), group):
+            chosen = active[first:first + group]
+            sel = np.concatenate([chosen, np.setdiff1d(np.arange(members), chosen)[: group - len(chosen)]])
+            own = np.where(np.arange(group) < len(chosen), steps[sel], 0)
+            new = train(*_take(state, sel), x, labels[sel], jnp.asarray(own), keys[sel], start)
+            state = _put(state, sel, new)
+    return state
 
 
 def init_population(model, optimizer, image_shape, members):
@@ -159,13 +189,14 @@ def plot(with_accuracy, with_gap, with_accuracy_settled, count, settled_count):
 def main(argv=None):
     p = _common.parser(__doc__.splitlines()[0])
     _common.add_data_argument(p)
-    p.add_argument("--members", type=int, default=None, help="models per architecture (default 14; quick 3)")
+    p.add_argument("--members", type=int, default=None, help="models per architecture (default 14; quick 6)")
     p.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples")
+    p.add_argument("--group", type=int, default=2, help="members trained side by side in one call")
     args = p.parse_args(argv)
     quick = args.quick
     start = time.perf_counter()
-    members_per_arch = args.members or (3 if quick else 14)
-    archs = [(8, 1), (8, 2)] if quick else [(w, d) for w in (4, 8, 16) for d in (1, 2, 3)]
+    members_per_arch = args.members or (6 if quick else 14)
+    archs = [(8, 1)] if quick else [(w, d) for w in (4, 8, 16) for d in (1, 2, 3)]
     epoch_choices = [1, 2] if quick else [1, 2, 4, 8, 16, 32]
     noises = [0.0, 0.5] if quick else [0.0, 0.2, 0.4, 0.6]
     decays = [0.0, 0.1] if quick else [0.0, 0.01, 0.1, 1.0]
@@ -178,7 +209,6 @@ def main(argv=None):
         x_tr, y_tr, x_te, y_te = x_tr[:200], y_tr[:200], x_te[:80], y_te[:80]
     num_classes = int(labels.max()) + 1
     steps_per_epoch = max(len(x_tr) // batch_size, 1)
-    total_steps = max(epoch_choices) * steps_per_epoch
     image_shape = tuple(x_tr.shape[1:])
     optimizer = optax.inject_hyperparams(optax.adamw)(learning_rate=lr, weight_decay=0.0)
 
@@ -196,11 +226,13 @@ def main(argv=None):
         model = training.CNN(width=width, depth=depth, features=features, num_classes=num_classes)
         m = draw_members(rng, members_per_arch, epochs=epoch_choices, noises=noises, decays=decays, scales=scales)
         y_noisy = np.stack([noisy_labels(y_tr, nz, num_classes, s) for nz, s in zip(m["label_noise"], m["seed"])])
-        params, opt_state = init_population(model, optimizer, image_shape, m)
-        train = make_population_trainer(model, optimizer, batch_size=batch_size, total_steps=total_steps)
+        state = init_population(model, optimizer, image_shape, m)
+        train = make_population_trainer(model, optimizer, batch_size=batch_size, steps_per_call=steps_per_epoch)
         tick = time.perf_counter()
         keys = jax.random.split(jax.random.key(args.seed + 1000 + a), members_per_arch)
-        params, _ = train(params, opt_state, x_tr_j, jnp.asarray(y_noisy), jnp.asarray(m["epochs"] * steps_per_epoch), keys)
+        params, _ = train_population(
+            train, state, x_tr_j, y_noisy, m["epochs"] * steps_per_epoch, keys, group=args.group, steps_per_call=steps_per_epoch
+        )
         params = jax.block_until_ready(params)
         train_seconds += time.perf_counter() - tick
         forward = jax.vmap(lambda prm, x: model.apply({"params": prm}, x), (0, None))
@@ -279,7 +311,7 @@ def main(argv=None):
                 data=data_name, models=len(rows), architectures=archs, members_per_architecture=members_per_arch,
                 train_size=len(x_tr), test_size=len(x_te), epochs=epoch_choices, steps_per_epoch=steps_per_epoch,
                 label_noise=noises, weight_decay=decays, init_scale=scales, features=features, learning_rate=lr,
-                optimizer="adamw", batch_size=batch_size, sigma=10.0, t=1.0, renyi_alpha=2.0, knn_k=5,
+                optimizer="adamw", batch_size=batch_size, members_per_call=args.group, sigma=10.0, t=1.0, renyi_alpha=2.0, knn_k=5,
                 ridge_regularization=1e-3, cse_bins_per_feature=2, bootstrap_resamples=args.resamples, quick=quick,
                 gap="training accuracy on the (noisy) labels trained on minus test accuracy",
             ),

@@ -33,12 +33,14 @@ EXAMPLES = {
     "sweep": ("sweep.json", "sweep.png", {"sigma", "t", "dse", "dsmi_y", "knee_t", "claims"}),
     "model_zoo": ("model_zoo.json", "model_zoo.png", {"models", "claims"}),
 }
+_BLAS_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 def _run(name, out, extra=()):
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    for var in _BLAS_VARS:
         env.setdefault(var, "1")
+    env["JAX_COMPILATION_CACHE_DIR"] = ""  # each run compiles, as on a fresh machine
     # A smoke test: most of its time is XLA compilation, which this level makes about 40% faster.
     env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=0").strip()
     proc = subprocess.run(
@@ -181,3 +183,34 @@ def test_regularizer(tmp_path):
             entry = d["results"][condition][str(w)]
             assert math.isfinite(entry["paired_area_difference_mean"]) and math.isfinite(entry["paired_final_difference_mean"])
     assert set(d["claims"]["speeds_learning_clean"]) == {str(w) for w in s["weights"][1:]}
+
+
+def test_population_training_follows_each_members_own_length(monkeypatch):
+    # The zoo trains members in small groups, each only as long as its own step
+    # count; the result must equal the whole population run side by side to the
+    # longest count, members past their count left unchanged.
+    for var in ("JAX_COMPILATION_CACHE_DIR", "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", *_BLAS_VARS):
+        monkeypatch.setenv(var, os.environ.get(var, ""))  # importing _common must not change this process's settings
+    monkeypatch.syspath_prepend(str(ROOT / "examples"))
+    import jax
+    import optax
+
+    import model_zoo
+    from jaxdse import training
+
+    model = training.CNN(width=2, depth=1, features=8, num_classes=3)
+    optimizer = optax.inject_hyperparams(optax.adamw)(learning_rate=1e-2, weight_decay=0.0)
+    members = dict(epochs=np.array([1, 3, 2]), label_noise=np.zeros(3), weight_decay=np.array([0.0, 0.1, 0.0]),
+                   init_scale=np.ones(3), seed=np.array([1, 2, 3]))
+    rng = np.random.default_rng(0)
+    x = jax.numpy.asarray(rng.random((32, 8, 8, 1)), "float32")
+    labels = rng.integers(3, size=(3, 32)).astype(np.int32)
+    keys = jax.random.split(jax.random.key(0), 3)
+    state = model_zoo.init_population(model, optimizer, (8, 8, 1), members)
+    whole = model_zoo.make_population_trainer(model, optimizer, batch_size=8, steps_per_call=3)
+    expected, _ = whole(*state, x, labels, members["epochs"], keys, 0)
+    one_step = model_zoo.make_population_trainer(model, optimizer, batch_size=8, steps_per_call=1)
+    got, _ = model_zoo.train_population(one_step, state, x, labels, members["epochs"], keys, group=2, steps_per_call=1)
+    for a, b, before in zip(jax.tree.leaves(got), jax.tree.leaves(expected), jax.tree.leaves(state[0])):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
+        assert not np.allclose(np.asarray(a), np.asarray(before))  # training moved every member
