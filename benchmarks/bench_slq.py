@@ -203,7 +203,7 @@ def sigma_for(x, target, lo, hi, steps=12):
     return float(np.sqrt(lo * hi))
 
 
-def gradient(lines, only=None):
+def gradient(lines, only=None, keys=4):
     n, d = 2000, 64
     x = jnp.asarray(gaussian(n, d, seed=3))
     top = float(np.log2(n))
@@ -214,34 +214,39 @@ def gradient(lines, only=None):
         "",
         f"### Gradient of DSE with respect to x: SLQ against exact (n = {n}, d = {d}, Gaussian data)",
         "",
-        "- default SLQ settings (16 probes, 20 Lanczos steps, deflation rank 16), float32, key 0; the sigmas come",
-        f"  from a bisection of the exact DSE (near log2 n = 0.98 log2 n = {0.98 * top:.2f} bits: at log2 n exactly",
-        "  the gradient vanishes). Cosine = <g_slq, g_exact> / (|g_slq| |g_exact|) over all n x d entries; the",
-        "  relative error is |g_slq - g_exact| / |g_exact|. Times: `jax.jit(jax.value_and_grad(...))`, compile",
-        "  apart, steady = median of 2 calls, both solvers in the same run.",
+        f"- default SLQ settings (16 probes, 20 Lanczos steps, deflation rank 16), float32, keys 0 to {keys - 1}; the",
+        f"  sigmas come from a bisection of the exact DSE (near log2 n = 0.98 log2 n = {0.98 * top:.2f} bits: at log2 n",
+        "  exactly the gradient vanishes). Cosine = <g_slq, g_exact> / (|g_slq| |g_exact|) over all n x d entries,",
+        "  mean and lowest over the keys; the relative error |g_slq - g_exact| / |g_exact| is the mean over the keys.",
+        "  Times: `jax.jit(jax.value_and_grad(...))`, compile apart, steady = median of 2 calls (key 0), both",
+        "  solvers in the same run.",
         f"- {load()} (before the run)",
         "",
-        "| target | sigma | exact DSE | SLQ DSE | cosine | relative error | exact compile | exact steady | SLQ compile | SLQ steady | exact / SLQ |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| target | sigma | exact DSE | SLQ DSE (key 0) | cosine mean | cosine lowest | relative error | exact compile |"
+        " exact steady | SLQ compile | SLQ steady | exact / SLQ |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     cosines = []
     for name, target in targets.items():
         sigma = sigma_for(x, target, 0.5, 200.0, steps=9)
         fe = jax.jit(jax.value_and_grad(lambda x: jaxdse.dse(x, sigma=sigma)))
-        fs = jax.jit(jax.value_and_grad(lambda x: jaxdse.dse(x, sigma=sigma, solver=SLQ(), key=0)))
+        fs = jax.jit(jax.value_and_grad(lambda x, k: jaxdse.dse(x, sigma=sigma, solver=SLQ(), key=k)))
         (ve, ge), ce, se = median_time(fe, x, calls=2)
-        (vs, gs), cs, ss = median_time(fs, x, calls=2)
-        ge, gs = np.asarray(ge, np.float64).ravel(), np.asarray(gs, np.float64).ravel()
-        cos = ge @ gs / (np.linalg.norm(ge) * np.linalg.norm(gs))
-        rel = np.linalg.norm(gs - ge) / np.linalg.norm(ge)
-        cosines.append(cos)
+        (vs, _), cs, ss = median_time(fs, x, jax.random.key(0), calls=2)
+        ge = np.asarray(ge, np.float64).ravel()
+        cos, rel = [], []
+        for k in range(keys):
+            gs = np.asarray(fs(x, jax.random.key(k))[1], np.float64).ravel()
+            cos.append(ge @ gs / (np.linalg.norm(ge) * np.linalg.norm(gs)))
+            rel.append(np.linalg.norm(gs - ge) / np.linalg.norm(ge))
+        cosines.append(min(cos))
         lines.append(
-            f"| {name} | {sigma:.3g} | {float(ve):.4f} | {float(vs):.4f} | {cos:.5f} | {rel:.3f} | {ce:.2f} | "
-            f"{se:.2f} | {cs:.2f} | {ss:.2f} | {se / ss:.2f}x |"
+            f"| {name} | {sigma:.3g} | {float(ve):.4f} | {float(vs):.4f} | {np.mean(cos):.5f} | {min(cos):.5f} | "
+            f"{np.mean(rel):.3f} | {ce:.2f} | {se:.2f} | {cs:.2f} | {ss:.2f} | {se / ss:.2f}x |"
         )
         print(lines[-1], flush=True)
     met = "met" if min(cosines) >= 0.99 else "missed"
-    lines += ["", f"- target cosine >= 0.99: {met} (lowest {min(cosines):.4f}). {load()} (after the run)"]
+    lines += ["", f"- target cosine >= 0.99 for every key: {met} (lowest {min(cosines):.4f}). {load()} (after the run)"]
 
 
 def dsmi_accuracy(lines, n=4000, d=64, classes=10, keys=10):
