@@ -92,9 +92,10 @@ MUTANTS = [
     ("slq: no rounding floor", "jaxdse/slq.py", "ROUNDING_FLOOR = 16", "ROUNDING_FLOOR = 0"),
     ("slq: quadrature gap left out of stderr", "jaxdse/slq.py", "sampling**2 + (gauss - radau) ** 2 / 12.0", "sampling**2"),
     ("slq: top eigenvalue 1 left out", "jaxdse/slq.py", "z = 1.0 + z_top + jnp.mean(f_p)", "z = z_top + jnp.mean(f_p)"),
-    ("slq: deflated second moment", "jaxdse/slq.py", "jnp.sum(Q * AQ), jnp.sum(AQ * AQ)])", "jnp.sum(Q * AQ), 0.0 * jnp.sum(AQ * AQ)])"),
+    ("slq: deflated second moment", "jaxdse/slq.py", "moments[2] - jnp.sum(AQ * AQ)])", "moments[2] - 0.0 * jnp.sum(AQ * AQ)])"),
     ("slq: guard values outside the spectrum", "jaxdse/slq.py", "spread = jax.lax.stop_gradient(jnp.maximum(spread, floor))", "spread = jnp.ones_like(spread)"),
     ("slq: Radau shift held fixed in the gradient", "jaxdse/slq.py", "Y_r.T @ dJ.at[m, m].set(d_delta) @ Y_r", "Y_r.T @ dJ.at[m, m].set(0.0) @ Y_r"),
+    ("slq: probe space of negative dimension", "jaxdse/slq.py", "dim = jnp.maximum(moments[0] - deflation_rank, 0.0)", "dim = moments[0] - deflation_rank"),
     ("slq: probes on dropped rows", "jaxdse/slq.py", "G = project(omega * keep[:, None])", "G = project(omega)"),
     # baselines
     ("cse: edges include 1", "jaxdse/baselines/cse.py", "np.linspace(0.0, 1.0, num_bins + 1)[1:-1]", "np.linspace(0.0, 1.0, num_bins + 1)[1:]"),

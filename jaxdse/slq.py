@@ -152,7 +152,11 @@ def lanczos_nodes(
         # and in float32 slightly closer to the exact gradient).
         Q = jax.lax.stop_gradient(jnp.linalg.qr(op.matmat(jnp.linalg.qr(Y)[0]))[0])
         AQ = op.matmat(Q)
-        moments = moments - jnp.stack([deflation_rank, jnp.sum(Q * AQ), jnp.sum(AQ * AQ)])
+        # The probes' space has dimension m - 1 - k, and none when the m kept
+        # rows leave fewer than k directions (a small class in DSMI, a mask):
+        # Q's columns past m - 1 then lie where A is 0 and add nothing.
+        dim = jnp.maximum(moments[0] - deflation_rank, 0.0)
+        moments = jnp.stack([dim, moments[1] - jnp.sum(Q * AQ), moments[2] - jnp.sum(AQ * AQ)])
 
         def project(U):
             return project_v(U - jnp.matmul(Q, jnp.matmul(Q.T, U, precision=HIGHEST), precision=HIGHEST))
