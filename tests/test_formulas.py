@@ -86,3 +86,10 @@ def test_one_class_carries_exactly_no_information(estimator, solver):
     # estimate of H(Z) (which the stochastic solver would make a nonzero number).
     r = jaxdse.dsmi_terms(X, np.zeros(24, int), sigma=1.3, estimator=estimator, key=0, solver=solver)
     assert float(r.value) == 0.0 and float(r.stderr) == 0.0
+
+
+def test_median_rule_is_half_the_median_squared_distance():
+    iu = np.triu_indices(len(X), 1)
+    sigma = math.sqrt(np.median(((X[:, None] - X[None]) ** 2).sum(-1)[iu]) / 2.0)
+    expected = np_dse(X, sigma, 1.0, 0.0, 2.0)
+    assert float(jaxdse.dse(X.astype(np.float32), sigma="median")) == pytest.approx(expected, abs=2e-4)
