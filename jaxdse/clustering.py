@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxdse import _checks
+from jaxdse import _checks, _linalg
 from jaxdse.diffusion import symmetric_diffusion_operator
 
 CLUSTER_METHODS = ("spectral", "diffusion")
@@ -120,7 +120,7 @@ def _diffusion_kmeans(y, key, *, n_clusters, restarts=8, iterations=50):
     n = y.shape[0]
     k = min(10, n - 1)
     S, v = symmetric_diffusion_operator(y, sigma=("knn", k))
-    _, V = jnp.linalg.eigh(S)
+    _, V = _linalg.eigh(S)
     # Spectral embedding (Ng-Jordan-Weiss): the top n_clusters eigenvectors of
     # the symmetric diffusion operator, each row scaled to unit length. This
     # also holds when the graph falls apart into components (eigenvalue 1

@@ -19,13 +19,13 @@ kept rows.
 
 from __future__ import annotations
 
-from functools import partial
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 
 from jaxdse import _checks
+from jaxdse._linalg import symmetric_eigvals
 from jaxdse.affinity import HIGHEST, ScaledPoints, affinity_matrix, check_points_and_bandwidth, prepare_points, usable
 
 
@@ -64,38 +64,6 @@ def operator_from_affinity(G, alpha, keep):
 def dense_symmetric_operator(points: ScaledPoints, alpha, keep, d2=None):
     """``(S [n, n], v [n])`` from prepared points (and their squared distances ``d2``, if at hand)."""
     return operator_from_affinity(affinity_matrix(points, keep, d2), alpha, keep)
-
-
-# ---------------------------------------------------------------------------
-# Eigenvalue solvers for symmetric matrices
-
-
-def _eigvals_tridiagonal(A):
-    """All eigenvalues of symmetric ``A``: Householder tridiagonal reduction, then bisection."""
-    _, d, e, _ = jax.lax.linalg.tridiagonal(A)
-    return jax.scipy.linalg.eigh_tridiagonal(d, e, eigvals_only=True)
-
-
-@partial(jax.custom_jvp, nondiff_argnums=(1,))
-def symmetric_eigvals(A, eigensolver: str = "tridiagonal"):
-    """Eigenvalues of the symmetric matrix ``A`` ``[n, n]``.
-
-    ``"tridiagonal"`` computes them without eigenvectors (tridiagonal reduction
-    and bisection); ``"eigh"`` with a full eigendecomposition. Derivatives always
-    use the full decomposition: ``d lambda_i = v_i^T dA v_i``, exact for simple
-    eigenvalues and correct for any symmetric function of the spectrum (such as
-    an entropy) also when eigenvalues repeat.
-    """
-    return _eigvals_tridiagonal(A) if eigensolver == "tridiagonal" else jnp.linalg.eigh(A)[0]
-
-
-@symmetric_eigvals.defjvp
-def _symmetric_eigvals_jvp(eigensolver, primals, tangents):
-    (A,), (dA,) = primals, tangents
-    w, V = jnp.linalg.eigh(A)
-    dA = 0.5 * (dA + jnp.swapaxes(dA, -1, -2))
-    dw = jnp.einsum("...ji,...jk,...ki->...i", V, dA, V, precision=HIGHEST)
-    return w, dw
 
 
 def resolve_eigensolver(eigensolver: str) -> str:

@@ -27,7 +27,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxdse import _checks
+from jaxdse import _checks, _linalg
+from jaxdse._linalg import symmetric_eigvals
 from jaxdse.affinity import gaussian_affinity
 from jaxdse.entropy import entropy_of_spectrum
 
@@ -56,7 +57,7 @@ def _gram_spectrum(x, mask, center):
         gram = jnp.matmul(x.T, x, precision=HIGHEST)
     else:
         gram = jnp.matmul(x, x.T, precision=HIGHEST)
-    lam = jnp.linalg.eigvalsh(gram / m)[::-1]
+    lam = symmetric_eigvals(gram / m, "eigh")[::-1]
     return jnp.maximum(lam, 0.0), m
 
 
@@ -92,7 +93,7 @@ def rankme(x, *, mask=None, center: bool = False):
     if mask is not None:
         x = jnp.where(mask[:, None], x, 0.0)  # zero rows leave the singular values unchanged
     # From the singular values themselves (squaring them through a Gram matrix loses half the digits).
-    singular_values = jnp.linalg.svd(x, compute_uv=False)
+    singular_values = _linalg.singular_values(x)
     return jnp.exp(entropy_of_spectrum(singular_values, 1.0, jnp.e))
 
 
@@ -219,7 +220,7 @@ def renyi_of_spectrum(lam, alpha, base):
 
 def _unit_trace_spectrum(gram):
     """Eigenvalues of ``gram / tr(gram)``."""
-    return jnp.linalg.eigvalsh(gram / jnp.trace(gram))
+    return symmetric_eigvals(gram / jnp.trace(gram), "eigh")
 
 
 def _label_gram(y, mask):

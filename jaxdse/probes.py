@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxdse import _checks
+from jaxdse import _checks, _linalg
 from jaxdse.estimators import dse, dsmi
 from jaxdse.metrics import HIGHEST, alpha_req, participation_ratio, rankme, renyi_entropy, renyi_mutual_information
 
@@ -142,7 +142,7 @@ def ridge_accuracy(
     gram = jnp.matmul(zc.T, zc, precision=HIGHEST)
     lam = regularization * jnp.trace(gram) / d
     rhs = jnp.matmul(zc.T, w[:, None] * (targets - mean_t), precision=HIGHEST)
-    weights = jnp.linalg.solve(gram + lam * jnp.eye(d, dtype=gram.dtype), rhs)
+    weights = _linalg.spd_solve(gram + lam * jnp.eye(d, dtype=gram.dtype), rhs)
     scores = jnp.matmul(z_test - mean_z, weights, precision=HIGHEST) + mean_t
     accuracy = _accuracy(jnp.argmax(scores, -1), y_test, test_mask)
     return jnp.where((jnp.asarray(regularization) > 0) & jnp.all(jnp.isfinite(scores)), accuracy, jnp.nan)
@@ -192,10 +192,9 @@ def make_representation_evaluator(
     are fitted on ``z_train`` ``[n, d]`` with ``y_train`` and scored on ``z``.
     ``key`` draws DSMI's comparison subsets. All measures share the one forward
     pass that produced ``z``; nothing is jitted here: ``jax.jit(evaluate)``
-    compiles once for given shapes, and ``jax.vmap`` maps it over a population.
-    (On a shared 2-core CPU, a vmapped call over 14 networks of 360 held-out
-    rows stalled with all of XLA's threads idle in some runs with jax 0.10.2;
-    one call per network, as ``examples/model_zoo.py`` does, did not.)
+    compiles once for given shapes, and ``jax.vmap`` maps it over a population
+    (on the CPU its decompositions then run one network at a time: see
+    :mod:`jaxdse._linalg`).
 
     Args:
       num_classes: static number of classes of ``y`` (labels 0..num_classes-1).

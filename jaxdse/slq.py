@@ -41,6 +41,7 @@ import jax
 import jax.numpy as jnp
 from matfree import decomp
 
+from jaxdse import _linalg
 from jaxdse.affinity import HIGHEST
 from jaxdse.operators import Operator
 from jaxdse.solvers import SLQ, Estimate
@@ -74,7 +75,7 @@ def slq_entropy(op: Operator, key, t, base, solver: SLQ, num_rows: int) -> Estim
     # value's gradient would be 0 whatever the true one is); beyond it, the
     # estimate says nothing about the slope, and the gradient is NaN.
     top = jnp.log(jnp.maximum(jnp.sum(op.keep), 1).astype(dtype))
-    slack = 2.0 * stderr + ROUNDING_FLOOR * jnp.finfo(dtype).eps * jnp.maximum(top, 1.0)
+    slack = 2.0 * stderr + _rounding_floor(dtype) * jnp.maximum(top, 1.0)
     value = _clip_keeping_gradient(value, top, jax.lax.stop_gradient((value < -slack) | (value > top + slack)))
     log_base = jnp.log(jnp.asarray(base, dtype))
     return Estimate((value / log_base).reshape(t.shape), (stderr / log_base).reshape(t.shape))
@@ -150,7 +151,7 @@ def lanczos_nodes(
         # tr(Q^T h(A) Q) + tr(P h(A) P) is tr h(A) for every fixed orthonormal Q,
         # so the gradient need not flow through the power step and QR (cheaper,
         # and in float32 slightly closer to the exact gradient).
-        Q = jax.lax.stop_gradient(jnp.linalg.qr(op.matmat(jnp.linalg.qr(Y)[0]))[0])
+        Q = jax.lax.stop_gradient(_linalg.qr_q(op.matmat(_linalg.qr_q(Y))))
         AQ = op.matmat(Q)
         # The probes' space has dimension m - 1 - k, and none when the m kept
         # rows leave fewer than k directions (a small class in DSMI, a mask):
@@ -173,7 +174,7 @@ def lanczos_nodes(
     # The root-mean-square eigenvalue of P A P (from tr P A^2 P over its rank),
     # where the breakdown guard's values go (see _quadrature); a constant, as
     # the guard is. Floored, so that the guard's values stay distinct.
-    floor = ROUNDING_FLOOR * jnp.finfo(dtype).eps
+    floor = _rounding_floor(dtype)
     spread = jnp.sqrt(jnp.maximum(moments[2], 0.0) / jnp.maximum(moments[0], 1.0))
     spread = jax.lax.stop_gradient(jnp.maximum(spread, floor))
     return _quadrature(op.matmat, U, num_matvecs, spread), _Known(moments, deflation_rank)
@@ -232,12 +233,12 @@ def _quadrature(matmat, U, num_matvecs: int, spread):
         fixed = jax.lax.stop_gradient(J_full)
         m = J_full.shape[0] - 1
         J, beta = fixed[:m, :m], fixed[m, m - 1]
-        theta, Y = jnp.linalg.eigh(J)
+        theta, Y = _linalg.eigh(J)
         # (J^-1)_mm from J's eigenpairs; guard near-zero Ritz values.
         floor = jnp.finfo(J.dtype).eps * jnp.max(jnp.abs(theta))
         theta_safe = jnp.where(jnp.abs(theta) > floor, theta, jnp.where(theta < 0, -floor, floor))
         delta_m = beta**2 * jnp.sum(Y[-1, :] ** 2 / theta_safe)
-        theta_r, Y_r = jnp.linalg.eigh(fixed.at[m, m].set(delta_m))
+        theta_r, Y_r = _linalg.eigh(fixed.at[m, m].set(delta_m))
         nodes = jnp.stack([jnp.pad(theta, (0, 1)), theta_r])
         first = jnp.stack([jnp.pad(Y[0, :], (0, 1)), Y_r[0, :]])
         # J's change in each rule's eigenbasis; the Radau rule's last entry
@@ -264,6 +265,10 @@ def _quadrature(matmat, U, num_matvecs: int, spread):
 ROUNDING_FLOOR = 16
 
 
+def _rounding_floor(dtype):
+    return ROUNDING_FLOOR * jnp.finfo(dtype).eps
+
+
 def _powers(theta, t, floor=0.0):
     """``f = |theta|^t``, ``g = f log f`` and their slopes ``f'``, ``g'``; all 0 where ``|theta| <= floor``."""
     a = jnp.abs(theta)
@@ -288,8 +293,10 @@ def _rule_sum(phi, slope, rules, rule: int):
     (through ``eigh``) divides by the gaps between Ritz values, and in float32
     close Ritz values made that gradient noise; this form has no such division.
     """
-    nodes, first, change = rules.nodes[rule], rules.first[rule], rules.change[rule]
     weights = rules.weights[rule]
+    if rules.change is None:  # no derivatives wanted
+        return jnp.sum(weights * phi, axis=-1)
+    nodes, first, change = rules.nodes[rule], rules.first[rule], rules.change[rule]
     a, b = nodes[..., :, None], nodes[..., None, :]
     gap = a - b
     close = jnp.abs(gap) <= jnp.sqrt(jnp.finfo(nodes.dtype).eps) * jnp.maximum(jnp.abs(a), jnp.abs(b))
@@ -310,10 +317,11 @@ def _entropy_and_error(rules: Rules, known: _Known, t):
     the Ritz values at rounding level would add if they were real (the value
     with them minus the value without).
     """
-    floor = ROUNDING_FLOOR * jnp.finfo(rules.nodes.dtype).eps
+    floor = _rounding_floor(rules.nodes.dtype)
     gauss, sampling = _entropy_from_rule(rules, 0, known, t, floor)
     radau, _ = _entropy_from_rule(rules, 1, known, t, floor)
-    unfloored, _ = _entropy_from_rule(rules, 0, known, t, 0.0)
+    # Without derivatives (change=None: plain quadrature sums).
+    unfloored, _ = _entropy_from_rule(jax.lax.stop_gradient(rules._replace(change=None)), 0, known, t, 0.0)
     rounding = jax.lax.stop_gradient(unfloored - gauss)
     return 0.5 * (gauss + radau), jnp.sqrt(sampling**2 + (gauss - radau) ** 2 / 12.0 + rounding**2)
 
@@ -350,7 +358,7 @@ def _control_variates(rules: Rules, rule: int, f, g, fw, gw, moments):
     B = basis.reshape(-1, 3) * sw[:, None]
     col = jnp.sqrt(jnp.sum(B * B, axis=0))
     col = jnp.where(col > 0, col, 1.0)
-    coef = jnp.linalg.lstsq(B / col, jnp.stack([f.reshape(-1), g.reshape(-1)], -1) * sw[:, None])[0] / col[:, None]
+    coef = _linalg.lstsq(B / col, jnp.stack([f.reshape(-1), g.reshape(-1)], -1) * sw[:, None]) / col[:, None]
     coef = jax.lax.stop_gradient(coef)
     correction = (x - mu) @ coef  # [p, 2]
     return fw - correction[:, 0], gw - correction[:, 1]

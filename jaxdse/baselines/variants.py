@@ -23,9 +23,10 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from jaxdse import _checks
+from jaxdse import _checks, _linalg
 from jaxdse.affinity import HIGHEST, ScaledPoints, affinity_matrix, check_points_and_bandwidth, prepare_points, usable
-from jaxdse.diffusion import dense_symmetric_operator, symmetric_eigvals
+from jaxdse._linalg import symmetric_eigvals
+from jaxdse.diffusion import dense_symmetric_operator
 from jaxdse.entropy import entropy_of_spectrum
 from jaxdse.memory import check_memory, dense_bytes, get_memory_budget
 
@@ -159,7 +160,7 @@ def masked_knn_adjacency_entropy(x, mask, *, knn=10, base=2.0):
     """Unchecked core of :func:`adjacency_spectral_entropy` for ``kind="knn"`` (raw points)."""
     keep = jnp.ones(x.shape[0], bool) if mask is None else mask
     ok = jnp.all(jnp.where(keep[:, None], jnp.isfinite(x), True)) & (jnp.sum(keep) >= 2)
-    lam = jnp.abs(jnp.linalg.eigvals(knn_adjacency(jnp.where(ok, x, 0.0), knn, mask)))
+    lam = jnp.abs(_linalg.eigvals(knn_adjacency(jnp.where(ok, x, 0.0), knn, mask)))
     return jnp.where(ok, entropy_of_spectrum(lam, 1.0, base), jnp.nan)
 
 
