@@ -150,6 +150,15 @@ def copy_repository(dest: Path):
             shutil.copy2(src, dest / entry)
 
 
+def own_tests_first(mutant, tests):
+    """``tests`` with the mutated module's own test file (``tests/test_<module>.py``) first, if listed:
+    most mutants are killed there, and with ``-x`` the run then stops early."""
+    if mutant is None:
+        return tests
+    own = f"tests/test_{Path(mutant[1]).stem}.py"
+    return [own, *(t for t in tests if t != own)] if own in tests else tests
+
+
 def run_mutant(mutant, tests, timeout):
     """``(name, status, seconds, first failure)``; ``mutant=None`` runs the unmutated sources."""
     name = "unmutated" if mutant is None else mutant[0]
@@ -166,7 +175,7 @@ def run_mutant(mutant, tests, timeout):
         start = time.time()
         try:
             proc = subprocess.run(
-                [sys.executable, "-m", "pytest", *PYTEST_FLAGS, *tests],
+                [sys.executable, "-m", "pytest", *PYTEST_FLAGS, *own_tests_first(mutant, tests)],
                 cwd=tmp,
                 env=env,
                 capture_output=True,
