@@ -3,7 +3,7 @@
     python benchmarks/bench_slq.py            # accuracy and speed, writes results_slq.md
     python benchmarks/bench_slq.py --speed    # only the speed comparison, added to results_slq.md
     python benchmarks/bench_slq.py --large    # n = 100,000, d = 64 (minutes), appends
-    python benchmarks/bench_slq.py --gradient [1|5|top]  # SLQ gradient against the exact one, appends
+    python benchmarks/bench_slq.py --gradient [1|5|top] [--probes P]  # SLQ gradient against the exact one, appends
     python benchmarks/bench_slq.py --dsmi     # DSMI with SLQ against exact DSMI, n = 4000, appends
     python benchmarks/bench_slq.py --dsmi-large [N]  # DSMI with SLQ, N = 50,000 by default: time, peak RSS
     python benchmarks/bench_slq.py --edges    # DSE near 0 and near log2 n, duplicates: coverage, appends
@@ -32,7 +32,7 @@ import numpy as np
 import jaxdse
 from jaxdse.data import load_digits
 from jaxdse.engine import pad_size
-from jaxdse import SLQ, Exact
+from jaxdse import SLQ
 
 OUT = Path(__file__).with_name("results_slq.md")
 NUM_KEYS = 5
@@ -203,7 +203,7 @@ def sigma_for(x, target, lo, hi, steps=12):
     return float(np.sqrt(lo * hi))
 
 
-def gradient(lines, only=None, keys=4):
+def gradient(lines, only=None, keys=4, num_probes=16):
     n, d = 2000, 64
     x = jnp.asarray(gaussian(n, d, seed=3))
     top = float(np.log2(n))
@@ -214,7 +214,8 @@ def gradient(lines, only=None, keys=4):
         "",
         f"### Gradient of DSE with respect to x: SLQ against exact (n = {n}, d = {d}, Gaussian data)",
         "",
-        f"- default SLQ settings (16 probes, 20 Lanczos steps, deflation rank 16), float32, keys 0 to {keys - 1}; the",
+        f"- SLQ settings: {num_probes} probes" + (" (the default)" if num_probes == 16 else f" (`SLQ(num_probes={num_probes})`)")
+        + f", 20 Lanczos steps, deflation rank 16, float32, keys 0 to {keys - 1}; the",
         f"  sigmas come from a bisection of the exact DSE (near log2 n = 0.98 log2 n = {0.98 * top:.2f} bits: at log2 n",
         "  exactly the gradient vanishes). Cosine = <g_slq, g_exact> / (|g_slq| |g_exact|) over all n x d entries,",
         "  mean and lowest over the keys; the relative error |g_slq - g_exact| / |g_exact| is the mean over the keys.",
@@ -230,7 +231,7 @@ def gradient(lines, only=None, keys=4):
     for name, target in targets.items():
         sigma = sigma_for(x, target, 0.5, 200.0, steps=9)
         fe = jax.jit(jax.value_and_grad(lambda x: jaxdse.dse(x, sigma=sigma)))
-        fs = jax.jit(jax.value_and_grad(lambda x, k: jaxdse.dse(x, sigma=sigma, solver=SLQ(), key=k)))
+        fs = jax.jit(jax.value_and_grad(lambda x, k: jaxdse.dse(x, sigma=sigma, solver=SLQ(num_probes=num_probes), key=k)))
         (ve, ge), ce, se = median_time(fe, x, calls=2)
         (vs, _), cs, ss = median_time(fs, x, jax.random.key(0), calls=2)
         ge = np.asarray(ge, np.float64).ravel()
@@ -385,8 +386,13 @@ def append(fn, *args):
 def main():
     signal.signal(signal.SIGTERM, lambda *_: sys.exit("stopped (SIGTERM)"))  # so that append() keeps the rows
     if "--gradient" in sys.argv:
-        rest = sys.argv[sys.argv.index("--gradient") + 1:]
-        return append(gradient, {"top": "log2 n"}.get(rest[0], rest[0]) if rest else None)
+        rest, probes = sys.argv[sys.argv.index("--gradient") + 1:], 16
+        if "--probes" in rest:
+            i = rest.index("--probes")
+            probes = int(rest[i + 1])
+            del rest[i : i + 2]
+        only = {"top": "log2 n"}.get(rest[0], rest[0]) if rest else None
+        return append(gradient, only, 4, probes)
     if "--dsmi" in sys.argv:
         return append(dsmi_accuracy)
     if "--dsmi-large" in sys.argv:
