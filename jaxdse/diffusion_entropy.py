@@ -51,7 +51,14 @@ class DiffusionEntropy:
 
     @property
     def shares_pairwise(self) -> bool:
-        return isinstance(self.solver, Exact) and not self.precomputed
+        # Subsets can take their squared distances from one n x n block when
+        # they hold dense operators: always for Exact, for SLQ unless it is
+        # blockwise (then there is no n x n array to share).
+        if self.precomputed:
+            return False
+        if isinstance(self.solver, Exact):
+            return True
+        return self.solver.operator != "blockwise" and self.solver.mesh is None
 
     def pairwise(self, rows: ScaledPoints):
         return self_sq_distances(rows.points)
