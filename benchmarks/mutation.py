@@ -98,13 +98,13 @@ MUTANTS = [
     ("slq: probe space of negative dimension", "jaxdse/slq.py", "dim = jnp.maximum(moments[0] - deflation_rank, 0.0)", "dim = moments[0] - deflation_rank"),
     ("slq: probes on dropped rows", "jaxdse/slq.py", "G = project(omega * keep[:, None])", "G = project(omega)"),
     # baselines
-    ("cse: edges include 1", "jaxdse/baselines/cse.py", "np.linspace(0.0, 1.0, num_bins + 1)[1:-1]", "np.linspace(0.0, 1.0, num_bins + 1)[1:]"),
-    ("cse: strict edges", "jaxdse/baselines/cse.py", "return jnp.sum(scaled[..., None] >= edges, axis=-1, dtype=jnp.int32)", "return jnp.sum(scaled[..., None] > edges, axis=-1, dtype=jnp.int32)"),
-    ("cse: dropped rows counted", "jaxdse/baselines/cse.py", "counts = jax.ops.segment_sum(keep.astype(x.dtype), gid", "counts = jax.ops.segment_sum(jnp.ones_like(keep, x.dtype), gid"),
-    ("cse: NaN not detected under jit", "jaxdse/baselines/cse.py", "ok = jnp.all(jnp.where(keep[:, None], jnp.isfinite(x), True)) & (jnp.sum(keep) >= 2)", "ok = jnp.sum(keep) >= 2"),
-    ("ksg: counts <= radius", "jaxdse/baselines/ksg.py", "n_x = jnp.sum(dist_x < eps[:, None], axis=1)", "n_x = jnp.sum(dist_x <= eps[:, None], axis=1)"),
-    ("ksg: nearest instead of k-th", "jaxdse/baselines/ksg.py", "eps = -jax.lax.top_k(-joint, k)[0][:, k - 1]", "eps = -jax.lax.top_k(-joint, k)[0][:, 0]"),
-    ("ksg: NaN not detected under jit", "jaxdse/baselines/ksg.py", "ok = jnp.all(jnp.isfinite(x)) & jnp.all(jnp.isfinite(y)) & _checks.valid_base(base)", "ok = _checks.valid_base(base)"),
+    ("cse: edges include 1", "jaxdse/baselines/binned.py", "np.linspace(0.0, 1.0, num_bins + 1)[1:-1]", "np.linspace(0.0, 1.0, num_bins + 1)[1:]"),
+    ("cse: strict edges", "jaxdse/baselines/binned.py", "return jnp.sum(scaled[..., None] >= edges, axis=-1, dtype=jnp.int32)", "return jnp.sum(scaled[..., None] > edges, axis=-1, dtype=jnp.int32)"),
+    ("cse: dropped rows counted", "jaxdse/baselines/binned.py", "counts = jax.ops.segment_sum(keep.astype(x.dtype), gid", "counts = jax.ops.segment_sum(jnp.ones_like(keep, x.dtype), gid"),
+    ("cse: NaN not detected under jit", "jaxdse/baselines/binned.py", "ok = jnp.all(jnp.where(keep[:, None], jnp.isfinite(x), True)) & (jnp.sum(keep) >= 2)", "ok = jnp.sum(keep) >= 2"),
+    ("ksg: counts <= radius", "jaxdse/baselines/kraskov.py", "n_x = jnp.sum(dist_x < eps[:, None], axis=1)", "n_x = jnp.sum(dist_x <= eps[:, None], axis=1)"),
+    ("ksg: nearest instead of k-th", "jaxdse/baselines/kraskov.py", "eps = -jax.lax.top_k(-joint, k)[0][:, k - 1]", "eps = -jax.lax.top_k(-joint, k)[0][:, 0]"),
+    ("ksg: NaN not detected under jit", "jaxdse/baselines/kraskov.py", "ok = jnp.all(jnp.isfinite(x)) & jnp.all(jnp.isfinite(y)) & _checks.valid_base(base)", "ok = _checks.valid_base(base)"),
 ]
 
 

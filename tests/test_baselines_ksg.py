@@ -57,7 +57,7 @@ def test_float64_equals_kdtree_exactly_and_blocks_do_not_matter(x64, rng):
 
 
 def test_feature_chunking_in_high_dimension(x64, rng, monkeypatch):
-    ksg_module = sys.modules["jaxdse.baselines.ksg"]
+    ksg_module = sys.modules["jaxdse.baselines.kraskov"]
     x = rng.normal(size=(60, 50))
     y = x[:, :1] + 0.1 * rng.normal(size=(60, 1))
     monkeypatch.setattr(ksg_module, "_CHUNK_ELEMENTS", 60 * 30 * 3)  # 3-feature chunks, with padding

@@ -12,10 +12,10 @@ Every function states its formula and unit; all return bits unless given
 another ``base``.
 """
 
-from jaxdse.baselines.cse import cse
-from jaxdse.baselines.ksg import ksg
+from jaxdse.baselines.binned import cse
+from jaxdse.baselines.kraskov import ksg
 from jaxdse.baselines.mi import adjacency_spectral_mutual_information, csmi, matrix_entry_mutual_information
-from jaxdse.baselines.mine import MineHistory, MineResult, mine
+from jaxdse.baselines.neural import MineHistory, MineResult, mine
 from jaxdse.baselines.variants import adjacency_spectral_entropy, matrix_entry_entropy
 
 __all__ = [

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 
 from jaxdse import _checks
 from jaxdse.affinity import Bandwidth, check_points_and_bandwidth, prepare_points
-from jaxdse.baselines.cse import masked_cse
+from jaxdse.baselines.binned import masked_cse
 from jaxdse.baselines.variants import (
     masked_adjacency_spectral_entropy,
     masked_knn_adjacency_entropy,

@@ -36,7 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxdse import _checks
-from jaxdse.baselines.ksg import as_samples
+from jaxdse.baselines.kraskov import as_samples
 
 LOG2 = float(np.log(2.0))
 _EVAL_SHIFTS = 16
