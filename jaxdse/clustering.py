@@ -90,10 +90,11 @@ def cluster_reference(y, n_clusters: int = 10, *, key=None, method: str = "spect
     ref = _checks.as_points(arr, "y")
     n = ref.shape[0]
     _check_n_clusters(n_clusters, n)
+    key = None if key is None else _checks.as_key(key)
     if method == "spectral":
         seed = 0 if key is None else int(jax.random.randint(key, (), 0, 2**31 - 1))
         return _spectral_clustering_sklearn(np.asarray(ref, np.float64), n_clusters, seed)
-    key = jax.random.PRNGKey(0) if key is None else key
+    key = jax.random.key(0) if key is None else key
     return _diffusion_kmeans(ref, key, n_clusters=n_clusters)
 
 

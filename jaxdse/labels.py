@@ -41,6 +41,10 @@ def _one_hot_traced(y):
     return jnp.where(ok, jnp.argmax(y, axis=1), -1).astype(jnp.int32)
 
 
+def _is_missing(v) -> bool:
+    return v is None or (isinstance(v, float) and v != v) or type(v).__name__ == "NAType"
+
+
 def prepare_labels(y, n: int, *, n_clusters: int = 10, reference_discrete=None, key=None, num_classes=None, name="y"):
     """Turn a reference ``y`` into integer labels ``[n]`` and a static class count.
 
@@ -63,8 +67,16 @@ def prepare_labels(y, n: int, *, n_clusters: int = 10, reference_discrete=None, 
             raise TypeError(f"{name}: text labels must be a concrete array of shape [n], got {tuple(shape)}")
         if reference_discrete is False:
             raise ValueError(f"{name}: text labels are classes; reference_discrete=False does not apply")
+        flat = np.asarray(y).reshape(-1)
+        if dtype.kind == "O":  # None, NaN or pandas' NA would become a class of their own
+            missing = [i for i, v in enumerate(flat) if _is_missing(v)]
+            if missing:
+                raise ValueError(
+                    f"{name} has {len(missing)} missing labels (None or NaN), first at row {missing[0]}: "
+                    "drop those rows (a mask) or give them a class"
+                )
         try:
-            codes = np.unique(np.asarray(y).reshape(-1).astype(str), return_inverse=True)[1]
+            codes = np.unique(flat.astype(str), return_inverse=True)[1]
         except (TypeError, ValueError) as err:
             raise TypeError(f"{name}: labels of dtype {dtype} must be numbers or text: {err}") from None
         return _remap_labels(codes.reshape(-1), num_classes)

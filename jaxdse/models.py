@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import flax.linen as linen
 import numpy as np
 
+from jaxdse import _checks
 from jaxdse.clustering import cluster_reference
 
 
@@ -54,7 +55,7 @@ def as_images(x, image_shape: Sequence[int] | None = None):
 def train_test_split(x, y, *, key, test_fraction: float = 0.2):
     """Random split ``((x_train, y_train), (x_test, y_test))`` of numpy arrays (host)."""
     n = len(x)
-    perm = np.asarray(jax.random.permutation(key, n))
+    perm = np.asarray(jax.random.permutation(_checks.as_key(key), n))
     n_test = int(round(n * test_fraction))
     test, train = perm[:n_test], perm[n_test:]
     x, y = np.asarray(x), np.asarray(y)
@@ -141,7 +142,7 @@ def make_model(
     if len(image_shape) != 3:
         raise ValueError(f"image_shape must be (H, W, C), got {image_shape}")
     model = CNN(width=width, depth=depth, features=features, num_classes=num_classes)
-    init_key, conv_key = jax.random.split(key)
+    init_key, conv_key = jax.random.split(_checks.as_key(key))
     params = _jitted_init(model, image_shape)(init_key)["params"]
     if conv_std is not None:
         params = set_conv_std(params, conv_key, conv_std)

@@ -42,7 +42,10 @@ class MatrixRows(NamedTuple):
     scales: jax.Array
 
 
-def check_matrix(a, kind: str, mask=None, name: str = "x", *, tolerance: float = 1e-5):
+TOLERANCE = 1e-5  # symmetry and zero diagonal, relative to the largest entry
+
+
+def check_matrix(a, kind: str, mask=None, name: str = "x", *, tolerance: float = TOLERANCE):
     """Validate a precomputed ``[n, n]`` matrix (values only when concrete); returns a float array."""
     _checks.check_choice(kind, "precomputed", KINDS)
     a = _checks.as_array(a, name)
@@ -72,6 +75,15 @@ def check_matrix(a, kind: str, mask=None, name: str = "x", *, tolerance: float =
     return a
 
 
+def _valid(a, kind: str, keep):
+    """The checks of :func:`check_matrix` on ``a`` (dropped pairs already 0), traced: a boolean scalar."""
+    scale = jnp.maximum(jnp.max(jnp.abs(a)), jnp.finfo(a.dtype).tiny)
+    ok = (jnp.max(jnp.abs(a - a.T)) <= TOLERANCE * scale) & (jnp.min(a) >= 0)
+    if kind == "distance":
+        return ok & (jnp.max(jnp.abs(jnp.diagonal(a))) <= TOLERANCE * scale)
+    return ok & jnp.all(jnp.where(keep, jnp.sum(a, axis=1) > 0, True))
+
+
 def check_bandwidth(bandwidth: Bandwidth, kind: str):
     if kind == "distance" and bandwidth.rule == "sqrt_dim":
         raise ValueError("sigma='sqrt_dim' needs the points' dimension; with precomputed='distance' give a number or a rule")
@@ -84,6 +96,8 @@ def prepare_matrix(a, kind: str, bandwidth: Bandwidth, keep=None) -> MatrixRows:
     if keep is not None:
         pairs = keep[:, None] & keep[None, :]
         a = jnp.where(pairs, a, 0.0)
+    # What check_matrix raises on eagerly makes the matrix NaN under jit.
+    a = jnp.where(_valid(a, kind, jnp.ones(n, bool) if keep is None else keep), a, jnp.nan)
     if kind == "affinity":
         return MatrixRows(a, index, jnp.ones(n, a.dtype))
     e = _exponent_of_max(a)

@@ -51,6 +51,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jaxdse import _checks
 from jaxdse.engine import static_sizes
 from jaxdse.estimators import dse, dsmi
 from jaxdse.models import (  # noqa: F401  (re-exported: the training module's public names)
@@ -189,7 +190,7 @@ def train_epoch(model, optimizer, params, opt_state, x, y, *, key, batch_size: i
     and optax transformations are hashable), so calling this every epoch compiles
     once.
     """
-    return _cached_epoch(model, optimizer, batch_size)(params, opt_state, jnp.asarray(x), jnp.asarray(y), key)
+    return _cached_epoch(model, optimizer, batch_size)(params, opt_state, jnp.asarray(x), jnp.asarray(y), _checks.as_key(key))
 
 
 @functools.lru_cache(maxsize=32)
@@ -279,7 +280,7 @@ def evaluate(model, params, x, y, x_clusters=None, *, key, sigma=10.0, t=1.0, nu
     """Convenience: build a :func:`make_evaluator` for these labels and call it once."""
     fn = make_evaluator(model, y, x_clusters, sigma=sigma, t=t, num_repetitions=num_repetitions)
     xc = None if x_clusters is None else jnp.asarray(x_clusters)
-    return fn(params, jnp.asarray(x), jnp.asarray(y), xc, key)
+    return fn(params, jnp.asarray(x), jnp.asarray(y), xc, _checks.as_key(key))
 
 
 # ---------------------------------------------------------------- the loop
@@ -346,7 +347,7 @@ def fit(
     y_test_np = np.asarray(y_test, np.int32)
     y_test = jnp.asarray(y_test_np)
     num_classes = int(max(int(jnp.max(y_train)), int(y_test_np.max())) + 1)
-    key, init_key = jax.random.split(key)
+    key, init_key = jax.random.split(_checks.as_key(key))
     model, initial = make_model(
         init_key, width=width, depth=depth, features=features, num_classes=num_classes,
         image_shape=x_train.shape[1:], conv_std=conv_std,

@@ -50,6 +50,12 @@ def test_labels_of_every_kind_mean_the_same(separated):
     broken = one_hot.astype(np.int32).copy()
     broken[0] = 0
     assert np.isnan(float(f(z, broken)))
+    # Missing text labels are not a class of their own.
+    for missing in (None, float("nan")):
+        gappy = names.astype(object)
+        gappy[5] = missing
+        with pytest.raises(ValueError, match="y has 1 missing labels"):
+            jaxdse.dsmi(z, gappy, key=KEY, sigma=5.0)
 
 
 def test_precomputed_distances_and_affinities_equal_the_points(separated):
@@ -97,6 +103,37 @@ def test_precomputed_matrices_are_checked(matrix, kwargs, word):
         jaxdse.dse(matrix, **kwargs)
 
 
+def test_precomputed_matrices_that_fail_the_checks_give_nan_under_jit():
+    z = np.random.default_rng(3).normal(size=(12, 2))
+    D = np.sqrt(((z[:, None] - z[None]) ** 2).sum(-1))
+    G = np.asarray(jaxdse.gaussian_affinity(z, sigma=1.0), np.float64)
+    y = np.arange(12) % 2
+    dse = {kind: jax.jit(lambda a, m, kind=kind: jaxdse.dse(a, sigma=1.0, precomputed=kind, mask=m)) for kind in ("distance", "affinity")}
+    dsmi = jax.jit(lambda a: jaxdse.dsmi(a, y, sigma=1.0, precomputed="distance", key=0, num_classes=2, max_class_size=6))
+    everything = np.ones(12, bool)
+
+    def broken(M, i, j, value):
+        M = M.copy()
+        M[i, j] = value
+        return M
+
+    bad = {
+        "distance": [broken(D, 0, 1, D[0, 1] + 1.0), broken(broken(D, 0, 1, -1.0), 1, 0, -1.0), broken(D, 0, 0, 1.0)],
+        "affinity": [broken(G, 0, 1, G[0, 1] + 0.5), broken(broken(G, 0, 1, -0.1), 1, 0, -0.1), G * (np.arange(12) > 0)[:, None] * (np.arange(12) > 0)],
+    }
+    for kind, matrices in bad.items():
+        good = float(dse[kind](D if kind == "distance" else G, everything))
+        assert np.isfinite(good)
+        for M in matrices:
+            assert np.isnan(float(dse[kind](M, everything))), kind
+            # Rows and columns 0 (and 1) dropped: what remains is valid.
+            keep = np.arange(12) >= 2
+            kept = float(dse[kind](M, keep))
+            assert kept == pytest.approx(float(jaxdse.dse((D if kind == "distance" else G)[2:, 2:], sigma=1.0, precomputed=kind)), abs=1e-5)
+    assert np.isfinite(float(dsmi(D)))
+    assert np.isnan(float(dsmi(bad["distance"][0])))
+
+
 def test_any_array_in():
     pd = pytest.importorskip("pandas")
     rng = np.random.default_rng(0)
@@ -135,6 +172,21 @@ def test_integer_seeds_wherever_a_key_is_taken(separated):
         jaxdse.dsmi(z, y, key=-1)
     with pytest.raises(TypeError, match="key must be"):
         jaxdse.dsmi(z, y, key=1.5)
+    # ... and the rest of the library's keys.
+    from jaxdse import baselines, models
+
+    def same(f):
+        a, b = f(3), f(jax.random.key(3))
+        for u, v in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+            np.testing.assert_array_equal(np.asarray(u), np.asarray(v))
+
+    same(lambda k: jaxdse.cluster_reference(z, 3, key=k, method="diffusion"))
+    same(lambda k: jaxdse.cluster_reference(z, 3, key=k, method="spectral"))
+    same(lambda k: models.train_test_split(z, y, key=k))
+    same(lambda k: models.make_model(k, width=2, depth=1, features=4)[1])
+    same(lambda k: baselines.mine(z, y[:, None].astype(z.dtype), key=k, hidden=(4,), batch_size=20, epochs=2, final_epochs=1).value)
+    with pytest.raises(ValueError, match="seed"):
+        models.train_test_split(z, y, key=-1)
 
 
 def test_standardize_is_per_feature_z_scoring():

@@ -148,7 +148,8 @@ def mine(
     if x.shape[0] != y.shape[0]:
         raise ValueError(f"x and y must have the same number of rows (samples), got {x.shape[0]} and {y.shape[0]}")
     if key is None:
-        raise TypeError("key must be a jax.random key (e.g. jax.random.key(0)), got None")
+        raise TypeError("key must be a jax.random key or an integer seed (e.g. key=0), got None")
+    key = _checks.as_key(key)
     hidden = tuple(_checks.check_int(w, "hidden") for w in hidden)
     batch_size = _checks.check_int(batch_size, "batch_size")
     epochs = _checks.check_int(epochs, "epochs")
