@@ -384,6 +384,12 @@ def test_help_and_version(capsys):
     assert code == 0 and "--labels" in out and "--reference" in out
     code, out, _ = run(capsys, "--version")
     assert code == 0 and jaxdse.__version__ in out
+    # One version: the installed metadata (or the source tree's fallback) is pyproject's.
+    import tomllib
+    from pathlib import Path
+
+    pyproject = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
+    assert jaxdse.__version__ == pyproject["project"]["version"]
 
 
 # ---------------------------------------------------------------- entry points
