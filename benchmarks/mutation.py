@@ -80,7 +80,6 @@ MUTANTS = [
     ("dsmi: weights over n+1", "jaxdse/engine.py", "weights = counts / n\n", "weights = counts / (n + 1)\n"),
     ("dsmi: single class informative", "jaxdse/engine.py", "informative = (counts < n) & (counts > 0)", "informative = counts > 0"),
     ("dsmi plugin: half conditional", "jaxdse/engine.py", "value = jnp.sum(w * (total.value[..., None] - conditional), axis=-1)", "value = jnp.sum(w * (total.value[..., None] - 0.5 * conditional), axis=-1)"),
-    ("dsmi: NaN entropies ignored", "jaxdse/engine.py", "nan_entropy = jnp.any(jnp.isnan(entropies) & needed.reshape(C, 1 + R), axis=(-2, -1))", "nan_entropy = False"),
     ("dsmi subsample: max of comparisons", "jaxdse/engine.py", "value = jnp.sum(w * (jnp.mean(comparison, axis=-1) - conditional), axis=-1)", "value = jnp.sum(w * (jnp.max(comparison, axis=-1) - conditional), axis=-1)"),
     ("dsmi: class subsets not masked", "jaxdse/engine.py", "mask = jnp.arange(M) < counts[c]", "mask = jnp.arange(M) < M"),
     # SLQ

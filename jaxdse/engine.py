@@ -319,12 +319,12 @@ def _mutual_information(z, labels, key, params, *, entropy, plan: Plan):
         owner = first_of_size if plan.shared else classes
         coef = jnp.zeros(C, w.dtype).at[owner].add(w) / R
         variance = variance + jnp.sum(coef[:, None] ** 2 * variances[..., 1:], axis=(-2, -1))
-    # NaN, never a plausible number: labels that could not be placed, a class
-    # larger than max_class_size, or a needed entropy that is NaN (invalid
-    # settings, non-finite data).
-    invalid = jnp.any(labels < 0) | jnp.any(counts > M)
-    nan_entropy = jnp.any(jnp.isnan(entropies) & needed.reshape(C, 1 + R), axis=(-2, -1))
-    bad = invalid | nan_entropy | (jnp.isnan(total) if plan.plugin else False)
+    # NaN, never a plausible number: labels that could not be placed or a class
+    # larger than max_class_size. A needed entropy that is NaN (invalid
+    # settings, non-finite data), or a NaN H(Z) for the plugin estimator, makes
+    # the sums above NaN by itself (a weight of 0 included: 0 * NaN = NaN);
+    # subsets not needed hold 0, not NaN.
+    bad = jnp.any(labels < 0) | jnp.any(counts > M)
     value = jnp.where(bad, jnp.nan, value)
     stderr = jnp.where(bad, jnp.nan, jnp.sqrt(variance))
     return MutualInformation(value, stderr, weights, counts, conditional, comparison, total)

@@ -57,3 +57,10 @@ def test_readme_command_lines_parse():
     for words in lines:
         args = parser.parse_args(words[1:])
         assert args.command in ("dse", "dsmi", "sweep", "compare", "demo")
+
+
+def test_layout_names_every_file_of_the_package():
+    text = README.read_text()
+    layout = text[text.index("## Layout") :]
+    files = sorted(str(p.relative_to(README.parent)) for p in (README.parent / "jaxdse").rglob("*.py"))
+    assert [f for f in files if f"`{f}`" not in layout] == []
