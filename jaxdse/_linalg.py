@@ -26,7 +26,7 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 
-HIGHEST = jax.lax.Precision.HIGHEST  # full float32 products, as everywhere in jaxdse
+HIGHEST = jax.lax.Precision.HIGHEST  # full float32 products: jaxdse passes it to every matmul that feeds a result
 
 
 def _looped(fn):
@@ -67,7 +67,7 @@ def _eigh_jvp(primals, tangents):
     return (w, V), (jnp.diagonal(vdv, axis1=-2, axis2=-1), dV)
 
 
-eigh = _stopped(_eigh)
+eigh = _stopped(_eigh_looped)
 """``(w, V)`` of symmetric ``a``, eigenvalues ascending. No derivatives."""
 
 qr_q = _stopped(_looped(lambda a: jnp.linalg.qr(a)[0]))

@@ -28,11 +28,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxdse import _checks, _linalg
-from jaxdse._linalg import symmetric_eigvals
+from jaxdse._linalg import HIGHEST, symmetric_eigvals
 from jaxdse.affinity import gaussian_affinity
 from jaxdse.entropy import entropy_of_spectrum
 
-HIGHEST = jax.lax.Precision.HIGHEST
 
 __all__ = ["alpha_req", "participation_ratio", "rankme", "renyi_entropy", "renyi_mutual_information"]
 
