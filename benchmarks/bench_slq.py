@@ -78,7 +78,7 @@ def exact_fn(sigma):
 
 
 def slq_estimate(x, k, sigma, **kw):
-    return tuple(jaxdse.dse_estimate(x, key=k, sigma=sigma, solver=SLQ(**kw)))
+    return tuple(jaxdse.dse_estimate(x, key=k, sigma=sigma, solver=SLQ(**kw))[:2])
 
 
 def slq_fn(sigma, **kw):

@@ -105,7 +105,7 @@ class DiffusionEntropy:
         rows = rows._replace(scales=jnp.where(keep, rows.scales, 1.0))
         blockwise = isinstance(self.solver, SLQ) and self._operator(m, dtype) == "blockwise"
         if blockwise:
-            value, stderr = self._slq_blockwise(rows, keep, t, alpha, base, key)
+            value, stderr, _ = self._slq_blockwise(rows, keep, t, alpha, base, key)
         else:
             if self.precomputed:
                 S, v = operator_from_affinity(subset_affinity(rows, keep, self.precomputed), alpha, keep)
@@ -115,7 +115,7 @@ class DiffusionEntropy:
                 value = entropy_of_spectrum(spectrum_of(S, v, keep, self.solver.eigensolver), t, base)
                 stderr = jnp.zeros_like(value)
             else:
-                value, stderr = slq_entropy(dense_operator(S, v, keep), key, jnp.maximum(t, 0), base, self.solver, m)
+                value, stderr, _ = slq_entropy(dense_operator(S, v, keep), key, jnp.maximum(t, 0), base, self.solver, m)
         valid = ok & (t > 0) & jnp.isfinite(t)
         return Estimate(jnp.where(valid, value, jnp.nan), jnp.where(valid, stderr, jnp.nan))
 

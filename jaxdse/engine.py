@@ -129,6 +129,8 @@ class MutualInformation(NamedTuple):
       comparison_entropy: ``[C, R]`` entropies of the random equal-size subsets
         (``"subsample"``), or ``[C, 0]`` for ``"plugin"``.
       total_entropy: ``H(Z)`` on all rows for ``"plugin"``; NaN for ``"subsample"``.
+      t: the diffusion time as :func:`jaxdse.dsmi_terms` reports it (``t``'s
+        shape; ``t="auto"``: the t it chose); ``None`` from the engine itself.
 
     An entropy with an array per subset (an array ``t``) puts its axes first in
     every field but the weights and sizes: ``value`` ``[*T]``,
@@ -142,6 +144,7 @@ class MutualInformation(NamedTuple):
     conditional_entropy: jax.Array
     comparison_entropy: jax.Array
     total_entropy: jax.Array
+    t: jax.Array | None = None
 
     @property
     def per_class(self):
@@ -355,7 +358,8 @@ def _evaluate_subsets(rows, describe, needed, params, entropy, key, plan: Plan):
         # A subset with fewer than two members is not needed; give the solver
         # a valid two-row problem instead.
         m = m | (jnp.arange(m.shape[0]) < 2) & (jnp.sum(m) < 2)
-        return tuple(one(idx, m, jax.random.fold_in(key, i)))
+        est = one(idx, m, jax.random.fold_in(key, i))
+        return est.value, est.stderr
 
     batched = sharded_vmap(subset_entropy, plan.mesh)
 

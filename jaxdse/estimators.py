@@ -43,6 +43,11 @@ def _check_input(x, sigma, mask, precomputed, name="x"):
     """``(x, bandwidth, mask)`` for points ``[n, d]`` or a precomputed ``[n, n]`` matrix."""
     if precomputed is None:
         return check_points_and_bandwidth(x, sigma, mask, name=name)
+    if precomputed == "affinity" and not _is_default_sigma(sigma):
+        raise ValueError(
+            f"sigma={sigma!r} has nothing to act on: with precomputed='affinity' the matrix is the kernel itself "
+            "(leave sigma out, or pass distances with precomputed='distance')"
+        )
     bandwidth = parse_bandwidth(sigma)
     x = check_matrix(x, precomputed, mask, name)
     mask = None if mask is None else _checks.check_mask(mask, x.shape[0])
@@ -50,6 +55,13 @@ def _check_input(x, sigma, mask, precomputed, name="x"):
     kept = x.shape[0] if mask is None or not _checks.is_concrete(mask) else _checks.count_true(mask)
     check_knn_k(bandwidth, kept)
     return x, bandwidth, mask
+
+
+def _is_default_sigma(sigma):
+    """``sigma`` left at its default of 10 (a traced value cannot be told apart, and is let through)."""
+    if isinstance(sigma, (str, tuple, Bandwidth)):
+        return False
+    return not _checks.is_concrete(sigma) or (jnp.ndim(sigma) == 0 and float(sigma) == 10.0)
 
 
 def _check_numbers(t, alpha, base):
@@ -62,13 +74,21 @@ def _check_numbers(t, alpha, base):
     return t, _checks.check_alpha(alpha), _checks.check_base(base)
 
 
-def _at_knee(est: Estimate) -> Estimate:
-    """The estimate at the knee of DSE against t on :data:`jaxdse.knee.T_GRID` (NaN without a knee)."""
-    idx = knee_index(jnp.asarray(T_GRID, est.value.dtype), est.value)
-    pick = jnp.maximum(idx, 0)
+def _knee_t(curve):
+    """The t of :data:`jaxdse.knee.T_GRID` at the knee of ``curve`` (DSE on that grid); NaN without a knee."""
+    grid = jnp.asarray(T_GRID, curve.dtype)
+    idx = knee_index(grid, curve)
     if _checks.is_concrete(idx) and int(idx) < 0:
         raise ValueError("t='auto': DSE against t has no knee for t in [1, 1024] (it is straight in log t); pass t")
-    return Estimate(jnp.where(idx >= 0, est.value[pick], jnp.nan), jnp.where(idx >= 0, est.stderr[pick], jnp.nan))
+    return jnp.where(idx >= 0, grid[jnp.maximum(idx, 0)], jnp.nan)
+
+
+def _at_knee(est: Estimate) -> Estimate:
+    """The estimate at the knee of DSE against t on :data:`jaxdse.knee.T_GRID`, with that t (NaN without a knee)."""
+    t = _knee_t(est.value)
+    pick = jnp.argmax(jnp.asarray(T_GRID, t.dtype) == t)
+    known = jnp.isfinite(t)
+    return Estimate(jnp.where(known, est.value[pick], jnp.nan), jnp.where(known, est.stderr[pick], jnp.nan), t)
 
 
 def _entropy_for(bandwidth: Bandwidth, solver, n: int, dtype, key, precomputed=None, standardize=False):
@@ -125,10 +145,18 @@ def dse_estimate(
     x, *, sigma=10.0, t=1.0, alpha=0.0, base=2.0, mask=None, solver=None, key=None, max_n=None, precomputed=None,
     standardize=False,
 ) -> Estimate:
-    """:func:`dse` with its standard error: an :class:`Estimate` ``(value, stderr)``.
+    """:func:`dse` with its standard error: an :class:`Estimate` ``(value, stderr, t)``.
 
     ``stderr`` is 0 for the exact solver; for :class:`jaxdse.SLQ` it combines the
     probe-to-probe spread and the quadrature error (``value +- 2 stderr``).
+    ``t`` is the diffusion time of each value: with ``t="auto"``, the t chosen
+    (from the same decomposition as the value).
+
+    >>> import numpy as np
+    >>> x = np.random.default_rng(0).normal(size=(100, 3))
+    >>> est = dse_estimate(x, sigma=1.0, t="auto")
+    >>> bool(est.t == choose_t(x, sigma=1.0))
+    True
     """
     solver = as_solver(solver)
     x, bandwidth, mask = _check_input(x, sigma, mask, precomputed)
@@ -152,7 +180,9 @@ def dse_estimate(
     _check_median(entropy, x, params, mask)
     key = jax.random.key(0) if key is None else key
     est = _estimate(x, mask, params, key, entropy=entropy)
-    return _at_knee(est) if isinstance(t_given, str) else est
+    if isinstance(t_given, str):
+        return _at_knee(est)
+    return est._replace(t=jnp.broadcast_to(jnp.asarray(t, est.value.dtype), est.value.shape))
 
 
 def dse(
@@ -189,7 +219,7 @@ def dse(
         ``max_n`` rows drawn uniformly without replacement with ``key``.
       precomputed: ``None`` (``x`` holds points), ``"distance"`` (``x`` is an
         ``[n, n]`` distance matrix) or ``"affinity"`` (``x`` is the ``[n, n]``
-        affinity matrix itself; ``sigma`` unused), see :mod:`jaxdse.precomputed`.
+        affinity matrix itself; ``sigma`` must be left out), see :mod:`jaxdse.precomputed`.
       standardize: z-score every feature (on the kept rows) before the kernel.
         For tabular data whose columns have unrelated units (on scikit-learn's
         wine data one column sets the median distance); leave it off for
@@ -269,7 +299,11 @@ def _eigenvalues(x, keep, params, *, entropy):
 def dsmi_terms(
     z, y, *, key=None, sigma=10.0, t=1.0, alpha=0.0, base=2.0, solver=None, precomputed=None, standardize=False, **options
 ) -> MutualInformation:
-    """:func:`dsmi` with its per-class terms and standard error (a :class:`jaxdse.MutualInformation`)."""
+    """:func:`dsmi` with its per-class terms and standard error (a :class:`jaxdse.MutualInformation`).
+
+    Its ``t`` field is the diffusion time of each value; with ``t="auto"``,
+    the t chosen on all of ``z``.
+    """
     solver = as_solver(solver)
     as_options(options)  # unknown or invalid settings first
     if isinstance(t, str) and t == "auto":
@@ -282,7 +316,8 @@ def dsmi_terms(
     entropy = _entropy_for(bandwidth, solver, n_check, z.dtype, key, precomputed, standardize)
     params = (bandwidth.value if bandwidth.rule == "fixed" else 0.0, t, alpha, base)
     _check_median(entropy, z, params, None)
-    return mutual_information(z, y, entropy=entropy, params=params, key=key, **options)
+    result = mutual_information(z, y, entropy=entropy, params=params, key=key, **options)
+    return result._replace(t=jnp.broadcast_to(jnp.asarray(t, result.value.dtype), result.value.shape))
 
 
 def dsmi(
@@ -354,7 +389,4 @@ def choose_t(x, *, sigma=10.0, alpha=0.0, mask=None, solver=None, key=None, prec
         precomputed=precomputed,
         standardize=standardize,
     )
-    idx = knee_index(jnp.asarray(T_GRID, curve.value.dtype), curve.value)
-    if _checks.is_concrete(idx) and int(idx) < 0:
-        raise ValueError("t='auto': DSE against t has no knee for t in [1, 1024] (it is straight in log t); pass t")
-    return jnp.where(idx >= 0, jnp.asarray(T_GRID, curve.value.dtype)[jnp.maximum(idx, 0)], jnp.nan)
+    return _knee_t(curve.value)

@@ -30,10 +30,16 @@ OPERATORS = ("auto", "dense", "blockwise")
 
 
 class Estimate(NamedTuple):
-    """A value and its standard error (0 for exact solvers), both arrays of the same shape."""
+    """A value and its standard error (0 for exact solvers), arrays of the same shape.
+
+    ``t`` is the diffusion time of each value as :func:`jaxdse.dse_estimate`
+    reports it (``t="auto"``: the t it chose at the knee, NaN without one);
+    ``None`` inside the engine, where ``t`` is an input.
+    """
 
     value: jax.Array
     stderr: jax.Array
+    t: jax.Array | None = None
 
 
 def _static(cls):

@@ -92,6 +92,8 @@ def test_precomputed_distances_and_affinities_equal_the_points(separated):
         (np.array([[0.0, -1.0], [-1.0, 0.0]]), dict(precomputed="distance"), "non-negative"),
         (np.array([[1.0, 1.0], [1.0, 1.0]]), dict(precomputed="distance"), "zero diagonal"),
         (np.array([[1.0, 0.0], [0.0, 0.0]]), dict(precomputed="affinity"), "row of zeros"),
+        (np.eye(2), dict(precomputed="affinity", sigma="median"), "sigma='median' has nothing to act on"),
+        (np.eye(2), dict(precomputed="affinity", sigma=2.0), "sigma=2.0 has nothing to act on"),
         (np.ones((3, 2)), dict(precomputed="distance"), "square"),
         (np.zeros((2, 2)), dict(precomputed="distance", sigma="sqrt_dim"), "sqrt_dim"),
         (np.ones((2, 2)), dict(precomputed="kernel"), "precomputed must be one of"),
@@ -108,7 +110,8 @@ def test_precomputed_matrices_that_fail_the_checks_give_nan_under_jit():
     D = np.sqrt(((z[:, None] - z[None]) ** 2).sum(-1))
     G = np.asarray(jaxdse.gaussian_affinity(z, sigma=1.0), np.float64)
     y = np.arange(12) % 2
-    dse = {kind: jax.jit(lambda a, m, kind=kind: jaxdse.dse(a, sigma=1.0, precomputed=kind, mask=m)) for kind in ("distance", "affinity")}
+    sigma = {"distance": dict(sigma=1.0), "affinity": {}}
+    dse = {kind: jax.jit(lambda a, m, kind=kind: jaxdse.dse(a, **sigma[kind], precomputed=kind, mask=m)) for kind in sigma}
     dsmi = jax.jit(lambda a: jaxdse.dsmi(a, y, sigma=1.0, precomputed="distance", key=0, num_classes=2, max_class_size=6))
     everything = np.ones(12, bool)
 
@@ -129,7 +132,8 @@ def test_precomputed_matrices_that_fail_the_checks_give_nan_under_jit():
             # Rows and columns 0 (and 1) dropped: what remains is valid.
             keep = np.arange(12) >= 2
             kept = float(dse[kind](M, keep))
-            assert kept == pytest.approx(float(jaxdse.dse((D if kind == "distance" else G)[2:, 2:], sigma=1.0, precomputed=kind)), abs=1e-5)
+            whole = (D if kind == "distance" else G)[2:, 2:]
+            assert kept == pytest.approx(float(jaxdse.dse(whole, **sigma[kind], precomputed=kind)), abs=1e-5)
     assert np.isfinite(float(dsmi(D)))
     assert np.isnan(float(dsmi(bad["distance"][0])))
 
@@ -217,3 +221,18 @@ def test_t_auto_takes_the_knee_of_dse_against_t():
     )
     with pytest.raises(ValueError, match="'auto'"):
         jaxdse.dse(x, t="knee")
+
+
+def test_results_report_the_t_they_used():
+    x = np.random.default_rng(0).normal(size=(100, 3)).astype(np.float32)
+    t = float(jaxdse.choose_t(x, sigma=3.0))
+    est = jax.jit(lambda x: jaxdse.dse_estimate(x, sigma=3.0, t="auto"))(x)
+    assert float(est.t) == t
+    assert float(est.value) == pytest.approx(float(jaxdse.dse(x, sigma=3.0, t=t)), abs=1e-5)
+    np.testing.assert_array_equal(jaxdse.dse_estimate(x, sigma=3.0, t=[1.0, 2.0]).t, [1.0, 2.0])
+    y = np.arange(100) % 2
+    assert float(jaxdse.dsmi_terms(x, y, key=0, sigma=3.0, t="auto").t) == t
+    assert float(jaxdse.dsmi_terms(x, y, key=0, sigma=3.0, t=2.5).t) == 2.5
+    # Points far apart: DSE = log2 n for every t, and the smallest t is reported.
+    apart = jax.jit(lambda x: jaxdse.dse_estimate(x, sigma=1e-3, t="auto"))(x)
+    assert (float(apart.t), float(apart.value)) == (1.0, pytest.approx(np.log2(100), abs=1e-5))

@@ -51,8 +51,8 @@ def run(args, report):
         f"{math.log2(len(x_test)):.2f}. Y: class labels; X: clusters of the input images."
     )
     report.print()
-    head = ("epoch", "train acc", "test acc", "DSE(Z)", "DSMI(Z; Y)", "DSMI(Z; X)", "elapsed (s)")
-    widths = [5, 9, 8, 7, 10, 10, 11]
+    head = ("epoch", "train acc", "test acc", "DSE(Z)", "DSMI(Z; Y)", "DSMI(Z; X)", "s since start")
+    widths = [5, 9, 8, 7, 10, 10, 13]
     report.print("  ".join(f"{h:>{w}}" for h, w in zip(head, widths)))
     report.print("  ".join("-" * w for w in widths))
 
@@ -89,7 +89,7 @@ def run(args, report):
     report.print()
     report.print(
         "Epoch 0 is before training. DSE(Z) and DSMI(Z; Y) grow as the network learns, as in the paper's "
-        "training curves (arXiv 2312.04823). 'elapsed' is cumulative: seconds since training started."
+        "training curves (arXiv 2312.04823). The last column is cumulative: seconds since training started."
     )
     report.print(f"curves: {plot_path}; numbers: {data_path}; total {timer.seconds:.1f} s")
 
