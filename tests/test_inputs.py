@@ -162,8 +162,24 @@ def test_any_array_in():
 def test_torch_tensors_through_dlpack():
     torch = pytest.importorskip("torch")
     x = np.random.default_rng(0).normal(size=(30, 3)).astype(np.float32)
+    expected = float(jaxdse.dse(x, sigma=2.0))
     tensor = torch.tensor(x, requires_grad=True)
-    assert float(jaxdse.dse(tensor, sigma=2.0)) == pytest.approx(float(jaxdse.dse(x, sigma=2.0)), abs=1e-6)
+    assert float(jaxdse.dse(tensor, sigma=2.0)) == pytest.approx(expected, abs=1e-6)
+    # Shared memory, not a copy: a CPU tensor arrives through DLPack.
+    plain = torch.tensor(x)
+    assert np.shares_memory(np.asarray(jaxdse._checks.as_array(plain, "x")), plain.numpy())
+    # Odd layouts and other dtypes: a transposed view, float64, images [n, ...].
+    assert float(jaxdse.dse(torch.tensor(x.T.copy()).T, sigma=2.0)) == pytest.approx(expected, abs=1e-6)
+    assert float(jaxdse.dse(torch.tensor(x, dtype=torch.float64), sigma=2.0)) == pytest.approx(expected, abs=1e-5)
+    images = torch.tensor(x.reshape(30, 1, 3, 1))
+    assert float(jaxdse.dse(images, sigma=2.0)) == pytest.approx(expected, abs=1e-6)
+    # Labels as a tensor, and the same contract for bad input.
+    y = torch.arange(30) % 3
+    assert float(jaxdse.dsmi(plain, y, key=0, sigma=2.0)) == float(jaxdse.dsmi(x, y.numpy(), key=0, sigma=2.0))
+    with pytest.raises(ValueError, match=r"x has 1 row\(s\) with non-finite"):
+        jaxdse.dse(torch.tensor(np.where(np.arange(30)[:, None] == 4, np.nan, x)), sigma=2.0)
+    with pytest.raises(TypeError, match="x must have a real numeric dtype"):
+        jaxdse.dse(torch.ones(30, 3, dtype=torch.bool))
 
 
 def test_integer_seeds_wherever_a_key_is_taken(separated):
