@@ -31,7 +31,7 @@ DEFAULT_TESTS = [
     "tests/test_formulas.py",
     "tests/test_contracts.py",
     "tests/test_slq.py",
-    "tests/test_baselines_ksg.py",
+    "tests/test_baselines_kraskov.py",
     "tests/test_inputs.py",
 ]
 # The numerical promises (the argument checks and the command line have their own
@@ -73,7 +73,7 @@ MUTANTS = [
     ("check: NaN in dropped rows raises", "jaxdse/_checks.py", "bad_rows = bad_rows & jnp.asarray(mask)", "bad_rows = bad_rows"),
     # labels and binning
     ("traced binning: NaN reference kept", "jaxdse/clustering.py", "return jnp.where(jnp.all(jnp.isfinite(y)), labels, -1)", "return labels"),
-    ("traced binning: edges shifted", "jaxdse/clustering.py", "edges = jnp.linspace(0.0, 1.0, n_clusters + 1, dtype=y.dtype)[:-1]", "edges = jnp.linspace(0.0, 1.0, n_clusters + 1, dtype=y.dtype)[1:]"),
+    ("traced binning: edges shifted", "jaxdse/clustering.py", "edges = jnp.linspace(0.0, 1.0, num_clusters + 1, dtype=y.dtype)[:-1]", "edges = jnp.linspace(0.0, 1.0, num_clusters + 1, dtype=y.dtype)[1:]"),
     ("one-hot read as continuous", "jaxdse/labels.py", "return bool(np.all((arr == 0) | (arr == 1)) and np.all(arr.sum(axis=1) == 1))", "return False"),
     ("traced labels: -1 accepted", "jaxdse/labels.py", "ok = (values[inverse] == labels) & (labels >= 0)", "ok = values[inverse] == labels"),
     # DSMI subsets and weights
@@ -150,11 +150,13 @@ def copy_repository(dest: Path):
 
 
 def own_tests_first(mutant, tests):
-    """``tests`` with the mutated module's own test file (``tests/test_<module>.py``) first, if listed:
+    """``tests`` with the mutated module's own test file (``tests/test_<module>.py``, for
+    ``baselines/<module>.py`` ``tests/test_baselines_<module>.py``) first, if listed:
     most mutants are killed there, and with ``-x`` the run then stops early."""
     if mutant is None:
         return tests
-    own = f"tests/test_{Path(mutant[1]).stem}.py"
+    path = Path(mutant[1])
+    own = f"tests/test_{'baselines_' if path.parent.name == 'baselines' else ''}{path.stem}.py"
     return [own, *(t for t in tests if t != own)] if own in tests else tests
 
 

@@ -79,8 +79,8 @@ def main(argv=None):
     x_tr, y_tr = x_tr[:train_size], y_tr[:train_size]
     if quick:
         x_te, y_te = x_te[:80], y_te[:80]
-    n_clusters = int(min(10, len(np.unique(labels))))
-    clusters = nn.cluster_inputs(x_te, n_clusters)
+    num_clusters = int(min(10, len(np.unique(labels))))
+    clusters = nn.cluster_inputs(x_te, num_clusters)
     y_shuffled = np.random.default_rng(args.seed).permutation(y_tr)
 
     fns = make_functions(x_tr, y_tr, y_te, clusters, width=width, features=features, lr=lr, batch_size=batch_size)
@@ -149,7 +149,7 @@ def main(argv=None):
         "settings": dict(
             data=data_name, train_size=len(x_tr), test_size=len(x_te), epochs=epochs, seeds=seeds, width=width,
             features=features, learning_rate=lr, batch_size=batch_size, sigma=10.0, t=1.0,
-            input_clusters=n_clusters, framework="flax.linen + optax", quick=quick,
+            input_clusters=num_clusters, framework="flax.linen + optax", quick=quick,
         ),
         "epoch": x_axis.tolist(),
         "runs": {c: {m: v.tolist() for m, v in r.items()} for c, r in runs.items()},  # [epoch, seed]

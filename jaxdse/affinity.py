@@ -53,6 +53,11 @@ class Bandwidth(NamedTuple):
     value: object = None
     k: int | None = None
 
+    @property
+    def number(self):
+        """The traced setting for a compiled call: sigma for "fixed", 0 for a rule (resolved from the data)."""
+        return self.value if self.rule == "fixed" else 0.0
+
 
 def parse_bandwidth(sigma, name: str = "sigma") -> Bandwidth:
     """Turn a user's ``sigma`` into a :class:`Bandwidth`, with clear errors."""

@@ -72,7 +72,7 @@ class MIOptions:
       estimator: ``"subsample"`` (default) or ``"plugin"``.
       comparison: ``"shared"`` (default; classes of equal size share their
         comparison subsets, as in the reference) or ``"independent"``.
-      n_clusters: bins or clusters for a continuous reference.
+      num_clusters: bins or clusters for a continuous reference.
       num_classes, max_class_size: static class count and padded subset size;
         derived from concrete labels, required under ``jit`` with traced labels.
         A class larger than ``max_class_size`` or more distinct labels than
@@ -87,7 +87,7 @@ class MIOptions:
     num_repetitions: int = 5
     estimator: str = "subsample"
     comparison: str = "shared"
-    n_clusters: int = 10
+    num_clusters: int = 10
     num_classes: int | None = None
     max_class_size: int | None = None
     reference_discrete: bool | None = None
@@ -98,7 +98,7 @@ class MIOptions:
         _checks.check_int(self.num_repetitions, "num_repetitions", minimum=1)
         _checks.check_choice(self.estimator, "estimator", ESTIMATORS)
         _checks.check_choice(self.comparison, "comparison", COMPARISONS)
-        _checks.check_int(self.n_clusters, "n_clusters", minimum=2)
+        _checks.check_int(self.num_clusters, "num_clusters", minimum=2)
         for name in ("num_classes", "max_class_size", "batch_size"):
             if getattr(self, name) is not None:
                 _checks.check_int(getattr(self, name), name, minimum=1)
@@ -256,7 +256,7 @@ def mutual_information(z, y, *, entropy: SubsetEntropy, params=(), key=None, **o
     labels, num_classes = prepare_labels(
         y,
         n,
-        n_clusters=options.n_clusters,
+        num_clusters=options.num_clusters,
         reference_discrete=options.reference_discrete,
         key=key,
         num_classes=options.num_classes,

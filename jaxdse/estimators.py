@@ -176,7 +176,7 @@ def dse_estimate(
     entropy = _entropy_for(bandwidth, solver, x.shape[0], x.dtype, key, precomputed, standardize)
     if isinstance(solver, SLQ):
         x = replicate_input(x, solver.mesh)
-    params = (bandwidth.value if bandwidth.rule == "fixed" else 0.0, t, alpha, base)
+    params = (bandwidth.number, t, alpha, base)
     _check_median(entropy, x, params, mask)
     key = jax.random.key(0) if key is None else key
     est = _estimate(x, mask, params, key, entropy=entropy)
@@ -279,7 +279,7 @@ def diffusion_eigenvalues(x, *, sigma=10.0, alpha=0.0, mask=None, solver=None):
     x, bandwidth, mask = check_points_and_bandwidth(x, sigma, mask)
     alpha = _checks.check_alpha(alpha)
     entropy = _entropy_for(bandwidth, solver, x.shape[0], x.dtype, None)
-    params = (bandwidth.value if bandwidth.rule == "fixed" else 0.0, 1.0, alpha, 2.0)
+    params = (bandwidth.number, 1.0, alpha, 2.0)
     _check_median(entropy, x, params, mask)
     return _eigenvalues(x, mask, params, entropy=entropy)
 
@@ -314,7 +314,7 @@ def dsmi_terms(
         key = _checks.as_key(key)
     n_check = 2 if isinstance(solver, Exact) else z.shape[0]
     entropy = _entropy_for(bandwidth, solver, n_check, z.dtype, key, precomputed, standardize)
-    params = (bandwidth.value if bandwidth.rule == "fixed" else 0.0, t, alpha, base)
+    params = (bandwidth.number, t, alpha, base)
     _check_median(entropy, z, params, None)
     result = mutual_information(z, y, entropy=entropy, params=params, key=key, **options)
     return result._replace(t=jnp.broadcast_to(jnp.asarray(t, result.value.dtype), result.value.shape))
@@ -337,15 +337,15 @@ def dsmi(
       y: reference for the same n samples: class labels ``[n]`` (integers, text,
         booleans), one-hot rows ``[n, C]``, cluster assignments from
         :func:`jaxdse.cluster_reference`, a continuous scalar ``[n]`` (binned into
-        ``n_clusters`` equal-width bins) or continuous vectors ``[n, d']``
-        (clustered into ``n_clusters`` groups).
+        ``num_clusters`` equal-width bins) or continuous vectors ``[n, d']``
+        (clustered into ``num_clusters`` groups).
       key: ``jax.random`` key or integer seed; required for ``"subsample"``.
       sigma, t, alpha, base, solver, precomputed, standardize: as in :func:`jaxdse.dse`
         (``t="auto"``: the knee of DSE(Z) against t)
         (a precomputed ``z`` is ``[n, n]``; each subset takes its block); an array ``t``
         ``[*T]`` gives one DSMI per time from the same eigenvalues and subsets.
       **options: the estimator's settings, :class:`jaxdse.MIOptions`
-        (``num_repetitions=5``, ``estimator``, ``comparison``, ``n_clusters``,
+        (``num_repetitions=5``, ``estimator``, ``comparison``, ``num_clusters``,
         ``num_classes``, ``max_class_size``, ``reference_discrete``,
         ``batch_size``, ``mesh``).
 

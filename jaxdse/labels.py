@@ -4,9 +4,9 @@
   labels (strings, concrete only) are classes;
 * one-hot rows ``[n, C]`` (each row a single 1) are classes (their argmax);
 * a continuous ``[n]``/``[n, 1]`` reference is min-max scaled and cut into
-  ``n_clusters`` equal-width bins, as the reference package does;
+  ``num_clusters`` equal-width bins, as the reference package does;
 * a continuous ``[n, d']`` reference (e.g. flattened input images) is clustered
-  into ``n_clusters`` groups by :func:`jaxdse.cluster_reference` (eagerly only;
+  into ``num_clusters`` groups by :func:`jaxdse.cluster_reference` (eagerly only;
   under ``jit`` pass assignments computed once).
 
 Labels are remapped to ``0..C-1``. Under ``jit`` the class count is a static
@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxdse import _checks
-from jaxdse.clustering import _bin_on_host, _check_n_clusters, bin_reference, cluster_reference
+from jaxdse.clustering import _bin_on_host, _check_num_clusters, bin_reference, cluster_reference
 
 
 def _is_integer_dtype(dtype) -> bool:
@@ -45,7 +45,7 @@ def _is_missing(v) -> bool:
     return v is None or (isinstance(v, float) and v != v) or type(v).__name__ == "NAType"
 
 
-def prepare_labels(y, n: int, *, n_clusters: int = 10, reference_discrete=None, key=None, num_classes=None, name="y"):
+def prepare_labels(y, n: int, *, num_clusters: int = 10, reference_discrete=None, key=None, num_classes=None, name="y"):
     """Turn a reference ``y`` into integer labels ``[n]`` and a static class count.
 
     See the module docstring for how each kind of ``y`` is read;
@@ -103,19 +103,19 @@ def prepare_labels(y, n: int, *, n_clusters: int = 10, reference_discrete=None, 
         labels = np.asarray(y).reshape(-1) if _checks.is_concrete(y) else jnp.reshape(y, (-1,))
         return _remap_labels(labels, num_classes)
     if column:
-        _check_n_clusters(n_clusters, n)
+        _check_num_clusters(num_clusters, n)
         if _checks.is_concrete(y):
             _checks.as_points(np.asarray(y).reshape(-1, 1), name)  # finite values
-            labels = _bin_on_host(y, n_clusters)
+            labels = _bin_on_host(y, num_clusters)
         else:
-            labels = bin_reference(y, n_clusters)
+            labels = bin_reference(y, num_clusters)
         return _remap_labels(labels, num_classes)
     if not _checks.is_concrete(y):
         raise ValueError(
             f"{name}: a continuous multi-dimensional reference cannot be clustered under jit; "
-            "cluster it once with jaxdse.cluster_reference(y, n_clusters) and pass the assignments"
+            "cluster it once with jaxdse.cluster_reference(y, num_clusters) and pass the assignments"
         )
-    labels = np.asarray(cluster_reference(y, n_clusters, key=key))
+    labels = np.asarray(cluster_reference(y, num_clusters, key=key))
     return _remap_labels(labels, num_classes)
 
 

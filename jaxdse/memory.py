@@ -14,6 +14,8 @@ import os
 
 import numpy as np
 
+from jaxdse import _checks
+
 _DEFAULT_BUDGET = 8 * 2**30
 _memory_budget = None
 
@@ -25,9 +27,7 @@ def set_memory_budget(num_bytes: int | None) -> None:
     variable if set (bytes, or with a ``K``/``M``/``G`` suffix), else 8 GiB.
     """
     global _memory_budget
-    if num_bytes is not None and (isinstance(num_bytes, bool) or not isinstance(num_bytes, (int, np.integer)) or num_bytes <= 0):
-        raise ValueError(f"num_bytes must be a positive integer or None, got {num_bytes!r}")
-    _memory_budget = None if num_bytes is None else int(num_bytes)
+    _memory_budget = None if num_bytes is None else _checks.check_int(num_bytes, "num_bytes")
 
 
 def get_memory_budget(override: int | None = None) -> int:

@@ -193,12 +193,9 @@ def alpha_req(x, *, mask=None, fit_range: tuple[int, int | None] = (1, None)):
 def _check_fit_range(fit_range):
     if not isinstance(fit_range, tuple) or len(fit_range) != 2:
         raise ValueError(f"fit_range must be a tuple (k_min, k_max), got {fit_range!r}")
-    k_min, k_max = fit_range
-    if isinstance(k_min, bool) or not isinstance(k_min, (int, np.integer)) or k_min < 1:
-        raise ValueError(f"fit_range: k_min must be an integer >= 1, got {k_min!r}")
-    if k_max is not None and (isinstance(k_max, bool) or not isinstance(k_max, (int, np.integer)) or k_max <= k_min):
-        raise ValueError(f"fit_range: k_max must be None or an integer > k_min={k_min}, got {k_max!r}")
-    return int(k_min), None if k_max is None else int(k_max)
+    k_min = _checks.check_int(fit_range[0], "fit_range: k_min")
+    k_max = None if fit_range[1] is None else _checks.check_int(fit_range[1], "fit_range: k_max", minimum=k_min + 1)
+    return k_min, k_max
 
 
 def renyi_of_spectrum(lam, alpha, base):

@@ -62,7 +62,7 @@ def train_test_split(x, y, *, key, test_fraction: float = 0.2):
     return (x[train], y[train]), (x[test], y[test])
 
 
-def cluster_inputs(x, n_clusters: int = 10, *, key=None):
+def cluster_inputs(x, num_clusters: int = 10, *, key=None):
     """Cluster assignments ``[n]`` int32 of the flattened inputs ``X`` (computed once, on the host).
 
     :func:`jaxdse.cluster_reference` (spectral clustering on a nearest-neighbour
@@ -71,7 +71,7 @@ def cluster_inputs(x, n_clusters: int = 10, *, key=None):
     """
 
     flat = np.asarray(x, np.float32).reshape(len(x), -1)
-    return np.asarray(cluster_reference(flat, n_clusters, key=key), np.int32)
+    return np.asarray(cluster_reference(flat, num_clusters, key=key), np.int32)
 
 
 # ---------------------------------------------------------------- model
@@ -136,8 +136,7 @@ def make_model(
     ((2, 10), (2, 8))
     """
     for name, value in dict(width=width, depth=depth, features=features, num_classes=num_classes).items():
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        _checks.check_int(value, name)
     image_shape = tuple(int(s) for s in image_shape)
     if len(image_shape) != 3:
         raise ValueError(f"image_shape must be (H, W, C), got {image_shape}")

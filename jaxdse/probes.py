@@ -18,8 +18,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxdse import _checks, _linalg
+from jaxdse._linalg import HIGHEST
+from jaxdse.affinity import sq_distances
 from jaxdse.estimators import dse, dsmi
-from jaxdse.metrics import HIGHEST, alpha_req, participation_ratio, rankme, renyi_entropy, renyi_mutual_information
+from jaxdse.metrics import alpha_req, participation_ratio, rankme, renyi_entropy, renyi_mutual_information
 
 __all__ = ["RepresentationMetrics", "knn_accuracy", "make_representation_evaluator", "ridge_accuracy"]
 
@@ -29,8 +31,7 @@ def _check_probe_args(z_train, y_train, z_test, y_test, num_classes, train_mask,
     z_test = _checks.as_points(z_test, "z_test", min_rows=1)
     if z_train.shape[1] != z_test.shape[1]:
         raise ValueError(f"z_train and z_test must have the same features, got d={z_train.shape[1]} and {z_test.shape[1]}")
-    if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or num_classes < 1:
-        raise ValueError(f"num_classes must be a positive integer (static), got {num_classes!r}")
+    _checks.check_int(num_classes, "num_classes")
     labels = []
     for name, y, n in (("y_train", y_train, z_train.shape[0]), ("y_test", y_test, z_test.shape[0])):
         dtype = np.dtype(getattr(y, "dtype", None) or np.asarray(y).dtype)
@@ -82,13 +83,8 @@ def knn_accuracy(z_train, y_train, z_test, y_test, *, num_classes: int, k: int =
     z_train, y_train, z_test, y_test, train_mask, test_mask = _check_probe_args(
         z_train, y_train, z_test, y_test, num_classes, train_mask, test_mask
     )
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= z_train.shape[0]:
-        raise ValueError(f"k must be an integer in 1..{z_train.shape[0]} (the training rows), got {k!r}")
-    d2 = (
-        jnp.sum(z_test**2, 1)[:, None]
-        - 2.0 * jnp.matmul(z_test, z_train.T, precision=HIGHEST)
-        + jnp.sum(z_train**2, 1)[None, :]
-    )
+    _checks.check_int(k, "k", maximum=z_train.shape[0])  # at most the training rows
+    d2 = sq_distances(z_test, z_train)
     if train_mask is not None:
         d2 = jnp.where(train_mask[None, :], d2, jnp.inf)
     _, nearest = jax.lax.top_k(-d2, k)
@@ -214,8 +210,7 @@ def make_representation_evaluator(
     ()
     """
     for name, value in dict(num_classes=num_classes, max_class_size=max_class_size, k=k).items():
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        _checks.check_int(value, name)
 
     measures = dict(
         dse=lambda z, y, zt, yt, key: dse(z, sigma=sigma, t=t),

@@ -10,6 +10,7 @@ entropy-versus-t curve bends, a rule diffusion-geometry tools use to choose t.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from typing import NamedTuple
 
@@ -21,6 +22,7 @@ import jaxdse
 from jaxdse import _checks
 from jaxdse.knee import BEND, FLAT
 from jaxdse.knee import knee as traced_knee
+from jaxdse.engine import as_options
 from jaxdse.labels import prepare_labels
 from jaxdse.memory import dense_bytes
 from jaxdse.solvers import Exact, as_solver
@@ -47,10 +49,8 @@ def sweep(
     key=None,
     alpha=0.0,
     base=2.0,
-    num_repetitions: int = 5,
-    estimator: str = "subsample",
-    comparison: str = "shared",
     solver=None,
+    **options,
 ) -> Sweep:
     """DSE (and DSMI with ``labels``) of the points ``x`` ``[n, d]`` for every ``(sigma, t)`` pair.
 
@@ -72,9 +72,15 @@ def sweep(
       ts: ``[T]`` positive diffusion times.
       labels: optional integer class labels ``[n]`` (any integer values): also
         sweep DSMI(X; Y).
-      key: ``jax.random`` key for DSMI's random subsets (``estimator="subsample"``).
-      alpha, base, num_repetitions, estimator, comparison, solver: as in
-        :func:`jaxdse.dsmi` (``solver`` exact: :class:`jaxdse.Exact`).
+      key: ``jax.random`` key or integer seed for DSMI's random subsets
+        (``estimator="subsample"``).
+      alpha, base, solver: as in :func:`jaxdse.dse` (``solver`` exact:
+        :class:`jaxdse.Exact`).
+      **options: DSMI's settings as in :func:`jaxdse.dsmi`
+        (:class:`jaxdse.MIOptions`: ``num_repetitions``, ``estimator``,
+        ``comparison``, ``batch_size``, ``mesh``); the labels are read as
+        classes and counted here, so ``num_classes``, ``max_class_size``,
+        ``reference_discrete`` and ``num_clusters`` are not taken.
 
     Returns:
       A :class:`Sweep` of ``[S, T]`` arrays.
@@ -99,22 +105,24 @@ def sweep(
         raise ValueError("solver: a sweep shares one eigendecomposition per sigma across t; it needs Exact(...)")
     fit = max(1, jaxdse.get_memory_budget(solver.memory_budget) // max(dense_bytes(n, x.dtype), 1))
     dse_batch = None if fit >= sigmas.shape[0] else int(fit)
+    settings = as_options(options)
+    derived = sorted({"num_classes", "max_class_size", "reference_discrete", "num_clusters"} & set(options))
+    if derived:
+        raise ValueError(f"{derived}: the sweep reads labels as classes and counts them itself")
     if labels is None:
         return Sweep(_dse_grid(x, sigmas, ts, alpha, base, batch=dse_batch, solver=solver), None)
-    if estimator == "subsample" and key is None:
+    if settings.estimator == "subsample" and key is None:
         raise ValueError("key is required for DSMI's random subsets (estimator='subsample')")
     classes, _ = prepare_labels(labels, n, reference_discrete=True, name="labels")
     if key is not None:
         key = _checks.as_key(key)
-    settings = dict(
+    settings = dataclasses.replace(
+        settings,
         num_classes=int(classes.max()) + 1,
         max_class_size=int(np.bincount(classes).max()),
-        num_repetitions=num_repetitions,
-        estimator=estimator,
-        comparison=comparison,
-        solver=solver,
+        reference_discrete=True,
     )
-    return _both_grids(x, classes.astype(np.int32), key, sigmas, ts, alpha, base, dse_batch=dse_batch, **settings)
+    return _both_grids(x, classes.astype(np.int32), key, sigmas, ts, alpha, base, dse_batch=dse_batch, solver=solver, settings=settings)
 
 
 def _grid(values, name, dtype):
@@ -139,16 +147,12 @@ def _dse_grid(x, sigmas, ts, alpha, base, *, batch, solver):
     return jax.vmap(one)(sigmas) if batch is None else jax.lax.map(one, sigmas, batch_size=batch)
 
 
-@functools.partial(
-    jax.jit,
-    static_argnames=("dse_batch", "num_classes", "max_class_size", "num_repetitions", "estimator", "comparison", "solver"),
-)
-def _both_grids(x, classes, key, sigmas, ts, alpha, base, *, dse_batch, solver, **settings):
+@functools.partial(jax.jit, static_argnames=("dse_batch", "solver", "settings"))
+def _both_grids(x, classes, key, sigmas, ts, alpha, base, *, dse_batch, solver, settings):
+    options = {f.name: getattr(settings, f.name) for f in dataclasses.fields(settings)}
+
     def one(sigma):
-        return jaxdse.dsmi(
-            x, classes, key=key, sigma=sigma, t=ts, alpha=alpha, base=base, reference_discrete=True,
-            solver=solver, **settings,
-        )
+        return jaxdse.dsmi(x, classes, key=key, sigma=sigma, t=ts, alpha=alpha, base=base, solver=solver, **options)
 
     h = _dse_grid(x, sigmas, ts, alpha, base, batch=dse_batch, solver=solver)
     return Sweep(h, jax.lax.map(one, sigmas))

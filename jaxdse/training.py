@@ -160,8 +160,7 @@ def make_train_epoch(model, optimizer, *, batch_size: int = 64, jit: bool = True
     batch is dropped). Jitted unless ``jit=False`` (e.g. to ``vmap`` it first
     over a stack of candidate parameters and ``jit`` the result).
     """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    _checks.check_int(batch_size, "batch_size")
     step = make_train_step(model, optimizer)
 
     def epoch(params, opt_state, x, y, key):
@@ -296,7 +295,7 @@ def fit(
     key,
     measure: bool = True,
     x_clusters=None,
-    n_clusters: int = 10,
+    num_clusters: int = 10,
     width: int = 16,
     depth: int = 2,
     features: int = 64,
@@ -321,7 +320,7 @@ def fit(
       key: ``jax.random`` key (initialisation, shuffling, DSMI subsets).
       measure: compute DSE/DSMI every epoch (else accuracy and loss only).
       x_clusters: ``X`` reference for ``DSMI(Z; X)`` on the test set; by default
-        :func:`cluster_inputs` of ``x_test`` into ``n_clusters`` clusters (only
+        :func:`cluster_inputs` of ``x_test`` into ``num_clusters`` clusters (only
         when ``measure``).
       width, depth, features, conv_std: the model (see :func:`make_model`);
         ignored for the architecture's initial values if ``params`` is given.
@@ -357,7 +356,7 @@ def fit(
     opt_state = optimizer.init(params)
     epoch_fn = make_train_epoch(model, optimizer, batch_size=batch_size)
     if measure and x_clusters is None:
-        x_clusters = cluster_inputs(x_test, n_clusters)
+        x_clusters = cluster_inputs(x_test, num_clusters)
     clusters = None if (x_clusters is None or not measure) else jnp.asarray(np.asarray(x_clusters, np.int32))
     evaluate_test = make_evaluator(
         model, y_test_np, None if clusters is None else np.asarray(clusters), sigma=sigma, t=t,

@@ -217,10 +217,10 @@ def test_dsmi_independent_comparison_subsets(capsys, files):
 
 
 def test_dsmi_with_a_continuous_reference(capsys, files):
-    binned, _ = run_json(capsys, "dsmi", files["x.npy"], "--reference", files["ref_scalar.npy"], "--n-clusters", "3")
+    binned, _ = run_json(capsys, "dsmi", files["x.npy"], "--reference", files["ref_scalar.npy"], "--num-clusters", "3")
     assert binned["num_classes"] <= 3 and np.isfinite(binned["dsmi"])
     clustered, _ = run_json(
-        capsys, "dsmi", files["x.npy"], "--reference", files["ref_vectors.npy"], "--n-clusters", "3",
+        capsys, "dsmi", files["x.npy"], "--reference", files["ref_vectors.npy"], "--num-clusters", "3",
         "--cluster-method", "diffusion",
     )
     assert clustered["settings"]["cluster_method"] == "diffusion"

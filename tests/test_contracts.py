@@ -587,7 +587,7 @@ def test_dsmi_references():
     # a traced continuous reference holding a NaN
     g = jax.jit(
         lambda z, r: jaxdse.dsmi(
-            z, r, sigma=2.0, estimator="plugin", n_clusters=2, reference_discrete=False, num_classes=2, max_class_size=N
+            z, r, sigma=2.0, estimator="plugin", num_clusters=2, reference_discrete=False, num_classes=2, max_class_size=N
         )
     )
     r = z[:, 0].astype(np.float32)
@@ -596,7 +596,7 @@ def test_dsmi_references():
     r_bad[4] = np.nan
     assert np.isnan(float(g(z, r_bad)))
     with pytest.raises(ValueError, match="y|reference"):
-        jaxdse.dsmi(z, r_bad, sigma=2.0, estimator="plugin", n_clusters=2)
+        jaxdse.dsmi(z, r_bad, sigma=2.0, estimator="plugin", num_clusters=2)
     # classes of unequal sizes (and one of a single member), against the direct computation
     uneven = np.array([0] * 9 + [1] * 6 + [2])
     assert float(jaxdse.dsmi(z, uneven, **plugin)) == pytest.approx(np_dsmi_plugin(z, uneven, 2.0, 1.0, 0.0, 2.0), abs=2e-3)
@@ -614,7 +614,7 @@ def test_cluster_reference_contracts():
     bad[3] = np.nan
     with pytest.raises(ValueError, match="y"):
         jaxdse.cluster_reference(bad, 2)
-    with pytest.raises(ValueError, match="n_clusters"):
+    with pytest.raises(ValueError, match="num_clusters"):
         jaxdse.cluster_reference(r, 0)
     with pytest.raises(ValueError, match="method"):
         jaxdse.cluster_reference(r, 2, method="nope")

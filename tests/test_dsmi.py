@@ -105,7 +105,7 @@ def test_continuous_scalar_reference_is_binned(rng):
     np.testing.assert_array_equal(np.asarray(bin_reference(r, 10)), expected)
     z = rng.normal(size=(40, 2))
     cont = rng.normal(size=40)
-    a = float(dsmi(z, cont, key=KEY, sigma=1.0, n_clusters=4))
+    a = float(dsmi(z, cont, key=KEY, sigma=1.0, num_clusters=4))
     b = float(dsmi(z, np.asarray(bin_reference(cont, 4)), key=KEY, sigma=1.0))
     assert a == pytest.approx(b, abs=1e-6)
 
@@ -125,7 +125,7 @@ def test_multidimensional_reference_is_clustered(rng):
     z, _ = blobs(rng, n=60, d=3, k=3)
     x_ref = z + 0.01 * rng.normal(size=z.shape)
     clusters = cluster_reference(x_ref, 3)
-    a = float(dsmi(z, x_ref, key=KEY, sigma=1.0, n_clusters=3))
+    a = float(dsmi(z, x_ref, key=KEY, sigma=1.0, num_clusters=3))
     assert a == pytest.approx(float(dsmi(z, clusters, key=KEY, sigma=1.0)), abs=1e-6)
 
 
@@ -288,8 +288,8 @@ def test_generic_mutual_information_with_a_custom_entropy(rng):
         ((np.zeros((5, 2)), np.zeros(4, int)), {}, ValueError, "y has 4 rows but there are n=5 points"),
         ((np.zeros((5, 2)), np.zeros(5)), dict(reference_discrete=True), ValueError, "must be integers"),
         ((np.zeros((1, 2)), np.zeros(1, int)), {}, ValueError, "at least 2 rows"),
-        ((np.zeros((5, 2)), np.linspace(0, 1, 5)), dict(n_clusters=1), ValueError, "n_clusters must be an integer >= 2"),
-        ((np.zeros((5, 2)), np.linspace(0, 1, 5)), dict(n_clusters=6), ValueError, "n_clusters must be an integer >= 2"),
+        ((np.zeros((5, 2)), np.linspace(0, 1, 5)), dict(num_clusters=1), ValueError, "num_clusters must be an integer >= 2"),
+        ((np.zeros((5, 2)), np.linspace(0, 1, 5)), dict(num_clusters=6), ValueError, "num_clusters must be an integer >= 2"),
         ((np.zeros((5, 2)), np.zeros(5, int)), dict(num_repetitions=0), ValueError, "num_repetitions"),
         ((np.zeros((5, 2)), np.zeros(5, int)), dict(estimator="exact"), ValueError, "estimator must be one of"),
         ((np.zeros((5, 2)), np.zeros(5, int)), dict(key=None), ValueError, "key is required"),
@@ -308,7 +308,7 @@ def test_bad_input(args, kwargs, exc, word):
 
 
 def test_cluster_reference_bad_input():
-    with pytest.raises(ValueError, match="n_clusters"):
+    with pytest.raises(ValueError, match="num_clusters"):
         cluster_reference(np.zeros((5, 3)), 9)
     with pytest.raises(ValueError, match="method must be one of"):
         cluster_reference(np.zeros((5, 3)), 2, method="kmeans")

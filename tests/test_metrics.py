@@ -321,6 +321,13 @@ def test_errors_name_the_argument(rng):
         ridge_accuracy(x, y, x[:, :2], y, num_classes=2)
     with pytest.raises(ValueError, match="num_classes"):
         make_representation_evaluator(num_classes=0, max_class_size=5)
+    # Settings that fix shapes are Python integers: anything else is a TypeError.
+    with pytest.raises(TypeError, match="k must be an integer, got 2.5"):
+        knn_accuracy(x, y, x, y, num_classes=2, k=2.5)
+    with pytest.raises(TypeError, match="max_class_size must be an integer, got True"):
+        make_representation_evaluator(num_classes=2, max_class_size=True)
+    with pytest.raises(TypeError, match="fit_range: k_max must be an integer"):
+        alpha_req(x, fit_range=(1, 4.0))
 
 
 def test_invalid_values_under_jit_give_nan(rng):

@@ -77,6 +77,18 @@ def test_labels_are_checked(data):
         sweep(x, [1.0], [1.0], labels=y[:-1], key=jax.random.key(0))
 
 
+def test_dsmi_options_as_in_dsmi(data):
+    x, y = data
+    plugin = sweep(x, [2.0], [1.0], labels=y, estimator="plugin", batch_size=1).dsmi
+    assert float(plugin[0, 0]) == pytest.approx(float(jaxdse.dsmi(x, y, sigma=2.0, estimator="plugin")), abs=1e-4)
+    three = sweep(x, [2.0], [1.0], labels=y, key=0, num_repetitions=3).dsmi
+    assert float(three[0, 0]) == pytest.approx(float(jaxdse.dsmi(x, y, key=0, sigma=2.0, num_repetitions=3)), abs=1e-4)
+    with pytest.raises(TypeError, match="unknown argument"):
+        sweep(x, [1.0], [1.0], labels=y, key=0, repetitions=3)
+    with pytest.raises(ValueError, match="num_classes"):
+        sweep(x, [1.0], [1.0], labels=y, key=0, num_classes=4)
+
+
 def test_knee_of_a_bending_curve():
     ts = 2.0 ** np.arange(8)
     values = 1.0 + 4.0 * np.exp(-ts / 2.0)  # falls quickly, then flat

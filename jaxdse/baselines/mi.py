@@ -147,7 +147,7 @@ def matrix_entry_mutual_information(z, y, *, key=None, sigma=10.0, base=2.0, **o
     """
     z, bandwidth, _ = check_points_and_bandwidth(z, sigma, None, name="z")
     base = _checks.check_base(base)
-    params = (bandwidth.value if bandwidth.rule == "fixed" else 0.0, base)
+    params = (bandwidth.number, base)
     entropy = MatrixEntryEntropy(bandwidth.rule, bandwidth.k)
     return mutual_information(z, y, entropy=entropy, params=params, key=key, **options).value
 
@@ -181,6 +181,6 @@ def adjacency_spectral_mutual_information(z, y, *, key=None, kind: str = "gaussi
     knn = _checks.check_int(knn, "knn")
     z, bandwidth, _ = check_points_and_bandwidth(z, sigma, None, name="z")
     base = _checks.check_base(base)
-    params = (bandwidth.value if bandwidth.rule == "fixed" else 0.0, base)
+    params = (bandwidth.number, base)
     entropy = AdjacencyEntropy(kind, knn, bandwidth.rule, bandwidth.k)
     return mutual_information(z, y, entropy=entropy, params=params, key=key, **options).value

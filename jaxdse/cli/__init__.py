@@ -3,7 +3,7 @@
 ::
 
     jaxdse dse FEATURES [--sigma S|median|sqrt_dim|knn[:K]] [--t T] [--alpha A] [--solver exact|eigh|slq]
-    jaxdse dsmi FEATURES (--labels FILE | --reference FILE) [--t T[,T...]] [--n-clusters K] [--repetitions R]
+    jaxdse dsmi FEATURES (--labels FILE | --reference FILE) [--t T[,T...]] [--num-clusters K] [--repetitions R]
     jaxdse sweep FEATURES [--labels FILE] --sigma LIST --t LIST [--plot FILE]
     jaxdse compare FEATURES --labels FILE [--estimators LIST]
     jaxdse demo [--out DIR]

@@ -77,14 +77,14 @@ def _labels_from_reference(args, reference, report):
     import jaxdse
     from jaxdse.clustering import bin_reference
 
-    report.settings.update(n_clusters=args.n_clusters)
+    report.settings.update(num_clusters=args.num_clusters)
     with Timer() as timer:
         if reference.ndim == 1 or reference.shape[1] == 1:
-            labels = np.asarray(bin_reference(reference.reshape(-1), args.n_clusters))
-            how = f"binned into {args.n_clusters} equal-width bins"
+            labels = np.asarray(bin_reference(reference.reshape(-1), args.num_clusters))
+            how = f"binned into {args.num_clusters} equal-width bins"
         else:
-            labels = np.asarray(jaxdse.cluster_reference(reference, args.n_clusters, method=args.cluster_method))
-            how = f"clustered into {args.n_clusters} groups ({args.cluster_method} clustering)"
+            labels = np.asarray(jaxdse.cluster_reference(reference, args.num_clusters, method=args.cluster_method))
+            how = f"clustered into {args.num_clusters} groups ({args.cluster_method} clustering)"
             report.settings["cluster_method"] = args.cluster_method
     report.timings["reference_s"] = timer.seconds
     report.data["reference_shape"] = list(reference.shape)

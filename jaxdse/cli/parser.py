@@ -188,7 +188,7 @@ def build_parser(version: str = "") -> argparse.ArgumentParser:
     ref.add_argument("--reference", metavar="FILE", help="continuous reference [n] (binned) or [n, d'] (clustered)")
     p.add_argument("--labels-array", metavar="NAME", help="the array's name inside an .npz labels or reference file")
     p.add_argument(
-        "--n-clusters", type=_int_at_least(2), default=10, help="bins or clusters for --reference (default 10)"
+        "--num-clusters", type=_int_at_least(2), default=10, help="bins or clusters for --reference (default 10)"
     )
     p.add_argument(
         "--cluster-method",
