@@ -1,4 +1,4 @@
-"""Estimator comparison in miniature (SPEC section 4): DSMI vs CSMI, MINE and KSG.
+"""Estimator comparison in miniature (as in the paper's comparison of estimators): DSMI vs CSMI, MINE and KSG.
 
 Three Gaussian blobs (``sklearn.datasets.make_blobs``: unit within-blob std per
 coordinate, centres uniform in [-10, 10]^d), labels = blob, for several

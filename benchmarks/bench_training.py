@@ -1,6 +1,6 @@
 """Cost of measuring during training: the example CNN's jitted train step with and without DSE.
 
-:func:`jaxdse.nn.make_train_step` with ``measure=False`` (one Adam step of the
+:func:`jaxdse.training.make_train_step` with ``measure=False`` (one Adam step of the
 cross-entropy) and ``measure=True`` (the same step, plus DSE of the batch's
 penultimate features, sigma 10, t 1, computed inside the step from the forward
 pass it already made), both jitted, on 8x8 digit-sized inputs. Compile time
@@ -38,7 +38,7 @@ import numpy as np  # noqa: E402
 import optax  # noqa: E402
 
 import jaxdse  # noqa: E402
-from jaxdse import training as nn  # noqa: E402
+from jaxdse import training  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 
@@ -54,7 +54,7 @@ def machine():
 
 
 def bench(batch, repeats, width, depth, features, conv_std):
-    model, params = nn.make_model(jax.random.key(0), width=width, depth=depth, features=features, conv_std=conv_std)
+    model, params = training.make_model(jax.random.key(0), width=width, depth=depth, features=features, conv_std=conv_std)
     optimizer = optax.adam(1e-3)
     opt_state = optimizer.init(params)
     rng = np.random.default_rng(0)
@@ -63,7 +63,7 @@ def bench(batch, repeats, width, depth, features, conv_std):
     args = (params, opt_state, x, y)
     compiled, compile_s = {}, {}
     for measure in (False, True):
-        step = jax.jit(nn.make_train_step(model, optimizer, measure=measure))
+        step = jax.jit(training.make_train_step(model, optimizer, measure=measure))
         start = time.perf_counter()
         compiled[measure] = step.lower(*args).compile()
         compile_s[measure] = time.perf_counter() - start
@@ -89,7 +89,7 @@ def bench_gradient(per_class, keys, repeats, width, depth, features, conv_std):
     the same comparison subsets for both solvers, so the only difference is how
     each subset's entropy is computed.
     """
-    model, params = nn.make_model(jax.random.key(0), width=width, depth=depth, features=features, conv_std=conv_std)
+    model, params = training.make_model(jax.random.key(0), width=width, depth=depth, features=features, conv_std=conv_std)
     from jaxdse.data import load_digits
 
     images, labels = load_digits()
@@ -172,9 +172,9 @@ def write(rows, command, width, depth, features, conv_std, extra=()):
         f"Command: `{command}`  ",
         f"Machine: {machine()}",
         "",
-        f"The example CNN (`jaxdse.nn.CNN`, width {width}, depth {depth}, {features} penultimate features, 8x8x1",
+        f"The example CNN (`jaxdse.training.CNN`, width {width}, depth {depth}, {features} penultimate features, 8x8x1",
         f"inputs, conv kernels ~ N(0, {conv_std:g}^2) so that the batch's features are spread as during training:",
-        "DSE column), one jitted Adam step from `jaxdse.nn.make_train_step`; \"with DSE\" also computes DSE (sigma 10, t 1,",
+        "DSE column), one jitted Adam step from `jaxdse.training.make_train_step`; \"with DSE\" also computes DSE (sigma 10, t 1,",
         "default exact method) of the batch's penultimate features inside the same compiled step. Steady state = median",
         "of repeated calls (the two variants interleaved); compile = lowering plus XLA compilation, paid once.",
         "",

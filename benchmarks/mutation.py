@@ -141,7 +141,7 @@ def round_robin(mutants):
 
 
 def copy_repository(dest: Path):
-    for entry in ("jaxdse", "tests", "pyproject.toml", "README.md", "SPEC.md", "examples"):
+    for entry in ("jaxdse", "tests", "pyproject.toml", "README.md", "examples"):
         src = ROOT / entry
         if src.is_dir():
             shutil.copytree(src, dest / entry, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))

@@ -60,7 +60,7 @@ def add_data_argument(p: argparse.ArgumentParser) -> None:
 
 def load_images(path=None):
     """``(images [n, H, W, C] in [0, 1], labels [n] int32, name)`` from an .npz or the digits."""
-    from jaxdse import training as nn
+    from jaxdse import training
 
     if path is None:
         from jaxdse.data import load_digits
@@ -81,7 +81,7 @@ def load_images(path=None):
     if not np.issubdtype(y.dtype, np.integer):
         raise SystemExit(f"labels must be integers, got {y.dtype}")
     _, y = np.unique(y, return_inverse=True)
-    return nn.as_images(x), y.astype(np.int32), name
+    return training.as_images(x), y.astype(np.int32), name
 
 
 def progress(total: int, desc: str, disable: bool = False):

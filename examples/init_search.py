@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxdse import training as nn
+from jaxdse import training
 
 
 def main(argv=None):
@@ -40,21 +40,21 @@ def main(argv=None):
     width, features, lr, batch_size, target = 16, 64, 1e-3, 32, 0.9
 
     images, labels, data_name = _common.load_images(args.data)
-    (x_tr, y_tr), (x_te, y_te) = nn.train_test_split(images, labels, key=jax.random.key(args.seed))
+    (x_tr, y_tr), (x_te, y_te) = training.train_test_split(images, labels, key=jax.random.key(args.seed))
     x_tr, y_tr, x_te, y_te = x_tr[:train_size], y_tr[:train_size], x_te[:test_size], y_te[:test_size]
     num_classes = int(labels.max()) + 1
 
-    model, base = nn.make_model(
+    model, base = training.make_model(
         jax.random.key(args.seed), width=width, features=features, num_classes=num_classes, image_shape=x_tr.shape[1:]
     )
     cand_std = np.repeat(stds, num_seeds).astype(np.float32)
     cand_seed = np.tile(np.arange(num_seeds), len(stds))
     keys = jax.random.split(jax.random.key(args.seed + 1), len(cand_std))
     # Every candidate: the same architecture, conv kernels ~ N(0, std^2) with its own key.
-    params = jax.vmap(nn.set_conv_std, (None, 0, 0))(base, keys, jnp.asarray(cand_std))
+    params = jax.vmap(training.set_conv_std, (None, 0, 0))(base, keys, jnp.asarray(cand_std))
 
     x_tr_j, y_tr_j, x_te_j, y_te_j = map(jnp.asarray, (x_tr, y_tr, x_te, y_te))
-    measure = jax.jit(jax.vmap(nn.make_evaluator(model, y_te, None, jit=False), (0, None, None, None, 0)))
+    measure = jax.jit(jax.vmap(training.make_evaluator(model, y_te, None, jit=False), (0, None, None, None, 0)))
     eval_keys = jax.random.split(jax.random.key(args.seed + 2), len(cand_std))
     with _common.Timer() as t_init:
         initial = jax.block_until_ready(measure(params, x_te_j, y_te_j, None, eval_keys))
@@ -63,8 +63,8 @@ def main(argv=None):
 
     optimizer = optax.adam(lr)
     opt_state = jax.vmap(optimizer.init)(params)
-    epoch = jax.jit(jax.vmap(nn.make_train_epoch(model, optimizer, batch_size=batch_size, jit=False), (0, 0, None, None, 0)))
-    accuracy = jax.jit(jax.vmap(nn.make_evaluator(model, y_te, None, measure=False, jit=False), (0, None, None, None, None)))
+    epoch = jax.jit(jax.vmap(training.make_train_epoch(model, optimizer, batch_size=batch_size, jit=False), (0, 0, None, None, 0)))
+    accuracy = jax.jit(jax.vmap(training.make_evaluator(model, y_te, None, measure=False, jit=False), (0, None, None, None, None)))
     curves = [np.asarray(initial.accuracy)]
     bar = _common.progress(epochs, f"training {len(cand_std)} candidates side by side", disable=args.no_progress)
     key = jax.random.key(args.seed + 3)

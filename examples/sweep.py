@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxdse import plotting
-from jaxdse import training as nn
+from jaxdse import training
 from jaxdse.sweep import knee, sweep
 
 
@@ -49,13 +49,13 @@ def main(argv=None):
     ts = ts.astype(np.float32)
 
     images, labels, data_name = _common.load_images(args.data)
-    (x_tr, y_tr), (x_te, y_te) = nn.train_test_split(images, labels, key=jax.random.key(args.seed))
+    (x_tr, y_tr), (x_te, y_te) = training.train_test_split(images, labels, key=jax.random.key(args.seed))
     x_tr, y_tr, x_te, y_te = x_tr[:train_size], y_tr[:train_size], x_te[:test_size], y_te[:test_size]
-    history = nn.fit(
+    history = training.fit(
         x_tr, y_tr, x_te, y_te, epochs=epochs, key=jax.random.key(args.seed), measure=False, width=16, features=64,
         learning_rate=3e-3, batch_size=32, progress=False if args.no_progress else "training the network",
     )
-    z = nn.penultimate(history["model"], history["params"], jnp.asarray(x_te))
+    z = training.penultimate(history["model"], history["params"], jnp.asarray(x_te))
     traces = {"dse": 0, "dsmi": 0}
 
     @jax.jit

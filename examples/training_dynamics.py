@@ -24,19 +24,19 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxdse import training as nn
+from jaxdse import training
 
 METRICS = ("train_accuracy", "test_accuracy", "dse", "dsmi_y", "dsmi_x")
 
 
 def make_functions(x_tr, y_tr, y_te, clusters, *, width, features, lr, batch_size):
     """The model and its vmapped, jitted epoch and evaluations (compiled once, shared by both conditions)."""
-    model, _ = nn.make_model(jax.random.key(0), width=width, features=features, image_shape=x_tr.shape[1:])
+    model, _ = training.make_model(jax.random.key(0), width=width, features=features, image_shape=x_tr.shape[1:])
     optimizer = optax.adam(lr)
-    epoch = jax.jit(jax.vmap(nn.make_train_epoch(model, optimizer, batch_size=batch_size, jit=False), (0, 0, None, None, 0)))
-    evaluate = jax.jit(jax.vmap(nn.make_evaluator(model, y_te, clusters, jit=False), (0, None, None, None, 0)))
+    epoch = jax.jit(jax.vmap(training.make_train_epoch(model, optimizer, batch_size=batch_size, jit=False), (0, 0, None, None, 0)))
+    evaluate = jax.jit(jax.vmap(training.make_evaluator(model, y_te, clusters, jit=False), (0, None, None, None, 0)))
     train_accuracy = jax.jit(
-        jax.vmap(nn.make_evaluator(model, y_tr, None, measure=False, jit=False), (0, None, None, None, None))
+        jax.vmap(training.make_evaluator(model, y_tr, None, measure=False, jit=False), (0, None, None, None, None))
     )
     return model, optimizer, epoch, evaluate, train_accuracy
 
@@ -45,7 +45,7 @@ def run_condition(fns, x_tr, y_tr, x_te, y_te, clusters, *, seeds, epochs, width
     """Train ``len(seeds)`` networks side by side; return ``{metric: [epochs + 1, seeds]}``."""
     model, optimizer, epoch, evaluate, train_accuracy = fns
     params = jax.vmap(
-        lambda k: nn.make_model(k, width=width, features=features, image_shape=x_tr.shape[1:])[1]
+        lambda k: training.make_model(k, width=width, features=features, image_shape=x_tr.shape[1:])[1]
     )(jnp.stack([jax.random.key(s) for s in seeds]))
     opt_state = jax.vmap(optimizer.init)(params)
     x_tr, y_tr, x_te, y_te, clusters = map(jnp.asarray, (x_tr, y_tr, x_te, y_te, clusters))
@@ -75,12 +75,12 @@ def main(argv=None):
     lr, batch_size = 3e-3, 32
 
     images, labels, data_name = _common.load_images(args.data)
-    (x_tr, y_tr), (x_te, y_te) = nn.train_test_split(images, labels, key=jax.random.key(args.seed))
+    (x_tr, y_tr), (x_te, y_te) = training.train_test_split(images, labels, key=jax.random.key(args.seed))
     x_tr, y_tr = x_tr[:train_size], y_tr[:train_size]
     if quick:
         x_te, y_te = x_te[:80], y_te[:80]
     num_clusters = int(min(10, len(np.unique(labels))))
-    clusters = nn.cluster_inputs(x_te, num_clusters)
+    clusters = training.cluster_inputs(x_te, num_clusters)
     y_shuffled = np.random.default_rng(args.seed).permutation(y_tr)
 
     fns = make_functions(x_tr, y_tr, y_te, clusters, width=width, features=features, lr=lr, batch_size=batch_size)

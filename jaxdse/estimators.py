@@ -253,12 +253,19 @@ def subsample(x, key, max_n: int):
 
     Returns ``(rows, key)`` with a fresh key for what follows.
     """
-    n = x.shape[0]
+    idx, key = subsample_indices(x.shape[0], key, max_n)
+    return (x if idx is None else x[idx]), key
+
+
+def subsample_indices(n: int, key, max_n: int):
+    """``(indices, key)``: ``max_n`` of ``n`` row indices, drawn uniformly without
+    replacement and sorted (``None`` when ``n <= max_n``: every row), and a fresh
+    key for what follows. The one draw :func:`subsample`, ``max_n=`` and the
+    command line's ``--max-n`` share."""
     if n <= max_n:
-        return x, key
+        return None, key
     key, sub = jax.random.split(key)
-    idx = jax.random.choice(sub, n, (max_n,), replace=False)
-    return x[jnp.sort(idx)], key
+    return jnp.sort(jax.random.choice(sub, n, (max_n,), replace=False)), key
 
 
 def diffusion_eigenvalues(x, *, sigma=10.0, alpha=0.0, mask=None, solver=None):

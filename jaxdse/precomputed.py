@@ -45,7 +45,7 @@ class MatrixRows(NamedTuple):
 TOLERANCE = 1e-5  # symmetry and zero diagonal, relative to the largest entry
 
 
-def check_matrix(a, kind: str, mask=None, name: str = "x", *, tolerance: float = TOLERANCE):
+def check_matrix(a, kind: str, mask=None, name: str = "x"):
     """Validate a precomputed ``[n, n]`` matrix (values only when concrete); returns a float array."""
     _checks.check_choice(kind, "precomputed", KINDS)
     a = _checks.as_array(a, name)
@@ -58,30 +58,45 @@ def check_matrix(a, kind: str, mask=None, name: str = "x", *, tolerance: float =
     a = _checks.as_points(a, name, mask=mask)
     if _checks.is_concrete(a) and (mask is None or _checks.is_concrete(mask)):
         m = np.asarray(a, np.float64)
-        if mask is not None:
-            keep = np.asarray(mask)
-            m = m[np.ix_(keep, keep)]
-        if not np.all(np.isfinite(m)):
+        keep = np.ones(shape[0], bool) if mask is None else np.asarray(mask)
+        if not np.all(np.isfinite(m[np.ix_(keep, keep)])):
             raise ValueError(f"{name} has non-finite entries in the rows and columns that are kept")
-        scale = max(np.max(np.abs(m)), np.finfo(np.float64).tiny)
-        if np.max(np.abs(m - m.T)) > tolerance * scale:
-            raise ValueError(f"{name} with precomputed={kind!r} must be symmetric (|{name} - {name}^T| <= {tolerance:g} max|{name}|)")
-        if np.min(m) < 0:
-            raise ValueError(f"{name} with precomputed={kind!r} must be non-negative, its smallest entry is {np.min(m):g}")
-        if kind == "distance" and np.max(np.abs(np.diag(m))) > tolerance * scale:
-            raise ValueError(f"{name} with precomputed='distance' must have a zero diagonal")
-        if kind == "affinity" and np.min(m.sum(axis=1)) <= 0:
-            raise ValueError(f"{name} with precomputed='affinity' has a row of zeros (an isolated point): no diffusion from it")
+        m = np.where(keep[:, None] & keep[None, :], m, 0.0)
+        with jax.ensure_compile_time_eval():
+            failed = [what for what, ok in _properties(jnp.asarray(m, a.dtype), kind, keep).items() if not bool(ok)]
+        if failed:
+            raise ValueError(f"{name} with precomputed={kind!r} " + _FAILURES[failed[0]].format(name=name, tol=TOLERANCE, low=np.min(m)))
     return a
 
 
-def _valid(a, kind: str, keep):
-    """The checks of :func:`check_matrix` on ``a`` (dropped pairs already 0), traced: a boolean scalar."""
+# What check_matrix says when a property fails.
+_FAILURES = {
+    "symmetric": "must be symmetric (|{name} - {name}^T| <= {tol:g} max|{name}|)",
+    "non-negative": "must be non-negative, its smallest entry is {low:g}",
+    "zero diagonal": "must have a zero diagonal",
+    "no isolated row": "has a row of zeros (an isolated point): no diffusion from it",
+}
+
+
+def _properties(a, kind: str, keep):
+    """Each property a precomputed matrix ``a`` (dropped pairs already 0) must have, as a boolean scalar.
+
+    The one copy of these checks: :func:`check_matrix` evaluates them on
+    concrete input to name a failure; :func:`prepare_matrix` traces them to give
+    NaN under ``jit``.
+    """
     scale = jnp.maximum(jnp.max(jnp.abs(a)), jnp.finfo(a.dtype).tiny)
-    ok = (jnp.max(jnp.abs(a - a.T)) <= TOLERANCE * scale) & (jnp.min(a) >= 0)
+    ok = {"symmetric": jnp.max(jnp.abs(a - a.T)) <= TOLERANCE * scale, "non-negative": jnp.min(a) >= 0}
     if kind == "distance":
-        return ok & (jnp.max(jnp.abs(jnp.diagonal(a))) <= TOLERANCE * scale)
-    return ok & jnp.all(jnp.where(keep, jnp.sum(a, axis=1) > 0, True))
+        ok["zero diagonal"] = jnp.max(jnp.abs(jnp.diagonal(a))) <= TOLERANCE * scale
+    else:
+        ok["no isolated row"] = jnp.all(jnp.where(keep, jnp.sum(a, axis=1) > 0, True))
+    return ok
+
+
+def _valid(a, kind: str, keep):
+    """All of :func:`_properties`, traced: a boolean scalar."""
+    return jnp.all(jnp.stack(list(_properties(a, kind, keep).values())))
 
 
 def check_bandwidth(bandwidth: Bandwidth, kind: str):

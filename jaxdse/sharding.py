@@ -5,7 +5,7 @@ result), so every device runs the same program on its share:
 
 * row sharding inside one operator (:func:`row_sharded`): each device computes
   its share of the rows of a kernel product; :mod:`jaxdse.operators` uses it for
-  ``dse(..., method="slq", mesh=mesh)``;
+  ``dse(..., solver=SLQ(mesh=mesh))``;
 * batch sharding (:func:`sharded_vmap`): a ``vmap`` whose batch (e.g. DSMI's
   padded subsets) is split over the devices.
 

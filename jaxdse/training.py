@@ -52,6 +52,7 @@ import numpy as np
 import optax
 
 from jaxdse import _checks
+from jaxdse._report import progress as progress_bar
 from jaxdse.engine import static_sizes
 from jaxdse.estimators import dse, dsmi
 from jaxdse.models import (  # noqa: F401  (re-exported: the training module's public names)
@@ -383,30 +384,19 @@ def fit(
             callback(epoch, row)
         return row
 
-    bar = _progress(epochs, progress)
+    bar = progress_bar(total=epochs, desc=progress if isinstance(progress, str) else "epochs", disable=not progress)
     key, k0 = jax.random.split(key)
     record(0, float("nan"), k0)
     for epoch in range(1, epochs + 1):
         key, k_train, k_eval = jax.random.split(key, 3)
         params, opt_state, loss = epoch_fn(params, opt_state, x_train, y_train, k_train)
         row = record(epoch, loss, k_eval)
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix(acc=f"{row['test_accuracy']:.3f}", dse=f"{row['dse']:.2f}", dsmi_y=f"{row['dsmi_y']:.2f}")
-    if bar is not None:
-        bar.close()
+        bar.update(1)
+        bar.set_postfix(acc=f"{row['test_accuracy']:.3f}", dse=f"{row['dse']:.2f}", dsmi_y=f"{row['dsmi_y']:.2f}")
+    bar.close()
     history["params"] = params
     history["model"] = model
     history["x_clusters"] = None if clusters is None else np.asarray(clusters)
     history["evaluate"] = evaluate_test
     return history
 
-
-def _progress(total, progress):
-    if not progress:
-        return None
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:  # pragma: no cover - tqdm is optional
-        return None
-    return tqdm(total=total, desc=progress if isinstance(progress, str) else "epochs", leave=False)

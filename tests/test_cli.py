@@ -161,6 +161,11 @@ def test_max_n_subsamples_explicitly_and_reproducibly(capsys, files):
     assert first["n"] == 10 and first["subsampled_from"] == N
     assert first["dse"] == again["dse"]
     assert "10 of 24 rows" in err
+    # The same rows as the library's max_n with the command line's key.
+    from jaxdse.cli.inputs import subsample_key
+
+    library = jaxdse.dse(files["x"], max_n=10, key=subsample_key(3))
+    assert first["dse"] == pytest.approx(float(library), abs=1e-6)
     everything, err = run_json(capsys, "dse", files["x.npy"], "--max-n", "100")
     assert everything["n"] == N and "all rows" in err
 

@@ -59,13 +59,20 @@ def subsample_rows(arrays, max_n, seed, report):
     if n <= max_n:
         report.note(f"--max-n {max_n} >= n = {n}: all rows are used")
         return arrays
-    import jax
+    from jaxdse.estimators import subsample_indices
 
-    key = jax.random.fold_in(jax.random.PRNGKey(seed), 1)
-    idx = np.sort(np.asarray(jax.random.choice(key, n, (max_n,), replace=False)))
+    idx = np.asarray(subsample_indices(n, subsample_key(seed), max_n)[0])
     report.note(f"using {max_n} of {n} rows, drawn at random without replacement (--seed {seed})")
     report.data["subsampled_from"] = n
     return [None if a is None else a[idx] for a in arrays]
+
+
+def subsample_key(seed):
+    """The key of ``--max-n``'s draw for ``--seed``: ``jaxdse.dse(x, max_n=m, key=subsample_key(seed))``
+    uses the same rows."""
+    import jax
+
+    return jax.random.fold_in(jax.random.PRNGKey(seed), 1)
 
 
 def estimator_key(seed):
