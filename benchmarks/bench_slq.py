@@ -37,7 +37,8 @@ from jaxdse import SLQ
 OUT = Path(__file__).with_name("results_slq.md")
 NUM_KEYS = 5
 # Settings used for n = 100,000 (fewer passes over the kernel); checked at n = 8000.
-LARGE = dict(num_matvecs=12, deflation_rank=8, operator="blockwise", block_size=512)
+LARGE = dict(num_probes=16, num_matvecs=12, deflation_rank=8, operator="blockwise", block_size=512)
+DEFAULT = SLQ()
 
 
 def header():
@@ -88,7 +89,8 @@ def slq_fn(sigma, **kw):
 def accuracy(lines):
     lines += [
         "",
-        "### Accuracy against the exact path (default settings: 16 probes, 20 Lanczos steps, deflation rank 16)",
+        f"### Accuracy against the exact path (default settings: {DEFAULT.num_probes} probes, "
+        f"{DEFAULT.num_matvecs} Lanczos steps, deflation rank {DEFAULT.deflation_rank})",
         "",
         f"{NUM_KEYS} keys each; error = slq - exact in bits; 'cover' = share of keys with |error| <= 2 stderr.",
         "",
@@ -166,7 +168,7 @@ def large(lines):
         "",
         "### n = 100,000, d = 64 (blockwise operator, no n x n array)",
         "",
-        f"- settings: sigma {sigma}, 16 probes, {LARGE}",
+        f"- settings: sigma {sigma}, {LARGE}",
         f"- DSE = {float(value):.4f} +- {float(se):.4f} bits; wall time {wall:.0f} s including compilation "
         f"(one call); peak RSS {rss:.2f} GiB.",
     ]
@@ -203,7 +205,7 @@ def sigma_for(x, target, lo, hi, steps=12):
     return float(np.sqrt(lo * hi))
 
 
-def gradient(lines, only=None, keys=4, num_probes=16):
+def gradient(lines, only=None, keys=4, num_probes=DEFAULT.num_probes):
     n, d = 2000, 64
     x = jnp.asarray(gaussian(n, d, seed=3))
     top = float(np.log2(n))
@@ -214,7 +216,7 @@ def gradient(lines, only=None, keys=4, num_probes=16):
         "",
         f"### Gradient of DSE with respect to x: SLQ against exact (n = {n}, d = {d}, Gaussian data)",
         "",
-        f"- SLQ settings: {num_probes} probes" + (" (the default)" if num_probes == 16 else f" (`SLQ(num_probes={num_probes})`)")
+        f"- SLQ settings: {num_probes} probes" + (" (the default)" if num_probes == DEFAULT.num_probes else f" (`SLQ(num_probes={num_probes})`)")
         + f", 20 Lanczos steps, deflation rank 16, float32, keys 0 to {keys - 1}; the",
         f"  sigmas come from a bisection of the exact DSE (near log2 n = 0.98 log2 n = {0.98 * top:.2f} bits: at log2 n",
         "  exactly the gradient vanishes). Cosine = <g_slq, g_exact> / (|g_slq| |g_exact|) over all n x d entries,",
@@ -386,7 +388,7 @@ def append(fn, *args):
 def main():
     signal.signal(signal.SIGTERM, lambda *_: sys.exit("stopped (SIGTERM)"))  # so that append() keeps the rows
     if "--gradient" in sys.argv:
-        rest, probes = sys.argv[sys.argv.index("--gradient") + 1:], 16
+        rest, probes = sys.argv[sys.argv.index("--gradient") + 1:], DEFAULT.num_probes
         if "--probes" in rest:
             i = rest.index("--probes")
             probes = int(rest[i + 1])

@@ -37,7 +37,10 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
+from functools import partial
+
 import jax
+import jax.extend
 import jax.numpy as jnp
 from matfree import decomp
 
@@ -45,6 +48,59 @@ from jaxdse import _linalg
 from jaxdse.affinity import HIGHEST
 from jaxdse.operators import Operator
 from jaxdse.solvers import SLQ, Estimate
+
+
+def _at_full_precision(fn, *args):
+    """``(value, aux) = fn(*args)`` (arrays in and out), its value and the derivative of
+    ``value`` traced at full float32 matmul precision; ``aux`` carries no derivative.
+
+    matfree's Lanczos (its recurrence coefficients, full reorthogonalisation and
+    adjoint) and the control-variate fit use plain matmuls, which an accelerator
+    may run as TF32 or bfloat16 passes. ``jax.default_matmul_precision`` reaches
+    what is traced inside it, but ``jax.grad`` traces the backward pass later,
+    outside: so the pullback is built and run under the same setting, through a
+    custom VJP. A custom VJP may not close over traced values, so ``fn`` is
+    traced once and every value it closes over (arrays, masks, keys) becomes an
+    explicit argument. ``aux`` (the standard error) is not differentiated: its
+    derivative is NaN if asked for (and its zero sensitivity otherwise is not
+    pushed through the square root of a zero variance).
+    """
+    with jax.default_matmul_precision("highest"):
+        closed, shape = jax.make_jaxpr(fn, return_shape=True)(*args)
+    jaxpr, num_args = closed.jaxpr, len(args)
+
+    def explicit(*args_and_consts):
+        run = jax.extend.core.jaxpr_as_fun(jax.extend.core.ClosedJaxpr(jaxpr, args_and_consts[num_args:]))
+        value, aux = run(*args_and_consts[:num_args])
+        return value, aux
+
+    return _highest(explicit, *args, *closed.consts)
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(0,))
+def _highest(fn, *args):
+    with jax.default_matmul_precision("highest"):
+        return fn(*args)
+
+
+def _highest_fwd(fn, *args):
+    with jax.default_matmul_precision("highest"):
+        value, pullback, aux = jax.vjp(fn, *(a.value for a in args), has_aux=True)
+    return (value, aux), pullback
+
+
+def _highest_bwd(fn, pullback, cotangents):
+    d_value, d_aux = cotangents
+    if isinstance(d_value, jax.custom_derivatives.SymbolicZero):
+        d_value = jnp.zeros(d_value.shape, d_value.dtype)
+    with jax.default_matmul_precision("highest"):
+        grads = pullback(d_value)
+    if not isinstance(d_aux, jax.custom_derivatives.SymbolicZero):  # no derivative to give: NaN
+        grads = tuple(g * jnp.nan if jnp.issubdtype(g.dtype, jnp.inexact) else g for g in grads)
+    return grads
+
+
+_highest.defvjp(_highest_fwd, _highest_bwd, symbolic_zeros=True)
 
 
 def slq_entropy(op: Operator, key, t, base, solver: SLQ, num_rows: int) -> Estimate:
@@ -55,10 +111,8 @@ def slq_entropy(op: Operator, key, t, base, solver: SLQ, num_rows: int) -> Estim
     """
     dtype = op.v.dtype
     t = jnp.asarray(t, dtype)
-    # matfree's Lanczos (its recurrence coefficients and full reorthogonalisation)
-    # and the control-variate fit use plain matmuls: full float32 for them too,
-    # not the TF32/bf16 passes an accelerator may use by default.
-    with jax.default_matmul_precision("highest"):
+
+    def estimate(t):
         rules, known = lanczos_nodes(
             op,
             key,
@@ -68,7 +122,9 @@ def slq_entropy(op: Operator, key, t, base, solver: SLQ, num_rows: int) -> Estim
             probes=solver.probes,
             num_rows=num_rows,
         )
-        value, stderr = jax.vmap(lambda s: _entropy_and_error(rules, known, s))(t.reshape(-1))
+        return jax.vmap(lambda s: _entropy_and_error(rules, known, s))(t.reshape(-1))
+
+    value, stderr = _at_full_precision(estimate, t)
     # An estimate outside the possible range [0, log m] (m kept rows; near the
     # ends, at large t or tiny sigma) is moved to the nearest possible value.
     # Within its error bar its gradient stays that of the estimate (a clipped

@@ -87,6 +87,11 @@ class SLQ:
 
     Args:
       num_probes: random probe vectors (>= 2: the standard error needs two).
+        The default, 64, keeps the gradient's probe noise small enough for
+        training (cosine with the exact gradient about 0.99 or more at
+        n = 2000 over the whole range of DSE; 16 probes gave 0.966 in the
+        middle of it); for values alone, 16 take 2 to 2.4 times less time for
+        about twice the standard error.
       num_matvecs: Lanczos steps per vector (quadrature nodes), >= 3.
       deflation_rank: columns of the exactly deflated top subspace (0: none).
       probes: ``"rademacher"`` or ``"gaussian"``.
@@ -103,7 +108,7 @@ class SLQ:
     32
     """
 
-    num_probes: int = 16
+    num_probes: int = 64
     num_matvecs: int = 20
     deflation_rank: int = 16
     probes: str = "rademacher"

@@ -43,6 +43,12 @@ CASES = {
     "dsmi": lambda x: jaxdse.dsmi(x, np.arange(64) % 3, key=KEY, sigma=2.0),
     "slq dense": lambda x: slq(x, operator="dense"),
     "slq blockwise": lambda x: slq(x, operator="blockwise", block_size=16),
+    # The backward pass is traced by jax.grad, after the estimate's own trace:
+    # matfree's Lanczos adjoint must be at full precision too.
+    "slq grad": jax.grad(lambda x: slq(x, operator="dense")),
+    "slq blockwise grad": jax.grad(lambda x: slq(x, operator="blockwise", block_size=16)),
+    "dsmi slq": lambda x: jaxdse.dsmi(x, np.arange(64) % 3, key=KEY, sigma=2.0, solver=SLQ(**SMALL_SLQ)),
+    "dsmi slq grad": jax.grad(lambda x: jaxdse.dsmi(x, np.arange(64) % 3, key=KEY, sigma=2.0, solver=SLQ(**SMALL_SLQ))),
 }
 
 
