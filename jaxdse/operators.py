@@ -7,9 +7,10 @@ block of vectors ``V`` ``[n, p]``:
 * dense: ``S`` ``[n, n]`` is built once (:func:`jaxdse.diffusion.dense_symmetric_operator`,
   or from a precomputed affinity matrix) and multiplied;
 * blockwise: row blocks ``G[I, :]`` ``[b, n]`` of the Gaussian affinities are
-  recomputed from the points at every product and multiplied by all ``p``
-  columns at once, so memory is ``O(n (d + p) + b n)`` and no ``n x n`` array
-  exists. Under differentiation each block is recomputed rather than stored.
+  recomputed from the points at every product, deflated entry by entry
+  (``r_i G_ij r_j - v_i v_j``) and multiplied by all ``p`` columns at once, so
+  memory is ``O(n (d + p) + b n)`` and no ``n x n`` array exists. Under
+  differentiation each block is recomputed rather than stored.
 
 Both give an :class:`Operator` from the same prepared points
 (:class:`jaxdse.affinity.ScaledPoints`, bandwidths already resolved), hence the
@@ -49,13 +50,6 @@ class Operator(NamedTuple):
     keep: jax.Array
 
 
-def _deflated(s_matmat, v):
-    def matmat(V):
-        return s_matmat(V) - v[:, None] * jnp.matmul(v, V, precision=HIGHEST)[None, :]
-
-    return matmat
-
-
 def dense_operator(S, v, keep) -> Operator:
     """:class:`Operator` from the dense ``S`` ``[n, n]`` (and its eigenvector ``v``) held in memory."""
     # A is formed once: its products then carry no cancellation between S V
@@ -64,47 +58,55 @@ def dense_operator(S, v, keep) -> Operator:
     return Operator(lambda V: jnp.matmul(A, V, precision=HIGHEST), jnp.trace(S) - 1.0, jnp.sum(A * A), v, keep)
 
 
-def blockwise_kernel_matmat(points: ScaledPoints, V, *, block_size: int, weights, square: bool = False, mesh=None):
-    """``G V`` ``[n, p]`` (or ``(G * G) V`` if ``square``) without forming ``G``.
+def blockwise_kernel_matmat(
+    points: ScaledPoints, V, *, block_size: int, weights, square: bool = False, mesh=None, scale=None, deflate=None
+):
+    """``M V`` ``[n, p]`` (or ``(M * M) V`` if ``square``) without forming ``M``.
 
-    ``G`` is :func:`jaxdse.affinity.kernel` of the prepared points for kept rows
-    and columns (``weights`` ``[n]``: 1.0 kept, 0.0 not; a float array, so that
-    the closure over it can be differentiated through matfree's adjoint), 0
-    otherwise. ``n`` is a multiple of ``block_size`` (and of the
-    mesh size times ``block_size`` with a ``mesh``); ``V`` ``[n, p]``. Each row
-    block ``[block_size, n]`` is built and multiplied by all of ``V``.
+    ``M = G`` by default, the kernel (:func:`jaxdse.affinity.kernel` of the
+    prepared points) on kept rows and columns (``weights`` ``[n]``: 1.0 kept,
+    0.0 not; a float array, so that the closure over it can be differentiated
+    through matfree's adjoint), 0 otherwise. With ``scale`` ``r`` and
+    ``deflate`` ``v`` ``[n]``, ``M_ij = r_i G_ij r_j - v_i v_j``, formed entry by
+    entry: for a near-constant kernel both terms are about ``1 / n`` and their
+    difference small, which a product ``S V - v (v^T V)`` would lose to
+    rounding. ``n`` is a multiple of ``block_size`` (and of the mesh size times
+    ``block_size`` with a ``mesh``); ``V`` ``[n, p]``. Each row block
+    ``[block_size, n]`` is built and multiplied by all of ``V``.
     """
     y, s = points
     n = y.shape[0]
     w = weights
+    r = jnp.ones(n, y.dtype) if scale is None else scale
+    v = jnp.zeros(n, y.dtype) if deflate is None else deflate
     V = V * w[:, None]
     index = jnp.arange(n)
 
-    def rows(i_rows, y_rows, s_rows, w_rows, y_all, s_all, V_all):
+    def rows(i_rows, y_rows, s_rows, w_rows, r_rows, v_rows, y_all, s_all, r_all, v_all, V_all):
         nb = y_rows.shape[0] // block_size
 
         def one_block(args):
-            return _block_product(*args, y_all, s_all, V_all, square)
+            return _block_product(*args, y_all, s_all, r_all, v_all, V_all, square)
 
-        blocks = (i_rows.reshape(nb, block_size), y_rows.reshape(nb, block_size, -1), s_rows.reshape(nb, block_size))
+        blocks = tuple(a.reshape((nb, block_size) + a.shape[1:]) for a in (i_rows, y_rows, s_rows, r_rows, v_rows))
         out = jax.lax.map(one_block, blocks)
         return out.reshape(y_rows.shape[0], -1) * w_rows[:, None]
 
     if mesh is None:
-        return rows(index, y, s, w, y, s, V)
+        return rows(index, y, s, w, r, v, y, s, r, v, V)
     # Each device computes its share of the rows; the result is gathered back to
     # every device: the Lanczos recurrences on [n, p] vectors stay replicated
     # and cheap, only the kernel work is split.
-    return row_sharded(rows, mesh, num_row_args=4)(index, y, s, w, y, s, V)
+    return row_sharded(rows, mesh, num_row_args=6)(index, y, s, w, r, v, y, s, r, v, V)
 
 
-@partial(jax.checkpoint, static_argnums=(6,))
-def _block_product(ib, yb, sb, y_all, s_all, V_all, square):
-    """One row block of ``G V`` (or ``(G * G) V``); recomputed, not stored, under differentiation."""
+@partial(jax.checkpoint, static_argnums=(10,))
+def _block_product(ib, yb, sb, rb, vb, y_all, s_all, r_all, v_all, V_all, square):
+    """One row block of ``M V`` (or ``(M * M) V``); recomputed, not stored, under differentiation."""
     # The diagonal is exactly 0, as in the dense path.
     d2 = jnp.where(ib[:, None] == jnp.arange(y_all.shape[0])[None, :], 0.0, sq_distances(yb, y_all))
-    G = kernel(d2, sb, s_all)
-    return jnp.matmul(G * G if square else G, V_all, precision=HIGHEST)
+    M = rb[:, None] * kernel(d2, sb, s_all) * r_all[None, :] - vb[:, None] * v_all[None, :]
+    return jnp.matmul(M * M if square else M, V_all, precision=HIGHEST)
 
 
 def blockwise_operator(points: ScaledPoints, alpha, keep, *, block_size: int, mesh=None) -> Operator:
@@ -116,13 +118,12 @@ def blockwise_operator(points: ScaledPoints, alpha, keep, *, block_size: int, me
     dtype = points.points.dtype
     weights = keep.astype(dtype)
 
-    def gmat(V, square=False):
-        return blockwise_kernel_matmat(points, V, block_size=block_size, weights=weights, square=square, mesh=mesh)
+    def products(V, **deflated):
+        return blockwise_kernel_matmat(points, V, block_size=block_size, weights=weights, mesh=mesh, **deflated)
 
-    norm = normalisation(lambda u: gmat(u[:, None])[:, 0], keep, alpha, dtype)
-    r, v = norm
-    matmat = _deflated(lambda V: r[:, None] * gmat(r[:, None] * V), v)
-    # G_ii = 1 on kept rows, so tr S = sum r_i^2 and |S|_F^2 = r^T (G*G) r (one more pass).
+    r, v = normalisation(lambda u: products(u[:, None])[:, 0], keep, alpha, dtype)
+    matmat = partial(products, scale=r, deflate=v)
+    # G_ii = 1 on kept rows, so tr A = sum r_i^2 - |v|^2; |A|_F^2 = 1^T (A*A) 1 (one more pass).
     trace = jnp.sum(r * r) - 1.0
-    frobenius_sq = jnp.sum(r * gmat((r * r)[:, None], square=True)[:, 0] * r) - 1.0
+    frobenius_sq = jnp.sum(matmat(jnp.ones((r.shape[0], 1), dtype), square=True))
     return Operator(matmat, trace, frobenius_sq, v, keep)

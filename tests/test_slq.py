@@ -168,6 +168,14 @@ def test_dense_and_blockwise_operators_give_the_same_estimate(rng):
     blockwise = jaxdse.dse_estimate(x, sigma=2.0, solver=SLQ(operator="blockwise", block_size=64), key=3)
     np.testing.assert_allclose(blockwise.value, dense.value, atol=2e-5)
     np.testing.assert_allclose(blockwise.stderr, dense.stderr, rtol=1e-3)
+    # A near-constant kernel (DSE 0.004): the deflated blocks are formed entry by
+    # entry; as S V - v (v^T V) they lost A V to rounding and gave 0 +- 0.004.
+    x = rng.normal(size=(300, 3)).astype(np.float32)
+    exact = float(jaxdse.dse(x, sigma=100.0))
+    dense = jaxdse.dse_estimate(x, sigma=100.0, solver=SLQ(operator="dense"), key=0)
+    blockwise = jaxdse.dse_estimate(x, sigma=100.0, solver=SLQ(operator="blockwise", block_size=100), key=0)
+    assert abs(float(blockwise.value) - float(dense.value)) <= 1e-6
+    assert abs(float(blockwise.value) - exact) <= 1e-4 and float(blockwise.stderr) <= 1e-4, (float(blockwise.value), exact)
 
 
 def test_memory_budget_changes_how_not_what(rng):
