@@ -18,13 +18,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-import jaxdse
 from jaxdse import _checks
+from jaxdse.engine import as_options
+from jaxdse.estimators import dse, dsmi
 from jaxdse.knee import BEND, FLAT
 from jaxdse.knee import knee as traced_knee
-from jaxdse.engine import as_options
 from jaxdse.labels import prepare_labels
-from jaxdse.memory import dense_bytes
+from jaxdse.memory import dense_bytes, get_memory_budget
 from jaxdse.solvers import Exact, as_solver
 
 
@@ -103,7 +103,7 @@ def sweep(
     solver = as_solver(solver)
     if not isinstance(solver, Exact):
         raise ValueError("solver: a sweep shares one eigendecomposition per sigma across t; it needs Exact(...)")
-    fit = max(1, jaxdse.get_memory_budget(solver.memory_budget) // max(dense_bytes(n, x.dtype), 1))
+    fit = max(1, get_memory_budget(solver.memory_budget) // max(dense_bytes(n, x.dtype), 1))
     dse_batch = None if fit >= sigmas.shape[0] else int(fit)
     settings = as_options(options)
     derived = sorted({"num_classes", "max_class_size", "reference_discrete", "num_clusters"} & set(options))
@@ -142,7 +142,7 @@ def _grid(values, name, dtype):
 @functools.partial(jax.jit, static_argnames=("batch", "solver"))
 def _dse_grid(x, sigmas, ts, alpha, base, *, batch, solver):
     def one(sigma):
-        return jaxdse.dse(x, sigma=sigma, t=ts, alpha=alpha, base=base, solver=solver)
+        return dse(x, sigma=sigma, t=ts, alpha=alpha, base=base, solver=solver)
 
     return jax.vmap(one)(sigmas) if batch is None else jax.lax.map(one, sigmas, batch_size=batch)
 
@@ -152,7 +152,7 @@ def _both_grids(x, classes, key, sigmas, ts, alpha, base, *, dse_batch, solver, 
     options = {f.name: getattr(settings, f.name) for f in dataclasses.fields(settings)}
 
     def one(sigma):
-        return jaxdse.dsmi(x, classes, key=key, sigma=sigma, t=ts, alpha=alpha, base=base, solver=solver, **options)
+        return dsmi(x, classes, key=key, sigma=sigma, t=ts, alpha=alpha, base=base, solver=solver, **options)
 
     h = _dse_grid(x, sigmas, ts, alpha, base, batch=dse_batch, solver=solver)
     return Sweep(h, jax.lax.map(one, sigmas))
