@@ -74,20 +74,19 @@ def _check_numbers(t, alpha, base):
     return t, _checks.check_alpha(alpha), _checks.check_base(base)
 
 
-def _knee_t(curve):
-    """The t of :data:`jaxdse.knee.T_GRID` at the knee of ``curve`` (DSE on that grid); NaN without a knee."""
+def _knee(curve):
+    """``(index, t)`` of the knee of ``curve`` (DSE on :data:`jaxdse.knee.T_GRID`); index -1 and t NaN without one."""
     grid = jnp.asarray(T_GRID, curve.dtype)
     idx = knee_index(grid, curve)
     if _checks.is_concrete(idx) and int(idx) < 0:
         raise ValueError("t='auto': DSE against t has no knee for t in [1, 1024] (it is straight in log t); pass t")
-    return jnp.where(idx >= 0, grid[jnp.maximum(idx, 0)], jnp.nan)
+    return idx, jnp.where(idx >= 0, grid[jnp.maximum(idx, 0)], jnp.nan)
 
 
 def _at_knee(est: Estimate) -> Estimate:
     """The estimate at the knee of DSE against t on :data:`jaxdse.knee.T_GRID`, with that t (NaN without a knee)."""
-    t = _knee_t(est.value)
-    pick = jnp.argmax(jnp.asarray(T_GRID, t.dtype) == t)
-    known = jnp.isfinite(t)
+    idx, t = _knee(est.value)
+    pick, known = jnp.maximum(idx, 0), idx >= 0
     return Estimate(jnp.where(known, est.value[pick], jnp.nan), jnp.where(known, est.stderr[pick], jnp.nan), t)
 
 
@@ -396,4 +395,4 @@ def choose_t(x, *, sigma=10.0, alpha=0.0, mask=None, solver=None, key=None, prec
         precomputed=precomputed,
         standardize=standardize,
     )
-    return _knee_t(curve.value)
+    return _knee(curve.value)[1]
