@@ -27,6 +27,7 @@ float32, without overflowing squared distances or underflowing ``sigma^2``.
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import jax
@@ -149,11 +150,20 @@ def standardise(x, keep=None):
 def sq_distances(a, b):
     """Squared Euclidean distances ``[m, k]`` between the rows of ``a`` ``[m, d]`` and ``b`` ``[k, d]``.
 
-    ``|a|^2 + |b|^2 - 2 a.b``, clipped at 0; the one formula every path uses
-    (inputs are centred by :func:`standardise`, which avoids cancellation).
+    ``|a|^2 + |b|^2 - 2 a.b``; the one formula every path uses (inputs are
+    centred by :func:`standardise`, which avoids cancellation). Values within
+    the formula's rounding, ``2 sqrt(d) eps (|a|^2 + |b|^2)``, are set to 0:
+    duplicated rows are then exactly 0 apart, as the knn rule needs (a point
+    with k duplicates has bandwidth 0; a rounding-level distance instead gave
+    it a bandwidth of about ``sqrt(eps)`` and DSE 0.37 bits too high on data
+    with many duplicates). Rounding of this formula was measured at up to
+    ``3.7 eps (|a|^2 + |b|^2)`` for d = 2048.
     """
     cross = jnp.matmul(a, b.T, precision=HIGHEST)
-    return jnp.maximum(jnp.sum(a * a, 1)[:, None] + jnp.sum(b * b, 1)[None, :] - 2.0 * cross, 0.0)
+    norms = jnp.sum(a * a, 1)[:, None] + jnp.sum(b * b, 1)[None, :]
+    d2 = norms - 2.0 * cross
+    noise = 2.0 * math.sqrt(a.shape[1]) * jnp.finfo(d2.dtype).eps * norms
+    return jnp.where(d2 > noise, d2, 0.0)
 
 
 def self_sq_distances(y):
