@@ -94,6 +94,9 @@ class SLQ:
         about twice the standard error.
       num_matvecs: Lanczos steps per vector (quadrature nodes), >= 3.
       deflation_rank: columns of the exactly deflated top subspace (0: none).
+        The default, 64, holds the eigenvalues that dominate ``|lambda|^t`` at
+        t >= 10 (with 16, the error at t = 10 on a curved manifold at n = 1000
+        was about 0.01 bits, with 64 about 0.002).
       probes: ``"rademacher"`` or ``"gaussian"``.
       operator: ``"dense"`` (the ``n x n`` operator held in memory),
         ``"blockwise"`` (row blocks of the kernel recomputed at every product:
@@ -110,7 +113,7 @@ class SLQ:
 
     num_probes: int = 64
     num_matvecs: int = 20
-    deflation_rank: int = 16
+    deflation_rank: int = 64
     probes: str = "rademacher"
     operator: str = "auto"
     block_size: int = 512
