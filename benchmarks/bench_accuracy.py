@@ -1,0 +1,141 @@
+"""The accuracy harness: every solver and DSMI against a float64 numpy reference.
+
+    python benchmarks/bench_accuracy.py                 # the grid at n = 1000 and the SLQ table; writes results_accuracy.md
+    python benchmarks/bench_accuracy.py --n 600 --no-table   # a smaller grid only
+
+The grid (``benchmarks/accuracy.py``, shared with the fast tier in
+``tests/test_accuracy.py``): six data families, bandwidths from the rules and
+from multiples of the median distance, t = 1, 10, 100, a masked cell and a DSMI
+cell per family; every solver against the float64 reference at an absolute
+tolerance in bits, the stochastic ones over 8 keys (worst error, mean error over
+the keys, mean stderr, and how often ``|error| <= 2 stderr``). The table:
+Gaussian data (d = 256, seed 13) at n = 2000 and 8000, exact against
+``SLQ()``, with steady-state times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks import accuracy as grid  # noqa: E402
+from benchmarks.provenance import stamp  # noqa: E402
+
+OUT = Path(__file__).with_name("results_accuracy.md")
+COVER_SLACK = 1e-5  # bits: float32 rounding of a value of up to ~17 bits
+
+
+def run_grid(n, d, num_keys):
+    cells = grid.grid(n=n, d=d)
+    rows = {m.name: [] for m in grid.methods(num_keys)}
+    for i, cell in enumerate(cells):
+        ref = grid.reference(cell)
+        for m in grid.methods(num_keys):
+            t0 = time.perf_counter()
+            values, stderrs = grid.evaluate(cell, m)
+            rows[m.name].append((cell, ref, values - ref, stderrs, time.perf_counter() - t0))
+        print(f"[{i + 1}/{len(cells)}] {cell.label()}", flush=True)
+    return rows
+
+
+def grid_report(rows, methods, n, d):
+    lines = [f"### The grid: n = {n}, d = {d}, t = 1, 10, 100", ""]
+    lines += [
+        "Errors in bits against the float64 reference; for stochastic solvers the worst over the keys, the mean over",
+        "the keys (bias), the mean stderr and the share of (key, t) with |error| <= 2 stderr + 1e-5.",
+        "",
+        "| solver | tolerance (bits) | cells | within tolerance | worst error | worst bias | coverage |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for m in methods:
+        r = rows[m.name]
+        worst = max(float(np.max(np.abs(e))) for _, _, e, _, _ in r)
+        bias = max(float(np.max(np.abs(e.mean(0)))) for _, _, e, _, _ in r)
+        ok = sum(float(np.max(np.abs(e))) <= m.tolerance for _, _, e, _, _ in r)
+        covered = np.concatenate([(np.abs(e) <= 2 * s + COVER_SLACK).ravel() for _, _, e, s, _ in r])
+        cov = f"{100 * covered.mean():.1f}%" if m.stochastic else "-"
+        lines.append(f"| {m.name} | {m.tolerance:g} | {len(r)} | {ok} | {worst:.2e} | {bias:.2e} | {cov} |")
+    lines.append("")
+    for m in methods:
+        lines += [f"#### {m.name} (tolerance {m.tolerance:g} bits{f', {m.num_keys} keys' if m.stochastic else ''})", ""]
+        lines += ["| cell | reference (t = 1, 10, 100) | worst error | bias | stderr | coverage | seconds |",
+                  "|---|---|---|---|---|---|---|"]
+        for cell, ref, e, s, sec in rows[m.name]:
+            cov = np.mean(np.abs(e) <= 2 * s + COVER_SLACK)
+            flag = "" if np.max(np.abs(e)) <= m.tolerance else " **out**"
+            lines.append(
+                f"| {cell.label()} | {', '.join(f'{v:.4f}' for v in ref)} | {np.max(np.abs(e)):.1e}{flag} | "
+                f"{np.max(np.abs(e.mean(0))):.1e} | {np.mean(s):.1e} | {100 * cov:.0f}% | {sec:.1f} |"
+            )
+        lines.append("")
+    return lines
+
+
+def timed(fn, repeats=3):
+    fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
+def slq_table():
+    import jax
+
+    import jaxdse
+
+    lines = [
+        "### Exact against `SLQ()` on Gaussian data",
+        "",
+        "x = `np.random.default_rng(13).normal(size=(n, 256))`, float32, t = 1. Reference: float64 numpy. SLQ: keys",
+        "1, 2, 3 and the mean over keys 1..8 (bias); times: steady state (median of 3 after a warm-up), seconds.",
+        "",
+        "| n | sigma | reference | exact float32 | SLQ keys 1, 2, 3 | stderr | mean of 8 keys - reference | exact s | SLQ s | speed-up |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for n, sigmas in ((2000, (10.0, 60.0, 80.0)), (8000, (10.0, 25.0, 60.0))):
+        x = np.random.default_rng(13).normal(size=(n, 256)).astype(np.float32)
+        for sigma in sigmas:
+            ref = float(grid.reference_dse(x, sigma, np.array([1.0]))[0])
+            exact = jax.jit(lambda x, s: jaxdse.dse(x, sigma=s))
+            approx = jax.jit(lambda x, s, k: jaxdse.dse_estimate(x, sigma=s, solver=jaxdse.SLQ(), key=k))
+            ex = float(exact(x, sigma))
+            ests = [approx(x, sigma, jax.random.key(k)) for k in range(1, 9)]
+            vals = np.array([float(e.value) for e in ests])
+            t_exact = timed(lambda: exact(x, sigma).block_until_ready(), repeats=2 if n > 4000 else 3)
+            t_slq = timed(lambda: approx(x, sigma, jax.random.key(1)).value.block_until_ready())
+            lines.append(
+                f"| {n} | {sigma:g} | {ref:.4f} | {ex:.4f} | {', '.join(f'{v:.4f}' for v in vals[:3])} | "
+                f"{float(ests[0].stderr):.4f} | {vals.mean() - ref:+.4f} | {t_exact:.2f} | {t_slq:.2f} | "
+                f"{t_exact / t_slq:.1f}x |"
+            )
+            print(lines[-1], flush=True)
+    return lines + [""]
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=1000)
+    parser.add_argument("--d", type=int, default=32)
+    parser.add_argument("--keys", type=int, default=8)
+    parser.add_argument("--no-table", action="store_true", help="skip the n = 2000 / 8000 SLQ table")
+    args = parser.parse_args(argv)
+    lines = ["## Accuracy against a float64 reference", "", stamp(), ""]
+    if not args.no_table:
+        lines += slq_table()
+    methods = grid.methods(args.keys)
+    lines += grid_report(run_grid(args.n, args.d, args.keys), methods, args.n, args.d)
+    OUT.write_text("\n".join(lines) + "\n")
+    print(f"wrote {OUT}")
+
+
+if __name__ == "__main__":
+    main()

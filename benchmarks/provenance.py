@@ -1,0 +1,43 @@
+"""Where a results file came from: the commit, whether the tree had changes, the date and the machine.
+
+Every ``bench_*.py`` puts :func:`stamp` at the top of the results file it writes,
+so that a table can always be traced to the code that produced it.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def commit() -> str:
+    """The checkout's commit (short hash), with ``+changes`` when the tracked files differ from it."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short=10", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                              check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (not a git checkout)"
+    return head + (" +changes" if dirty else "")
+
+
+def stamp() -> str:
+    """One markdown line: commit, UTC date, command, machine and versions."""
+    from importlib.metadata import version
+
+    import jax
+    import numpy as np
+
+    date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    versions = f"jax {jax.__version__}, matfree {version('matfree')}, numpy {np.__version__}"
+    return (
+        f"Produced by commit {commit()} on {date} with `python {' '.join(sys.argv)}`; "
+        f"{platform.machine()}, {os.cpu_count()} CPU cores, jax backend {jax.default_backend()}, {versions}."
+    )
