@@ -129,8 +129,10 @@ def _pick_from_npz(archive, array, path, name):
         raise InputError(f"{name} file {path!r} is an empty .npz archive")
     if array is None:
         if len(names) > 1:
+            flag = "--labels-array" if name in ("labels", "reference") else "--array"
             raise InputError(
-                f"{name} file {path!r} holds {len(names)} arrays ({', '.join(names)}); choose one by name"
+                f"{name} file {path!r} holds {len(names)} arrays ({', '.join(names)}); choose one by name: "
+                f"{flag} NAME on the command line, array=NAME in jaxdse.io (e.g. array={names[0]!r})"
             )
         array = names[0]
     if array not in names:
