@@ -62,7 +62,7 @@ def load_array(path, *, array: str | None = None, name: str = "input", text: boo
       line is read as a header when that word occurs nowhere else in the column.
 
     Args:
-      path: file name.
+      path: file name (``str``, ``bytes`` or ``os.PathLike``).
       array: member name inside an ``.npz`` archive.
       name: what the file is for (``"features"``, ``"labels"``), used in messages.
       text: accept a one-column table of words (gives a string array).
@@ -72,8 +72,9 @@ def load_array(path, *, array: str | None = None, name: str = "input", text: boo
 
     Raises:
       InputError: one line naming the file and the problem.
+      TypeError: ``path`` is not a file name.
     """
-    path = os.fspath(path)
+    path = _as_path(path)
     if not os.path.exists(path):
         raise InputError(f"{name} file {path!r} does not exist")
     if os.path.isdir(path):
@@ -93,6 +94,14 @@ def load_array(path, *, array: str | None = None, name: str = "input", text: boo
         raise
     except (OSError, ValueError, TypeError, EOFError, zipfile.BadZipFile) as err:
         raise InputError(f"cannot read {name} file {path!r}: {_one_line(err)}") from err
+
+
+def _as_path(path) -> str:
+    """A file name as text: bytes and os.PathLike are decoded as the file system does."""
+    try:
+        return os.fsdecode(path)
+    except TypeError:
+        raise TypeError(f"path must be a file name (str, bytes or os.PathLike), got {type(path).__name__}") from None
 
 
 def _one_line(err) -> str:
@@ -205,6 +214,7 @@ def load_points(path, *, array: str | None = None, name: str = "features") -> Lo
         values (naming the rows), a single number, fewer than 2 rows or no
         feature columns.
     """
+    path = _as_path(path)
     raw = load_array(path, array=array, name=name)
     x = _as_numeric(raw, path, name)
     notes = []
@@ -245,6 +255,7 @@ def load_labels(path, n: int | None = None, *, array: str | None = None, name: s
         reference belongs in :func:`load_reference`), a matrix that is not
         one-hot, or a count other than ``n``.
     """
+    path = _as_path(path)
     raw = load_array(path, array=array, name=name, text=True)
     y, notes = raw, []
     if y.ndim == 2 and y.shape[1] == 1:
@@ -289,6 +300,7 @@ def load_reference(path, n: int | None = None, *, array: str | None = None, name
       InputError: an unreadable file, non-numeric or non-finite values, a
         single number, or a row count other than ``n``.
     """
+    path = _as_path(path)
     raw = load_array(path, array=array, name=name)
     ref, notes = _as_numeric(raw, path, name), []
     if ref.ndim == 0:

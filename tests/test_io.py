@@ -53,6 +53,21 @@ def test_npz_member_is_chosen_by_array_name(folder):
         load_array(_npy(folder), array="features")
 
 
+def test_bytes_and_pathlike_paths_are_file_names(folder):
+    path = folder / "z.npy"
+    np.save(path, np.arange(6.0).reshape(3, 2))
+    for given in (path, str(path), bytes(path)):
+        assert load_array(given).shape == (3, 2)
+        assert load_points(given).values.shape == (3, 2)
+    np.save(folder / "y.npy", np.arange(3) % 2)
+    assert load_labels(bytes(folder / "y.npy"), 3).values.tolist() == [0, 1, 0]
+    assert load_reference(bytes(path), 3).values.shape == (3, 2)
+    with pytest.raises(InputError, match=r"file '.*missing.npy' does not exist"):
+        load_array(bytes(folder / "missing.npy"))
+    with pytest.raises(TypeError, match="path must be a file name"):
+        load_array(3)
+
+
 def _npy(folder):
     path = folder / "plain.npy"
     np.save(path, np.ones(3))
