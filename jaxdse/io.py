@@ -54,7 +54,7 @@ def load_array(path, *, array: str | None = None, name: str = "input", text: boo
 
     * ``.npy``: the array (no pickled objects).
     * ``.npz``: the member called ``array``; without ``array`` the archive must
-      hold exactly one.
+      hold exactly one. Object arrays and pickles are refused, never unpickled.
     * ``.csv`` (comma), ``.tsv`` (tab), ``.txt`` (whitespace): a numeric table,
       one sample per row. A first line that is not numeric is read as a header
       and skipped. A table with one column gives a ``[n]`` array. With
@@ -146,10 +146,21 @@ def _pick_from_npz(archive, array, path, name):
         array = names[0]
     if array not in names:
         raise InputError(f"{name} file {path!r} has no array {array!r}; it holds: {', '.join(names)}")
+    where = f"array {array!r} in {name} file {path!r}"
     try:
-        return np.asarray(archive[array])
+        value = archive[array]
     except ValueError as err:
-        raise InputError(f"array {array!r} in {name} file {path!r} holds Python objects (pickled), not numbers") from err
+        if "pickle" not in str(err).lower():
+            raise
+        # An object array: np.load refuses to unpickle it.
+        raise InputError(f"{where} holds Python objects (pickled), not numbers; object arrays are not loaded") from err
+    if isinstance(value, bytes):  # a member without a .npy header comes back as its raw bytes
+        if value[:1] == b"\x80":  # the opening of a pickle (protocol 2 and later)
+            raise InputError(
+                f"{where} is a pickle of Python objects, not a NumPy array; object arrays and pickles are not loaded"
+            )
+        raise InputError(f"{where} is not a NumPy array (no .npy header)")
+    return np.asarray(value)
 
 
 def _load_table(path, ext, name, text):

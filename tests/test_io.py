@@ -1,6 +1,8 @@
 """Reading points and labels from files (:mod:`jaxdse.io`)."""
 
 import pathlib
+import pickle
+import zipfile
 
 import numpy as np
 import pytest
@@ -66,6 +68,25 @@ def test_bytes_and_pathlike_paths_are_file_names(folder):
         load_array(bytes(folder / "missing.npy"))
     with pytest.raises(TypeError, match="path must be a file name"):
         load_array(3)
+
+
+def test_npz_members_holding_objects_are_refused_not_unpickled(folder):
+    path = folder / "objects.npz"
+    np.savez(path, numbers=np.ones(3), things=np.array([{"a": 1}, None], dtype=object))
+    assert load_array(path, array="numbers").tolist() == [1.0, 1.0, 1.0]
+    with pytest.raises(InputError, match="array 'things' .* object arrays are not loaded"):
+        load_array(path, array="things")
+    # Members without a .npy header (np.load hands back their bytes): a pickle, other bytes.
+    raw = folder / "raw.npz"
+    with zipfile.ZipFile(raw, "w") as archive:
+        archive.writestr("pickled.npy", pickle.dumps(np.arange(3)))
+        archive.writestr("pickled_list", pickle.dumps([1, 2]))
+        archive.writestr("text.npy", b"1 2 3")
+    for member in ("pickled", "pickled_list"):
+        with pytest.raises(InputError, match=f"array '{member}' .*object arrays and pickles are not loaded"):
+            load_array(raw, array=member)
+    with pytest.raises(InputError, match="array 'text' .*not a NumPy array"):
+        load_points(raw, array="text")
 
 
 def _npy(folder):
