@@ -167,7 +167,10 @@ def _scalar(value, name: str):
     if isinstance(value, numbers.Real):
         return float(value)
     if isinstance(value, (list, tuple)):
-        value = np.asarray(value, dtype=float)
+        try:
+            value = np.asarray(value, dtype=float)
+        except (TypeError, ValueError):  # strings or ragged lists inside
+            raise TypeError(f"{name} must hold real numbers, got {value!r}") from None
     dtype = getattr(value, "dtype", None)
     if dtype is None or not (np.issubdtype(dtype, np.floating) or np.issubdtype(dtype, np.integer)):
         raise TypeError(f"{name} must be a real number or a real array, got {type(value).__name__}")

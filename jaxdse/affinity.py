@@ -28,6 +28,7 @@ float32, without overflowing squared distances or underflowing ``sigma^2``.
 from __future__ import annotations
 
 import math
+import reprlib
 from typing import NamedTuple
 
 import jax
@@ -64,9 +65,11 @@ def parse_bandwidth(sigma, name: str = "sigma") -> Bandwidth:
     """Turn a user's ``sigma`` into a :class:`Bandwidth`, with clear errors."""
     if isinstance(sigma, Bandwidth):
         return sigma
-    if isinstance(sigma, tuple) and len(sigma) == 2 and sigma[0] == "knn":
+    if isinstance(sigma, tuple) and len(sigma) == 2 and isinstance(sigma[0], str) and sigma[0] == "knn":
         return Bandwidth("knn", k=_checks.check_int(sigma[1], f"{name} (the k of the knn rule)"))
+    forms = f"{name} must be a positive number or one of 'median', 'sqrt_dim', 'knn', 'knn:K', ('knn', K)"
     if isinstance(sigma, str):
+        sigma = str(sigma)  # numpy's str_ as a plain str
         if sigma in ("median", "sqrt_dim"):
             return Bandwidth(sigma)
         if sigma == "knn":
@@ -77,10 +80,18 @@ def parse_bandwidth(sigma, name: str = "sigma") -> Bandwidth:
             except ValueError:
                 raise ValueError(f"{name}={sigma!r}: the k in 'knn:k' must be an integer") from None
             return Bandwidth("knn", k=_checks.check_int(k, f"{name} (the k of the knn rule)"))
-        raise ValueError(
-            f"{name} must be a positive number or one of 'median', 'sqrt_dim', 'knn', 'knn:K'; got {sigma!r}"
-        )
-    return Bandwidth("fixed", _checks.check_positive(sigma, name))
+        raise ValueError(f"{forms}; got {sigma!r}")
+    # Otherwise one real number (a scalar array or tracer too); a list or tuple is not unwrapped.
+    if isinstance(sigma, (list, tuple, bytes)) or sigma is None:
+        raise TypeError(f"{forms}; got {reprlib.repr(sigma)}")
+    try:
+        return Bandwidth("fixed", _checks.check_positive(sigma, name))
+    except TypeError:  # an array of strings, a complex number, ...
+        raise TypeError(f"{forms}; got {reprlib.repr(sigma)}") from None
+    except ValueError:
+        if np.ndim(sigma) == 0:  # not positive and finite
+            raise
+        raise ValueError(f"{forms}: one bandwidth, got an array of shape {np.shape(sigma)}") from None
 
 
 def check_knn_k(bandwidth: Bandwidth, n_kept: int, name: str = "sigma"):

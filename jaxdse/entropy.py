@@ -31,7 +31,8 @@ def spectral_entropy(eigenvalues, *, t=1.0, base=2.0):
       Array of shape ``[*T, ...]``: t's shape followed by the batch shape of
       ``eigenvalues``. A spectrum with no nonzero value gives NaN.
 
-    Differentiable in the eigenvalues and in t; zero eigenvalues get gradient 0.
+    Differentiable in the eigenvalues and in t; zero and subnormal eigenvalues get
+    gradient 0.
 
     >>> import jax.numpy as jnp
     >>> float(spectral_entropy(jnp.array([1.0, 1.0, 0.0, 0.0])))
@@ -61,10 +62,18 @@ def entropy_of_spectrum(lam, t, base):
     t = jnp.asarray(t, lam.dtype)
     t_shape = t.shape
     t = t.reshape(t_shape + (1,) * lam.ndim)
-    # Subnormal magnitudes count as 0 (their share is below 1e-38 and their
-    # logarithm is not reliable where the hardware flushes them to zero).
-    nonzero = jnp.abs(lam) >= jnp.finfo(lam.dtype).tiny
-    log_abs = jnp.log(jnp.where(nonzero, jnp.abs(lam), 1.0))
+    normal = jnp.abs(lam) >= jnp.finfo(lam.dtype).tiny
+    log_abs = jnp.log(jnp.where(normal, jnp.abs(lam), 1.0))
+    # Subnormal magnitudes: arithmetic may flush them to zero (XLA on CPU does),
+    # so their logarithm is read from the bits, |lambda| = m 2^(minexp - nmant)
+    # with m the integer below the sign bit. They get gradient 0.
+    info = jnp.finfo(lam.dtype)
+    bits = jax.lax.bitcast_convert_type(lam, jnp.dtype(f"uint{8 * lam.dtype.itemsize}"))
+    m_int = bits & ((1 << (8 * lam.dtype.itemsize - 1)) - 1)
+    subnormal = (m_int > 0) & (m_int < (1 << info.nmant))
+    log_sub = jnp.log(jnp.where(subnormal, m_int, 1).astype(lam.dtype)) + (info.minexp - info.nmant) * np.log(2.0)
+    log_abs = jnp.where(subnormal, jax.lax.stop_gradient(log_sub), log_abs)
+    nonzero = normal | subnormal
     # u_i = log(|lambda_i|^t) - max_j log(|lambda_j|^t): the shift cancels in H and
     # keeps the sums free of cancellation between large logarithms.
     log_w = jnp.where(nonzero, t * log_abs, -jnp.inf)

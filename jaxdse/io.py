@@ -54,7 +54,7 @@ def load_array(path, *, array: str | None = None, name: str = "input", text: boo
 
     * ``.npy``: the array (no pickled objects).
     * ``.npz``: the member called ``array``; without ``array`` the archive must
-      hold exactly one.
+      hold exactly one. Object arrays and pickles are refused, never unpickled.
     * ``.csv`` (comma), ``.tsv`` (tab), ``.txt`` (whitespace): a numeric table,
       one sample per row. A first line that is not numeric is read as a header
       and skipped. A table with one column gives a ``[n]`` array. With
@@ -62,7 +62,7 @@ def load_array(path, *, array: str | None = None, name: str = "input", text: boo
       line is read as a header when that word occurs nowhere else in the column.
 
     Args:
-      path: file name.
+      path: file name (``str``, ``bytes`` or ``os.PathLike``).
       array: member name inside an ``.npz`` archive.
       name: what the file is for (``"features"``, ``"labels"``), used in messages.
       text: accept a one-column table of words (gives a string array).
@@ -72,8 +72,9 @@ def load_array(path, *, array: str | None = None, name: str = "input", text: boo
 
     Raises:
       InputError: one line naming the file and the problem.
+      TypeError: ``path`` is not a file name.
     """
-    path = os.fspath(path)
+    path = _as_path(path)
     if not os.path.exists(path):
         raise InputError(f"{name} file {path!r} does not exist")
     if os.path.isdir(path):
@@ -93,6 +94,14 @@ def load_array(path, *, array: str | None = None, name: str = "input", text: boo
         raise
     except (OSError, ValueError, TypeError, EOFError, zipfile.BadZipFile) as err:
         raise InputError(f"cannot read {name} file {path!r}: {_one_line(err)}") from err
+
+
+def _as_path(path) -> str:
+    """A file name as text: bytes and os.PathLike are decoded as the file system does."""
+    try:
+        return os.fsdecode(path)
+    except TypeError:
+        raise TypeError(f"path must be a file name (str, bytes or os.PathLike), got {type(path).__name__}") from None
 
 
 def _one_line(err) -> str:
@@ -129,16 +138,29 @@ def _pick_from_npz(archive, array, path, name):
         raise InputError(f"{name} file {path!r} is an empty .npz archive")
     if array is None:
         if len(names) > 1:
+            flag = "--labels-array" if name in ("labels", "reference") else "--array"
             raise InputError(
-                f"{name} file {path!r} holds {len(names)} arrays ({', '.join(names)}); choose one by name"
+                f"{name} file {path!r} holds {len(names)} arrays ({', '.join(names)}); choose one by name: "
+                f"{flag} NAME on the command line, array=NAME in jaxdse.io (e.g. array={names[0]!r})"
             )
         array = names[0]
     if array not in names:
         raise InputError(f"{name} file {path!r} has no array {array!r}; it holds: {', '.join(names)}")
+    where = f"array {array!r} in {name} file {path!r}"
     try:
-        return np.asarray(archive[array])
+        value = archive[array]
     except ValueError as err:
-        raise InputError(f"array {array!r} in {name} file {path!r} holds Python objects (pickled), not numbers") from err
+        if "pickle" not in str(err).lower():
+            raise
+        # An object array: np.load refuses to unpickle it.
+        raise InputError(f"{where} holds Python objects (pickled), not numbers; object arrays are not loaded") from err
+    if isinstance(value, bytes):  # a member without a .npy header comes back as its raw bytes
+        if value[:1] == b"\x80":  # the opening of a pickle (protocol 2 and later)
+            raise InputError(
+                f"{where} is a pickle of Python objects, not a NumPy array; object arrays and pickles are not loaded"
+            )
+        raise InputError(f"{where} is not a NumPy array (no .npy header)")
+    return np.asarray(value)
 
 
 def _load_table(path, ext, name, text):
@@ -203,6 +225,7 @@ def load_points(path, *, array: str | None = None, name: str = "features") -> Lo
         values (naming the rows), a single number, fewer than 2 rows or no
         feature columns.
     """
+    path = _as_path(path)
     raw = load_array(path, array=array, name=name)
     x = _as_numeric(raw, path, name)
     notes = []
@@ -243,6 +266,7 @@ def load_labels(path, n: int | None = None, *, array: str | None = None, name: s
         reference belongs in :func:`load_reference`), a matrix that is not
         one-hot, or a count other than ``n``.
     """
+    path = _as_path(path)
     raw = load_array(path, array=array, name=name, text=True)
     y, notes = raw, []
     if y.ndim == 2 and y.shape[1] == 1:
@@ -287,6 +311,7 @@ def load_reference(path, n: int | None = None, *, array: str | None = None, name
       InputError: an unreadable file, non-numeric or non-finite values, a
         single number, or a row count other than ``n``.
     """
+    path = _as_path(path)
     raw = load_array(path, array=array, name=name)
     ref, notes = _as_numeric(raw, path, name), []
     if ref.ndim == 0:

@@ -90,7 +90,7 @@ def prepare_labels(y, n: int, *, num_clusters: int = 10, reference_discrete=None
         if _checks.is_concrete(y) and is_one_hot(y):
             return _remap_labels(np.argmax(np.asarray(y), axis=1), num_classes)
         if not _checks.is_concrete(y) and integer:
-            return _remap_labels(_one_hot_traced(y), num_classes)
+            return _remap_labels(_one_hot_traced(y), num_classes, marked=True)
     if reference_discrete is None:
         reference_discrete = column and integer
     if reference_discrete:
@@ -108,7 +108,7 @@ def prepare_labels(y, n: int, *, num_clusters: int = 10, reference_discrete=None
             _checks.as_points(np.asarray(y).reshape(-1, 1), name)  # finite values
             labels = _bin_on_host(y, num_clusters)
         else:
-            labels = bin_reference(y, num_clusters)
+            return _remap_labels(bin_reference(y, num_clusters), num_classes, marked=True)
         return _remap_labels(labels, num_classes)
     if not _checks.is_concrete(y):
         raise ValueError(
@@ -119,7 +119,8 @@ def prepare_labels(y, n: int, *, num_clusters: int = 10, reference_discrete=None
     return _remap_labels(labels, num_classes)
 
 
-def _remap_labels(labels, num_classes):
+def _remap_labels(labels, num_classes, *, marked=False):
+    """``(labels in 0..C-1, C)``; with ``marked`` (traced), a negative label is an invalid row, kept as -1."""
     if _checks.is_concrete(labels):
         # Concrete labels are handled on the host, also while tracing a jit.
         values, inverse = np.unique(np.asarray(labels), return_inverse=True)
@@ -135,8 +136,10 @@ def _remap_labels(labels, num_classes):
     values, inverse = jnp.unique(labels, size=num_classes, fill_value=jnp.max(labels), return_inverse=True)
     inverse = inverse.reshape(-1).astype(jnp.int32)
     # More distinct labels than num_classes (unique() dropped some), or labels
-    # already marked invalid: -1.
-    ok = (values[inverse] == labels) & (labels >= 0)
+    # already marked invalid: -1. A user's negative label is a class like any other.
+    ok = values[inverse] == labels
+    if marked:
+        ok = ok & (labels >= 0)
     return jnp.where(ok, inverse, -1), num_classes
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import reprlib
 from typing import NamedTuple
 
 import jax
@@ -89,6 +90,7 @@ def sweep(
       ValueError: a sigma or t that is not positive and finite (a bandwidth of
         0 would divide by zero), grids that are not 1-D, labels of the wrong
         length, or ``estimator="subsample"`` with labels and no key.
+      TypeError: grids that do not hold numbers (``sigmas=["median"]``).
       MemoryError: one sigma's dense computation exceeds the memory budget.
 
     >>> import numpy as np
@@ -130,7 +132,15 @@ def _grid(values, name, dtype):
         if np.ndim(values) != 1 or np.size(values) == 0:
             raise ValueError(f"{name} must be a non-empty 1-D array, got shape {np.shape(values)}")
         return jnp.asarray(values, dtype)
-    arr = np.asarray(values, dtype=np.float64)
+    try:
+        arr = np.asarray(values)
+        numbers = jnp.issubdtype(arr.dtype, jnp.integer) or jnp.issubdtype(arr.dtype, jnp.floating)
+    except ValueError:  # ragged lists
+        numbers = False
+    if not numbers or arr.dtype == np.bool_:  # None, strings (a rule such as "median"), ...
+        rule = " (resolve a rule such as 'median' to a number first)" if name == "sigmas" else ""
+        raise TypeError(f"{name} must be a non-empty 1-D list of numbers{rule}, got {reprlib.repr(values)}")
+    arr = arr.astype(np.float64)
     if arr.ndim != 1 or arr.size == 0:
         raise ValueError(f"{name} must be a non-empty 1-D list of numbers, got shape {arr.shape}")
     bad = np.flatnonzero(~(np.isfinite(arr) & (arr > 0)))

@@ -277,6 +277,38 @@ def test_bad_input(x, kwargs, exc, word):
         dse(x, **kwargs)
 
 
+@pytest.mark.parametrize(
+    "sigma, exc",
+    [
+        (("median",), TypeError),
+        (["median"], TypeError),
+        (np.array(["median"]), TypeError),
+        (np.array("median"), TypeError),
+        (b"median", TypeError),
+        (None, TypeError),
+        ([2.0], TypeError),
+        (("knn",), TypeError),
+        (["knn", 3], TypeError),
+        (("knn", 3, 1), TypeError),
+        (1 + 2j, TypeError),
+        (np.array([2.0]), ValueError),
+    ],
+)
+def test_odd_sigma_forms_name_sigma_and_what_it_takes(sigma, exc):
+    x = np.arange(8.0).reshape(4, 2)
+    for call in (lambda: dse(x, sigma=sigma), lambda: jaxdse.dsmi(x, np.arange(4) % 2, sigma=sigma, key=0)):
+        with pytest.raises(exc, match=r"sigma must be a positive number or one of 'median', .*\('knn', K\)"):
+            call()
+
+
+def test_sigma_forms_that_are_taken():
+    x = np.random.default_rng(0).normal(size=(12, 2))
+    assert float(dse(x, sigma=np.str_("median"))) == float(dse(x, sigma="median"))
+    assert float(dse(x, sigma=("knn", 3))) == float(dse(x, sigma="knn:3"))
+    assert float(dse(x, sigma=np.array(2.0))) == pytest.approx(float(dse(x, sigma=2.0)), abs=1e-6)
+    assert float(jax.jit(lambda s: dse(x, sigma=s))(2.0)) == pytest.approx(float(dse(x, sigma=2.0)), abs=1e-6)
+
+
 def test_non_finite_under_jit_gives_nan():
     f = jax.jit(lambda x: dse(x, sigma=1.0))
     x = np.ones((5, 2), np.float32) * np.arange(5, dtype=np.float32)[:, None]

@@ -147,6 +147,18 @@ def test_jit_with_static_sizes_and_the_overflow_rule(rng):
         dsmi(z, y_many, key=KEY, num_classes=3)
 
 
+@pytest.mark.parametrize("estimator", ["subsample", "plugin"])
+def test_negative_labels_under_jit_equal_eager(rng, estimator):
+    z, y = blobs(rng, n=60, d=3, k=3)
+    kw = dict(key=KEY, sigma=1.0, estimator=estimator)
+    f = jax.jit(lambda z, y: dsmi(z, y, num_classes=3, max_class_size=24, **kw))
+    eager = float(dsmi(z, y - 1, **kw))  # classes -1, 0, 1
+    assert eager == pytest.approx(float(dsmi(z, y, **kw)), abs=1e-6) and eager > 0.1
+    assert float(f(z, y - 1)) == pytest.approx(eager, abs=1e-5)
+    assert float(f(z, y * 1000 - 5)) == float(f(z, y))
+    assert float(f(z, -y)) == pytest.approx(float(dsmi(z, -y, **kw)), abs=1e-5)
+
+
 def test_under_jit_sizes_must_be_given(rng):
     z, y = blobs(rng, n=20, d=2, k=2)
     with pytest.raises(ValueError, match="num_classes must be given"):

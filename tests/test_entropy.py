@@ -46,6 +46,34 @@ def test_large_t_does_not_underflow():
     assert float(spectral_entropy(jnp.array([1e-30, 1e-30]))) == pytest.approx(1.0, abs=1e-5)
 
 
+def test_subnormal_eigenvalues_count():
+    # XLA on CPU flushes subnormals to zero in arithmetic; the value must not depend on it.
+    for lam in (jnp.full(4, 1e-45, jnp.float32), jnp.full(7, -3e-41, jnp.float32)):
+        n = lam.shape[0]
+        assert float(spectral_entropy(lam)) == pytest.approx(np.log2(n), abs=1e-5)
+        assert float(jax.jit(spectral_entropy)(lam)) == pytest.approx(np.log2(n), abs=1e-5)
+        assert float(spectral_entropy(lam, t=300.0)) == pytest.approx(np.log2(n), abs=1e-5)
+    assert float(spectral_entropy(jnp.array([1e-45, 1e-45, 0.0, 0.0], jnp.float32))) == pytest.approx(1.0, abs=1e-5)
+    mixed = jnp.array([2e-38, 5e-39, 0.0], jnp.float32)  # a normal value and a subnormal one
+    assert float(spectral_entropy(mixed)) == pytest.approx(reference_entropy([2e-38, 5e-39], 1.0), abs=1e-5)
+    assert float(spectral_entropy(mixed, t=2.0)) == pytest.approx(reference_entropy([2e-38, 5e-39], 2.0), abs=1e-5)
+    beside_one = jnp.array([1.0, 0.5, 1e-40, 0.0], jnp.float32)
+    assert float(spectral_entropy(beside_one)) == pytest.approx(float(spectral_entropy(beside_one[:2])), abs=1e-6)
+    for lam in (jnp.full(4, 1e-45, jnp.float32), mixed, beside_one):
+        g = np.asarray(jax.grad(spectral_entropy)(lam))
+        assert np.all(np.isfinite(g)) and g[-1] == 0.0
+        assert np.isfinite(float(jax.grad(lambda t: spectral_entropy(lam, t=t))(2.0)))
+    g = np.asarray(jax.grad(spectral_entropy)(beside_one))
+    assert g[:2] == pytest.approx(np.asarray(jax.grad(spectral_entropy)(beside_one[:2])), rel=1e-5)
+
+
+def test_subnormal_eigenvalues_count_in_float64(x64):
+    assert float(spectral_entropy(jnp.full(5, 5e-324))) == pytest.approx(np.log2(5), abs=1e-12)
+    assert float(spectral_entropy(jnp.array([4e-308, 1e-308, 0.0]))) == pytest.approx(
+        reference_entropy([0.8, 0.2], 1.0), abs=1e-12
+    )
+
+
 def test_zero_eigenvalues_get_zero_gradient_and_no_effect(x64):
     lam = jnp.array([1.0, 0.6, -0.3, 0.0, 0.0])
     g = jax.grad(lambda l: spectral_entropy(l, t=1.0))(lam)

@@ -1,6 +1,8 @@
 """Reading points and labels from files (:mod:`jaxdse.io`)."""
 
 import pathlib
+import pickle
+import zipfile
 
 import numpy as np
 import pytest
@@ -41,12 +43,50 @@ def test_npz_member_is_chosen_by_array_name(folder):
     path = folder / "xy.npz"
     np.savez(path, features=np.ones((3, 2)), labels=np.arange(3))
     assert load_array(path, array="labels").tolist() == [0, 1, 2]
-    with pytest.raises(InputError, match="choose one by name"):
+    with pytest.raises(InputError, match=r"holds 2 arrays \(features, labels\); choose one by name: .*array=NAME in jaxdse.io"):
         load_array(path)
+    with pytest.raises(InputError, match="--labels-array NAME on the command line"):
+        load_labels(path)
+    with pytest.raises(InputError, match="name: --array NAME on the command line"):
+        load_points(path)
     with pytest.raises(InputError, match="no array 'nope'"):
         load_array(path, array="nope")
     with pytest.raises(InputError, match=".npz"):
         load_array(_npy(folder), array="features")
+
+
+def test_bytes_and_pathlike_paths_are_file_names(folder):
+    path = folder / "z.npy"
+    np.save(path, np.arange(6.0).reshape(3, 2))
+    for given in (path, str(path), bytes(path)):
+        assert load_array(given).shape == (3, 2)
+        assert load_points(given).values.shape == (3, 2)
+    np.save(folder / "y.npy", np.arange(3) % 2)
+    assert load_labels(bytes(folder / "y.npy"), 3).values.tolist() == [0, 1, 0]
+    assert load_reference(bytes(path), 3).values.shape == (3, 2)
+    with pytest.raises(InputError, match=r"file '.*missing.npy' does not exist"):
+        load_array(bytes(folder / "missing.npy"))
+    with pytest.raises(TypeError, match="path must be a file name"):
+        load_array(3)
+
+
+def test_npz_members_holding_objects_are_refused_not_unpickled(folder):
+    path = folder / "objects.npz"
+    np.savez(path, numbers=np.ones(3), things=np.array([{"a": 1}, None], dtype=object))
+    assert load_array(path, array="numbers").tolist() == [1.0, 1.0, 1.0]
+    with pytest.raises(InputError, match="array 'things' .* object arrays are not loaded"):
+        load_array(path, array="things")
+    # Members without a .npy header (np.load hands back their bytes): a pickle, other bytes.
+    raw = folder / "raw.npz"
+    with zipfile.ZipFile(raw, "w") as archive:
+        archive.writestr("pickled.npy", pickle.dumps(np.arange(3)))
+        archive.writestr("pickled_list", pickle.dumps([1, 2]))
+        archive.writestr("text.npy", b"1 2 3")
+    for member in ("pickled", "pickled_list"):
+        with pytest.raises(InputError, match=f"array '{member}' .*object arrays and pickles are not loaded"):
+            load_array(raw, array=member)
+    with pytest.raises(InputError, match="array 'text' .*not a NumPy array"):
+        load_points(raw, array="text")
 
 
 def _npy(folder):

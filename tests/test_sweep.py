@@ -69,6 +69,15 @@ def test_sigma_zero_or_invalid_is_refused(data, sigmas):
         sweep(x, sigmas, [1.0])
 
 
+@pytest.mark.parametrize("sigmas", [("median",), ["median", 1.0], "median", np.array(["1"]), None])
+def test_sigmas_that_are_not_numbers_are_refused(data, sigmas):
+    x, _ = data
+    with pytest.raises(TypeError, match="sigmas must be a non-empty 1-D list of numbers"):
+        sweep(x, sigmas, [1.0])
+    with pytest.raises(TypeError, match="ts must be a non-empty 1-D list of numbers"):
+        sweep(x, [1.0], ["1"])
+
+
 def test_labels_are_checked(data):
     x, y = data
     with pytest.raises(ValueError, match="key"):
