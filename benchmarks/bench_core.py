@@ -34,6 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import jaxdse
+from provenance import stamped  # noqa: E402  (benchmarks/ is on the path when run as a script)
 
 HERE = Path(__file__).resolve().parent
 
@@ -260,7 +261,7 @@ def write(runs, command):
         "the same run.",
         "",
     ]
-    (HERE / "results_core.md").write_text("\n".join(lines))
+    (HERE / "results_core.md").write_text(stamped("\n".join(lines)))
 
 
 def run_all(args):

@@ -30,6 +30,7 @@ import jax
 import numpy as np
 
 from jaxdse.baselines import csmi, ksg, mine
+from provenance import stamped  # noqa: E402  (benchmarks/ is on the path when run as a script)
 
 HERE = Path(__file__).resolve().parent
 
@@ -212,7 +213,7 @@ def write_markdown(rows, acc, n, mine_epochs, command, info):
         "between runs.",
         "",
     ]
-    (HERE / "results_estimators.md").write_text("\n".join(lines))
+    (HERE / "results_estimators.md").write_text(stamped("\n".join(lines)))
 
 
 def plot(rows):

@@ -40,6 +40,7 @@ import sys
 import time
 from importlib import metadata
 from pathlib import Path
+from provenance import stamped  # noqa: E402  (benchmarks/ is on the path when run as a script)
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -461,7 +462,7 @@ def write(results, out, command, quick):
               f"{x['steady_True'] / x['steady_False']:.1f}x | {_s(x['compile_False'])} | {_s(x['compile_True'])} |"
               for x in r.get("rows", [])]
     lines += [""] + status("training")
-    Path(out).write_text("\n".join(lines).rstrip() + "\n")
+    Path(out).write_text(stamped("\n".join(lines).rstrip() + "\n"))
 
 
 def main(argv=None):

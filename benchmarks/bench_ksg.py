@@ -27,6 +27,7 @@ import numpy as np
 jax.config.update("jax_enable_x64", True)
 
 from jaxdse.baselines import ksg  # noqa: E402
+from provenance import stamped  # noqa: E402  (benchmarks/ is on the path when run as a script)
 
 HERE = Path(__file__).resolve().parent
 TRUTH = -0.5 * np.log2(1 - 0.8**2)
@@ -114,7 +115,7 @@ def write(rows, command):
         "samples is the estimator's own variance at that n (it falls as 1/sqrt(n)), not an implementation error.",
         "",
     ]
-    (HERE / "results_ksg.md").write_text("\n".join(lines))
+    (HERE / "results_ksg.md").write_text(stamped("\n".join(lines)))
 
 
 def main(argv=None):

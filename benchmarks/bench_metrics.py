@@ -36,6 +36,7 @@ import numpy as np  # noqa: E402
 import jaxdse  # noqa: E402
 from jaxdse.metrics import alpha_req, participation_ratio, rankme, renyi_entropy, renyi_mutual_information  # noqa: E402
 from jaxdse.probes import knn_accuracy, make_representation_evaluator, ridge_accuracy  # noqa: E402
+from provenance import stamped  # noqa: E402  (benchmarks/ is on the path when run as a script)
 
 HERE = Path(__file__).resolve().parent
 
@@ -129,7 +130,7 @@ def main(argv=None):
         "much less. BLAS runs single-threaded (OPENBLAS_NUM_THREADS=1) as in the other benchmarks.",
         "",
     ]
-    (HERE / "results_metrics.md").write_text("\n".join(lines))
+    (HERE / "results_metrics.md").write_text(stamped("\n".join(lines)))
     for name in compiled:
         print(f"{name:>28}: {1e3 * steady[name]:9.1f} ms   compile {compile_s[name]:6.2f} s")
     print(f"wrote {HERE / 'results_metrics.md'}")

@@ -33,6 +33,7 @@ import jaxdse
 from jaxdse.data import load_digits
 from jaxdse.engine import pad_size
 from jaxdse import SLQ
+from provenance import stamp  # noqa: E402  (benchmarks/ is on the path when run as a script)
 
 OUT = Path(__file__).with_name("results_slq.md")
 NUM_KEYS = 5
@@ -45,6 +46,7 @@ def header():
     from importlib.metadata import version
 
     return [
+        f"- {stamp()}",
         f"- machine: {platform.platform()}, {platform.processor() or platform.machine()}, "
         f"{os.cpu_count()} CPU cores (shared), jax {jax.__version__} ({jax.default_backend()}), "
         f"matfree {version('matfree')}, numpy {np.__version__}",

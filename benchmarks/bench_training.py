@@ -39,6 +39,7 @@ import optax  # noqa: E402
 
 import jaxdse  # noqa: E402
 from jaxdse import training  # noqa: E402
+from provenance import stamped  # noqa: E402  (benchmarks/ is on the path when run as a script)
 
 HERE = Path(__file__).resolve().parent
 
@@ -197,7 +198,7 @@ def write(rows, command, width, depth, features, conv_std, extra=()):
         "",
         *extra,
     ]
-    (HERE / "results_training.md").write_text("\n".join(lines))
+    (HERE / "results_training.md").write_text(stamped("\n".join(lines)))
 
 
 def main(argv=None):

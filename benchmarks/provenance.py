@@ -41,3 +41,9 @@ def stamp() -> str:
         f"Produced by commit {commit()} on {date} with `python {' '.join(sys.argv)}`; "
         f"{platform.machine()}, {os.cpu_count()} CPU cores, jax backend {jax.default_backend()}, {versions}."
     )
+
+
+def stamped(text: str) -> str:
+    """``text`` (a results section) with :func:`stamp` after its heading line."""
+    head, _, rest = text.partition("\n")
+    return f"{head}\n\n{stamp()}\n{rest}"
