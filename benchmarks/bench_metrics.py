@@ -35,7 +35,7 @@ import numpy as np  # noqa: E402
 
 import jaxdse  # noqa: E402
 from jaxdse.metrics import alpha_req, participation_ratio, rankme, renyi_entropy, renyi_mutual_information  # noqa: E402
-from jaxdse.probes import knn_accuracy, make_representation_evaluator, ridge_accuracy  # noqa: E402
+from jaxdse.monitor import knn_accuracy, make_representation_evaluator, ridge_accuracy  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 

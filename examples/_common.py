@@ -31,9 +31,9 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from jaxdse import plotting  # noqa: E402
-from jaxdse._report import Timer, jsonable  # noqa: E402, F401  (Timer: used by the examples)
-from jaxdse._report import progress as _progress  # noqa: E402
+from jaxdse.io import plotting  # noqa: E402
+from jaxdse.io._report import Timer, jsonable  # noqa: E402, F401  (Timer: used by the examples)
+from jaxdse.io._report import progress as _progress  # noqa: E402
 
 
 def parser(description: str, *, training: bool = False) -> argparse.ArgumentParser:

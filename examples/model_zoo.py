@@ -34,7 +34,7 @@ from scipy import stats
 
 from jaxdse import training
 from jaxdse.baselines import cse
-from jaxdse.probes import RepresentationMetrics, make_representation_evaluator
+from jaxdse.monitor import RepresentationMetrics, make_representation_evaluator
 
 PAPER = {"dsmi": {"pearson": 0.216, "spearman": 0.144}, "dse": {"pearson": 0.002, "spearman": None}}
 MEASURES = RepresentationMetrics._fields + ("cse",)

@@ -25,9 +25,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxdse import plotting
 from jaxdse import training
-from jaxdse.sweep import knee, sweep
+from jaxdse.io import plotting
+from jaxdse.mi.sweep import knee, sweep
 
 
 def knee_index(ts, values):

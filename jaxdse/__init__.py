@@ -10,18 +10,19 @@ spectrum is computed; :mod:`jaxdse.estimators` holds the public estimates.
 
 from importlib import metadata as _metadata
 
-from jaxdse import data, metrics, probes
-from jaxdse.affinity import gaussian_affinity, pairwise_sq_distances
-from jaxdse.clustering import cluster_reference
-from jaxdse.diffusion import symmetric_diffusion_operator
-from jaxdse.engine import MIOptions, MutualInformation, mutual_information
-from jaxdse.entropy import spectral_entropy
-from jaxdse.estimators import choose_t, diffusion_eigenvalues, dse, dse_estimate, dsmi, dsmi_terms
-from jaxdse.memory import get_memory_budget, set_memory_budget
-from jaxdse.metrics import alpha_req, participation_ratio, rankme, renyi_entropy, renyi_mutual_information
-from jaxdse.probes import RepresentationMetrics, knn_accuracy, make_representation_evaluator, ridge_accuracy
-from jaxdse.sharding import sharded_vmap
-from jaxdse.solvers import SLQ, Estimate, Exact
+from jaxdse import data, metrics
+from jaxdse.entropy.estimators import choose_t, diffusion_eigenvalues, dse, dse_estimate, dsmi, dsmi_terms
+from jaxdse.entropy.spectral import spectral_entropy
+from jaxdse.kernels.points import gaussian_affinity, pairwise_sq_distances
+from jaxdse.metrics.dimension import alpha_req, participation_ratio, rankme, renyi_entropy, renyi_mutual_information
+from jaxdse.mi.clustering import cluster_reference
+from jaxdse.mi.engine import MIOptions, MutualInformation, mutual_information
+from jaxdse.monitor import probes
+from jaxdse.monitor.probes import RepresentationMetrics, knn_accuracy, make_representation_evaluator, ridge_accuracy
+from jaxdse.solvers.diffusion import symmetric_diffusion_operator
+from jaxdse.solvers.memory import get_memory_budget, set_memory_budget
+from jaxdse.solvers.objects import SLQ, Estimate, Exact
+from jaxdse.solvers.sharding import sharded_vmap
 
 try:
     __version__ = _metadata.version("jaxdse")

@@ -5,7 +5,7 @@ import pytest
 
 pytest.importorskip("matplotlib")
 
-from jaxdse import plotting  # noqa: E402
+from jaxdse.io import plotting  # noqa: E402
 
 
 def _ticks(labels):

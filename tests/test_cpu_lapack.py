@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 import jaxdse
-from jaxdse import _linalg
-from jaxdse.probes import make_representation_evaluator
+from jaxdse.monitor import make_representation_evaluator
+from jaxdse.solvers import _linalg
 
 pytestmark = pytest.mark.skipif(jax.default_backend() != "cpu", reason="the loop is for the CPU's LAPACK kernels")
 

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 import jaxdse
-from jaxdse import sweep as sweep_module
-from jaxdse.sweep import knee, sweep
+from jaxdse.mi import sweep as sweep_module
+from jaxdse.mi.sweep import knee, sweep
 
 N = 24
 

@@ -14,7 +14,6 @@ import dataclasses
 import jax.numpy as jnp
 
 from jaxdse import _checks
-from jaxdse.affinity import Bandwidth, check_points_and_bandwidth, prepare_points
 from jaxdse.baselines.binned import masked_cse
 from jaxdse.baselines.variants import (
     masked_adjacency_spectral_entropy,
@@ -22,9 +21,10 @@ from jaxdse.baselines.variants import (
     KINDS,
     masked_matrix_entry_entropy,
 )
-from jaxdse.engine import mutual_information
-from jaxdse.memory import dense_bytes
-from jaxdse.solvers import Estimate
+from jaxdse.kernels.points import Bandwidth, check_points_and_bandwidth, prepare_points
+from jaxdse.mi.engine import mutual_information
+from jaxdse.solvers.memory import dense_bytes
+from jaxdse.solvers.objects import Estimate
 
 
 class _Exact:

@@ -23,12 +23,13 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from jaxdse import _checks, _linalg
-from jaxdse.affinity import HIGHEST, ScaledPoints, affinity_matrix, check_points_and_bandwidth, prepare_points, usable
-from jaxdse._linalg import symmetric_eigvals
-from jaxdse.diffusion import dense_symmetric_operator
-from jaxdse.entropy import entropy_of_spectrum
-from jaxdse.memory import check_memory, dense_bytes, get_memory_budget
+from jaxdse import _checks
+from jaxdse.entropy.spectral import entropy_of_spectrum
+from jaxdse.kernels.points import HIGHEST, ScaledPoints, affinity_matrix, check_points_and_bandwidth, prepare_points, usable
+from jaxdse.solvers import _linalg
+from jaxdse.solvers._linalg import symmetric_eigvals
+from jaxdse.solvers.diffusion import dense_symmetric_operator
+from jaxdse.solvers.memory import check_memory, dense_bytes, get_memory_budget
 
 KINDS = ("knn", "gaussian", "anisotropic")
 

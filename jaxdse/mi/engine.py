@@ -34,10 +34,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxdse import _checks
-from jaxdse.labels import prepare_labels
-from jaxdse.memory import get_memory_budget
-from jaxdse.sharding import check_mesh, num_shards, replicate_input, sharded_vmap
-from jaxdse.solvers import Estimate
+from jaxdse.mi.labels import prepare_labels
+from jaxdse.solvers.memory import get_memory_budget
+from jaxdse.solvers.objects import Estimate
+from jaxdse.solvers.sharding import check_mesh, num_shards, replicate_input, sharded_vmap
 
 ESTIMATORS = ("subsample", "plugin")
 COMPARISONS = ("shared", "independent")

@@ -16,16 +16,16 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxdse import _checks
-from jaxdse.affinity import Bandwidth, ScaledPoints, prepare_points, self_sq_distances
-from jaxdse.diffusion import dense_symmetric_operator, operator_from_affinity, spectrum_of
-from jaxdse.entropy import entropy_of_spectrum
-from jaxdse.memory import dense_bytes, get_memory_budget
-from jaxdse.operators import blockwise_operator, dense_operator
-from jaxdse.precomputed import prepare_matrix, subset_affinity
-from jaxdse.precomputed import rows_finite as precomputed_rows_finite
-from jaxdse.slq import slq_entropy
-from jaxdse.sharding import num_shards
-from jaxdse.solvers import SLQ, Estimate, Exact
+from jaxdse.entropy.spectral import entropy_of_spectrum
+from jaxdse.kernels.points import Bandwidth, ScaledPoints, prepare_points, self_sq_distances
+from jaxdse.kernels.precomputed import prepare_matrix, subset_affinity
+from jaxdse.kernels.precomputed import rows_finite as precomputed_rows_finite
+from jaxdse.solvers.diffusion import dense_symmetric_operator, operator_from_affinity, spectrum_of
+from jaxdse.solvers.memory import dense_bytes, get_memory_budget
+from jaxdse.solvers.objects import SLQ, Estimate, Exact
+from jaxdse.solvers.operators import blockwise_operator, dense_operator
+from jaxdse.solvers.sharding import num_shards
+from jaxdse.solvers.slq import slq_entropy
 
 
 @dataclasses.dataclass(frozen=True)

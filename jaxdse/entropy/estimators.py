@@ -22,21 +22,21 @@ import jax
 import jax.numpy as jnp
 
 from jaxdse import _checks
-from jaxdse.affinity import (
+from jaxdse.entropy.diffusion_entropy import DiffusionEntropy
+from jaxdse.entropy.knee import T_GRID, knee_index
+from jaxdse.kernels.points import (
     Bandwidth,
     ScaledPoints,
     check_knn_k,
     check_points_and_bandwidth,
     parse_bandwidth,
 )
-from jaxdse.diffusion import exact_spectrum
-from jaxdse.diffusion_entropy import DiffusionEntropy
-from jaxdse.engine import MutualInformation, as_options, mutual_information
-from jaxdse.knee import T_GRID, knee_index
-from jaxdse.memory import check_memory, dense_bytes, get_memory_budget
-from jaxdse.precomputed import check_bandwidth, check_matrix
-from jaxdse.sharding import replicate_input
-from jaxdse.solvers import SLQ, Estimate, Exact, as_solver
+from jaxdse.kernels.precomputed import check_bandwidth, check_matrix
+from jaxdse.mi.engine import MutualInformation, as_options, mutual_information
+from jaxdse.solvers.diffusion import exact_spectrum
+from jaxdse.solvers.memory import check_memory, dense_bytes, get_memory_budget
+from jaxdse.solvers.objects import SLQ, Estimate, Exact, as_solver
+from jaxdse.solvers.sharding import replicate_input
 
 
 def _check_input(x, sigma, mask, precomputed, name="x"):

@@ -25,8 +25,8 @@ import jax
 import jax.numpy as jnp
 
 from jaxdse import _checks
-from jaxdse._linalg import symmetric_eigvals
-from jaxdse.affinity import HIGHEST, ScaledPoints, affinity_matrix, check_points_and_bandwidth, prepare_points, usable
+from jaxdse.kernels.points import HIGHEST, ScaledPoints, affinity_matrix, check_points_and_bandwidth, prepare_points, usable
+from jaxdse.solvers._linalg import symmetric_eigvals
 
 
 class Normalisation(NamedTuple):

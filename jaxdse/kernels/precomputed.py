@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxdse import _checks
-from jaxdse.affinity import Bandwidth, _exponent_of_max, _power_of_two_scale, kernel, resolve_scales
+from jaxdse.kernels.points import Bandwidth, _exponent_of_max, _power_of_two_scale, kernel, resolve_scales
 
 KINDS = ("distance", "affinity")
 

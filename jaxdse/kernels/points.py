@@ -34,7 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxdse import _checks
-from jaxdse._linalg import HIGHEST  # noqa: F401  (re-exported: the modules above import it from here)
+from jaxdse.solvers._linalg import HIGHEST  # noqa: F401  (re-exported: the modules above import it from here)
 
 DEFAULT_KNN = 7
 RULES = ("median", "sqrt_dim", "knn")

@@ -30,9 +30,9 @@ from typing import Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxdse.affinity import HIGHEST, ScaledPoints, kernel, sq_distances
-from jaxdse.diffusion import normalisation
-from jaxdse.sharding import row_sharded
+from jaxdse.kernels.points import HIGHEST, ScaledPoints, kernel, sq_distances
+from jaxdse.solvers.diffusion import normalisation
+from jaxdse.solvers.sharding import row_sharded
 
 
 class Operator(NamedTuple):

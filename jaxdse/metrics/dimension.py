@@ -27,10 +27,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxdse import _checks, _linalg
-from jaxdse._linalg import HIGHEST, symmetric_eigvals
-from jaxdse.affinity import gaussian_affinity
-from jaxdse.entropy import entropy_of_spectrum
+from jaxdse import _checks
+from jaxdse.entropy.spectral import entropy_of_spectrum
+from jaxdse.kernels.points import gaussian_affinity
+from jaxdse.solvers import _linalg
+from jaxdse.solvers._linalg import HIGHEST, symmetric_eigvals
 
 
 __all__ = ["alpha_req", "participation_ratio", "rankme", "renyi_entropy", "renyi_mutual_information"]

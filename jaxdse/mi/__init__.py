@@ -1,0 +1,15 @@
+"""Mutual information: labels, the DSMI engine and the public DSMI estimates.
+
+:mod:`~jaxdse.mi.labels` reads a reference as class labels
+(:mod:`~jaxdse.mi.clustering` clusters a continuous one); :mod:`~jaxdse.mi.engine`
+turns any masked subset entropy into a mutual information.
+:mod:`jaxdse.mi.sweep` evaluates DSE and DSMI over a grid of sigma and t.
+
+Imports from jaxdse: :mod:`jaxdse._checks`, :mod:`jaxdse.kernels`, :mod:`jaxdse.solvers`
+and :mod:`jaxdse.entropy`.
+"""
+
+from jaxdse.mi.clustering import cluster_reference
+from jaxdse.mi.engine import MIOptions, MutualInformation, SubsetEntropy, mutual_information
+
+__all__ = ["MIOptions", "MutualInformation", "SubsetEntropy", "cluster_reference", "mutual_information"]
