@@ -34,12 +34,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxdse import _checks
-from jaxdse.solvers._linalg import HIGHEST  # noqa: F401  (re-exported: the modules above import it from here)
 
 DEFAULT_KNN = 7
 RULES = ("median", "sqrt_dim", "knn")
-# Every product that feeds distances or kernels runs in full float32 (HIGHEST):
-# at default precision GPUs may use TF32 and TPUs bfloat16 passes (about 3 digits).
+# Full float32 products, passed to every matmul that feeds distances, kernels or a
+# result: at default precision GPUs may use TF32 and TPUs bfloat16 passes (about 3 digits).
+HIGHEST = jax.lax.Precision.HIGHEST
 
 
 class Bandwidth(NamedTuple):

@@ -29,9 +29,9 @@ import numpy as np
 
 from jaxdse import _checks
 from jaxdse.entropy.spectral import entropy_of_spectrum
-from jaxdse.kernels.points import gaussian_affinity
+from jaxdse.kernels.points import HIGHEST, gaussian_affinity
 from jaxdse.solvers import _linalg
-from jaxdse.solvers._linalg import HIGHEST, symmetric_eigvals
+from jaxdse.solvers._linalg import symmetric_eigvals
 
 
 __all__ = ["alpha_req", "participation_ratio", "rankme", "renyi_entropy", "renyi_mutual_information"]

@@ -19,10 +19,9 @@ import numpy as np
 
 from jaxdse import _checks
 from jaxdse.entropy.estimators import dse, dsmi
-from jaxdse.kernels.points import sq_distances
+from jaxdse.kernels.points import HIGHEST, sq_distances
 from jaxdse.metrics.dimension import alpha_req, participation_ratio, rankme, renyi_entropy, renyi_mutual_information
 from jaxdse.solvers import _linalg
-from jaxdse.solvers._linalg import HIGHEST
 
 __all__ = ["RepresentationMetrics", "knn_accuracy", "make_representation_evaluator", "ridge_accuracy"]
 
