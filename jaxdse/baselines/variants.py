@@ -25,7 +25,7 @@ import jax.numpy as jnp
 
 from jaxdse import _checks
 from jaxdse.entropy.spectral import entropy_of_spectrum
-from jaxdse.kernels.points import HIGHEST, ScaledPoints, affinity_matrix, check_points_and_bandwidth, prepare_points, usable
+from jaxdse.kernels.points import HIGHEST, ScaledPoints, affinity_matrix, prepare_points, usable
 from jaxdse.solvers import _linalg
 from jaxdse.solvers._linalg import symmetric_eigvals
 from jaxdse.solvers.diffusion import dense_symmetric_operator
@@ -35,7 +35,7 @@ KINDS = ("knn", "gaussian", "anisotropic")
 
 
 def _check_common(x, sigma, base, mask):
-    x, bandwidth, mask = check_points_and_bandwidth(x, sigma, mask)
+    x, bandwidth, mask = _checks.check_points_and_bandwidth(x, sigma, mask)
     base = _checks.check_base(base)
     check_memory(dense_bytes(x.shape[0], x.dtype, 5), get_memory_budget(), f"n={x.shape[0]} points")
     return x, bandwidth, base, mask

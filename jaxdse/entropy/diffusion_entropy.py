@@ -16,8 +16,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxdse import _checks
+from jaxdse._checks import Bandwidth
 from jaxdse.entropy.spectral import entropy_of_spectrum
-from jaxdse.kernels.points import Bandwidth, ScaledPoints, prepare_points, self_sq_distances
+from jaxdse.kernels.points import ScaledPoints, prepare_points, self_sq_distances
 from jaxdse.kernels.precomputed import prepare_matrix, subset_affinity
 from jaxdse.kernels.precomputed import rows_finite as precomputed_rows_finite
 from jaxdse.solvers.diffusion import dense_symmetric_operator, operator_from_affinity, spectrum_of

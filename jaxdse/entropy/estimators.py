@@ -22,56 +22,15 @@ import jax
 import jax.numpy as jnp
 
 from jaxdse import _checks
+from jaxdse._checks import Bandwidth
 from jaxdse.entropy.diffusion_entropy import DiffusionEntropy
 from jaxdse.entropy.knee import T_GRID, knee_index
-from jaxdse.kernels.points import (
-    Bandwidth,
-    ScaledPoints,
-    check_knn_k,
-    check_points_and_bandwidth,
-    parse_bandwidth,
-)
-from jaxdse.kernels.precomputed import check_bandwidth, check_matrix
+from jaxdse.kernels.points import ScaledPoints
 from jaxdse.mi.engine import MutualInformation, as_options, mutual_information
 from jaxdse.solvers.diffusion import exact_spectrum
 from jaxdse.solvers.memory import check_memory, dense_bytes, get_memory_budget
 from jaxdse.solvers.objects import SLQ, Estimate, Exact, as_solver
 from jaxdse.solvers.sharding import replicate_input
-
-
-def _check_input(x, sigma, mask, precomputed, name="x"):
-    """``(x, bandwidth, mask)`` for points ``[n, d]`` or a precomputed ``[n, n]`` matrix."""
-    if precomputed is None:
-        return check_points_and_bandwidth(x, sigma, mask, name=name)
-    if precomputed == "affinity" and not _is_default_sigma(sigma):
-        raise ValueError(
-            f"sigma={sigma!r} has nothing to act on: with precomputed='affinity' the matrix is the kernel itself "
-            "(leave sigma out, or pass distances with precomputed='distance')"
-        )
-    bandwidth = parse_bandwidth(sigma)
-    x = check_matrix(x, precomputed, mask, name)
-    mask = None if mask is None else _checks.check_mask(mask, x.shape[0])
-    check_bandwidth(bandwidth, precomputed)
-    kept = x.shape[0] if mask is None or not _checks.is_concrete(mask) else _checks.count_true(mask)
-    check_knn_k(bandwidth, kept)
-    return x, bandwidth, mask
-
-
-def _is_default_sigma(sigma):
-    """``sigma`` left at its default of 10 (a traced value cannot be told apart, and is let through)."""
-    if isinstance(sigma, (str, tuple, Bandwidth)):
-        return False
-    return not _checks.is_concrete(sigma) or (jnp.ndim(sigma) == 0 and float(sigma) == 10.0)
-
-
-def _check_numbers(t, alpha, base):
-    if isinstance(t, str):
-        if t != "auto":
-            raise ValueError(f"t must be a positive number, an array of them, or 'auto', got {t!r}")
-        t = jnp.asarray(T_GRID)
-    else:
-        t = _checks.check_positive(t, "t", allow_array=True)
-    return t, _checks.check_alpha(alpha), _checks.check_base(base)
 
 
 def _knee(curve):
@@ -158,9 +117,9 @@ def dse_estimate(
     True
     """
     solver = as_solver(solver)
-    x, bandwidth, mask = _check_input(x, sigma, mask, precomputed)
+    x, bandwidth, mask = _checks.check_input(x, sigma, mask, precomputed)
     t_given = t
-    t, alpha, base = _check_numbers(t, alpha, base)
+    t, alpha, base = _checks.check_numbers(t, alpha, base, auto_grid=T_GRID)
     if key is not None:
         key = _checks.as_key(key)
     if max_n is not None and precomputed is not None:
@@ -282,7 +241,7 @@ def diffusion_eigenvalues(x, *, sigma=10.0, alpha=0.0, mask=None, solver=None):
     solver = as_solver(solver)
     if not isinstance(solver, Exact):
         raise ValueError("diffusion_eigenvalues needs an exact solver (Exact(...)); SLQ estimates entropies only")
-    x, bandwidth, mask = check_points_and_bandwidth(x, sigma, mask)
+    x, bandwidth, mask = _checks.check_points_and_bandwidth(x, sigma, mask)
     alpha = _checks.check_alpha(alpha)
     entropy = _entropy_for(bandwidth, solver, x.shape[0], x.dtype, None)
     params = (bandwidth.number, 1.0, alpha, 2.0)
@@ -314,8 +273,8 @@ def dsmi_terms(
     as_options(options)  # unknown or invalid settings first
     if isinstance(t, str) and t == "auto":
         t = choose_t(z, sigma=sigma, alpha=alpha, solver=solver, key=key, precomputed=precomputed, standardize=standardize)
-    z, bandwidth, _ = _check_input(z, sigma, None, precomputed, name="z")
-    t, alpha, base = _check_numbers(t, alpha, base)
+    z, bandwidth, _ = _checks.check_input(z, sigma, None, precomputed, name="z")
+    t, alpha, base = _checks.check_numbers(t, alpha, base)
     if key is not None:
         key = _checks.as_key(key)
     n_check = 2 if isinstance(solver, Exact) else z.shape[0]
