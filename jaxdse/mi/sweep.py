@@ -19,10 +19,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxdse import _checks
-from jaxdse.entropy.estimators import dse, dsmi
+from jaxdse.entropy.estimators import dse
 from jaxdse.entropy.knee import BEND, FLAT
 from jaxdse.entropy.knee import knee as traced_knee
 from jaxdse.mi.engine import as_options
+from jaxdse.mi.estimators import dsmi
 from jaxdse.mi.labels import prepare_labels
 from jaxdse.solvers.memory import dense_bytes, get_memory_budget
 from jaxdse.solvers.objects import Exact, as_solver

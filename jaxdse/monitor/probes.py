@@ -18,9 +18,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxdse import _checks
-from jaxdse.entropy.estimators import dse, dsmi
+from jaxdse.entropy.estimators import dse
 from jaxdse.kernels.points import HIGHEST, sq_distances
 from jaxdse.metrics.dimension import alpha_req, participation_ratio, rankme, renyi_entropy, renyi_mutual_information
+from jaxdse.mi.estimators import dsmi
 from jaxdse.solvers import _linalg
 
 __all__ = ["RepresentationMetrics", "knn_accuracy", "make_representation_evaluator", "ridge_accuracy"]
