@@ -14,12 +14,12 @@ from jaxdse import data, metrics
 from jaxdse.entropy.estimators import choose_t, diffusion_eigenvalues, dse, dse_estimate
 from jaxdse.entropy.spectral import spectral_entropy
 from jaxdse.kernels.points import gaussian_affinity, pairwise_sq_distances
-from jaxdse.metrics.dimension import alpha_req, participation_ratio, rankme, renyi_entropy, renyi_mutual_information
+from jaxdse.metrics import alpha_req, participation_ratio, rankme, renyi_entropy, renyi_mutual_information
 from jaxdse.mi.clustering import cluster_reference
 from jaxdse.mi.engine import MIOptions, MutualInformation, mutual_information
 from jaxdse.mi.estimators import dsmi, dsmi_terms
 from jaxdse.monitor import probes
-from jaxdse.monitor.probes import RepresentationMetrics, knn_accuracy, make_representation_evaluator, ridge_accuracy
+from jaxdse.monitor import RepresentationMetrics, knn_accuracy, make_representation_evaluator, ridge_accuracy
 from jaxdse.solvers.diffusion import symmetric_diffusion_operator
 from jaxdse.solvers.memory import get_memory_budget, set_memory_budget
 from jaxdse.solvers.objects import SLQ, Estimate, Exact
