@@ -10,6 +10,17 @@ against t that ``t="auto"`` takes.
 Imports from jaxdse: :mod:`jaxdse._checks`, :mod:`jaxdse.kernels` and :mod:`jaxdse.solvers`.
 """
 
+from jaxdse.entropy.diffusion_entropy import DiffusionEntropy
+from jaxdse.entropy.estimators import choose_t, diffusion_eigenvalues, dse, dse_estimate
 from jaxdse.entropy.spectral import entropy_of_spectrum, max_entropy, spectral_entropy
 
-__all__ = ["entropy_of_spectrum", "max_entropy", "spectral_entropy"]
+__all__ = [
+    "DiffusionEntropy",
+    "choose_t",
+    "diffusion_eigenvalues",
+    "dse",
+    "dse_estimate",
+    "entropy_of_spectrum",
+    "max_entropy",
+    "spectral_entropy",
+]
