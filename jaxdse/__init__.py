@@ -8,17 +8,18 @@ peer measures (:mod:`jaxdse.metrics`), the paper's baselines
 (:mod:`jaxdse.baselines`), probes and one evaluator of every measure
 (:mod:`jaxdse.monitor`), files and figures (:mod:`jaxdse.io`) and the command
 line (:mod:`jaxdse.cli`). Every input check is in :mod:`jaxdse._checks`, which
-imports nothing from jaxdse.
+imports nothing from jaxdse. The old flat module paths (``jaxdse.affinity``, ...)
+still import, with a DeprecationWarning (:mod:`jaxdse._moved`).
 """
 
 from importlib import metadata as _metadata
 
-from jaxdse import data, metrics
+from jaxdse import _moved, data, metrics
 from jaxdse.entropy import choose_t, diffusion_eigenvalues, dse, dse_estimate, spectral_entropy
 from jaxdse.kernels import gaussian_affinity, pairwise_sq_distances
 from jaxdse.metrics import alpha_req, participation_ratio, rankme, renyi_entropy, renyi_mutual_information
 from jaxdse.mi import MIOptions, MutualInformation, cluster_reference, dsmi, dsmi_terms, mutual_information
-from jaxdse.monitor import RepresentationMetrics, knn_accuracy, make_representation_evaluator, probes, ridge_accuracy
+from jaxdse.monitor import RepresentationMetrics, knn_accuracy, make_representation_evaluator, ridge_accuracy
 from jaxdse.solvers import (
     SLQ,
     Estimate,
@@ -28,6 +29,8 @@ from jaxdse.solvers import (
     sharded_vmap,
     symmetric_diffusion_operator,
 )
+
+_moved.install()
 
 try:
     __version__ = _metadata.version("jaxdse")
@@ -66,3 +69,10 @@ __all__ = [
     "RepresentationMetrics",
     "data",
 ]
+
+
+def __getattr__(name):
+    """The old module paths as attributes (``jaxdse.affinity``, ...), with a DeprecationWarning."""
+    if f"{__name__}.{name}" in _moved.MOVED:
+        return _moved.load(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
