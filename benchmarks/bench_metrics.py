@@ -5,7 +5,7 @@ mixture of 10 classes, float32): compile time (lowering plus XLA compilation,
 paid once per shape) apart from the steady state (median of repeated calls
 after a warm-up, the measures interleaved so that load on a shared machine
 hits all alike). Probes are fitted on another 2000 rows of the same mixture.
-The last row is the evaluator of :mod:`jaxdse.probes` computing all of them
+The last row is the evaluator of :mod:`jaxdse.monitor` computing all of them
 in one compiled call.
 
     python benchmarks/bench_metrics.py                  # n = 2000, d = 64, 7 calls each

@@ -1,7 +1,7 @@
 """Helpers shared by the example scripts: arguments, data, progress, outputs.
 
 The timer, the JSON cleaning, the progress bar and the figures come from the
-library (:mod:`jaxdse._report`, :mod:`jaxdse.plotting`), which the command line
+library (:mod:`jaxdse.io._report`, :mod:`jaxdse.io.plotting`), which the command line
 uses too; this module only adapts them to the examples' folders and names.
 
 Imported before numpy/jax by each example: on a small machine shared by several

@@ -1,4 +1,4 @@
-"""Figures the command line and the examples draw (:mod:`jaxdse.plotting`)."""
+"""Figures the command line and the examples draw (:mod:`jaxdse.io.plotting`)."""
 
 import numpy as np
 import pytest

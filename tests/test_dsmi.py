@@ -256,7 +256,7 @@ def test_batched_evaluation_equals_vmap(rng):
 
 
 class LogCount:
-    """The log of the kept count: a minimal :class:`jaxdse.engine.SubsetEntropy`."""
+    """The log of the kept count: a minimal :class:`jaxdse.mi.SubsetEntropy`."""
 
     def prepare(self, z, params):
         return z

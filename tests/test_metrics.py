@@ -1,4 +1,4 @@
-"""Peer measures (jaxdse.metrics) and probes (jaxdse.probes): numpy/scipy/sklearn references, closed forms,
+"""Peer measures (jaxdse.metrics) and probes (jaxdse.monitor): numpy/scipy/sklearn references, closed forms,
 masks, transformations, errors."""
 
 import math

@@ -1,4 +1,4 @@
-"""Sweeps over sigma x t and the knee of a t curve (:mod:`jaxdse.sweep`)."""
+"""Sweeps over sigma x t and the knee of a t curve (:mod:`jaxdse.mi.sweep`)."""
 
 import jax
 import numpy as np

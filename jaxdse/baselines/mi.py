@@ -1,6 +1,6 @@
 """Mutual informations of the baseline entropies, built exactly like DSMI.
 
-Each entropy is a :class:`jaxdse.engine.SubsetEntropy` handed to
+Each entropy is a :class:`jaxdse.mi.SubsetEntropy` handed to
 :func:`jaxdse.mutual_information`, so the reference handling
 (labels, binning, clustering), the estimators (``"subsample"``, ``"plugin"``)
 and the padding to a static class size are DSMI's own. Kernel-based entropies

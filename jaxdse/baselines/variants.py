@@ -13,7 +13,7 @@ The reference adds machine epsilon to every probability before taking
 ``-sum p log2 p``; this changes a value by at most about ``N eps log2(1/eps)``
 bits for N probabilities (1e-8 bits for a 1000 x 1000 matrix) and is left out
 here, so that padding adds exactly nothing. The masked cores take points
-prepared by :func:`jaxdse.affinity.prepare_points` (the bandwidth rule resolved
+prepared by :func:`jaxdse.kernels.points.prepare_points` (the bandwidth rule resolved
 once), so the mutual informations use the kernel of the whole set in every
 subset, as DSMI does.
 """
@@ -56,7 +56,7 @@ def matrix_entry_entropy(x, *, sigma=10.0, base=2.0, mask=None):
     Args:
       x: ``[n, d]`` points.
       sigma: Gaussian bandwidth, a positive number (may be traced) or a rule
-        (see :mod:`jaxdse.affinity`).
+        (see :mod:`jaxdse.kernels.points`).
       base: logarithm base; 2 (default) gives bits.
       mask: optional ``[n]`` bool; the result equals the call on ``x[mask]``.
 

@@ -1,4 +1,4 @@
-"""``jaxdse sweep``: DSE (and DSMI) over a grid of sigma and t, computed by :func:`jaxdse.sweep.sweep`."""
+"""``jaxdse sweep``: DSE (and DSMI) over a grid of sigma and t, computed by :func:`jaxdse.mi.sweep.sweep`."""
 
 from __future__ import annotations
 

@@ -31,7 +31,7 @@ from jaxdse.solvers.slq import slq_entropy
 
 @dataclasses.dataclass(frozen=True)
 class DiffusionEntropy:
-    """DSE of masked subsets of one prepared input (a :class:`jaxdse.engine.SubsetEntropy`).
+    """DSE of masked subsets of one prepared input (a :class:`jaxdse.mi.SubsetEntropy`).
 
     Static: the bandwidth rule (and its k), the solver, and whether the input is
     points or a precomputed ``"distance"``/``"affinity"`` matrix; the numbers

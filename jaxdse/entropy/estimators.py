@@ -29,7 +29,7 @@ from jaxdse.solvers.sharding import replicate_input
 
 
 def _knee(curve):
-    """``(index, t)`` of the knee of ``curve`` (DSE on :data:`jaxdse.knee.T_GRID`); index -1 and t NaN without one."""
+    """``(index, t)`` of the knee of ``curve`` (DSE on :data:`jaxdse.entropy.knee.T_GRID`); index -1 and t NaN without one."""
     grid = jnp.asarray(T_GRID, curve.dtype)
     idx = knee_index(grid, curve)
     if _checks.is_concrete(idx) and int(idx) < 0:
@@ -38,7 +38,7 @@ def _knee(curve):
 
 
 def _at_knee(est: Estimate) -> Estimate:
-    """The estimate at the knee of DSE against t on :data:`jaxdse.knee.T_GRID`, with that t (NaN without a knee)."""
+    """The estimate at the knee of DSE against t on :data:`jaxdse.entropy.knee.T_GRID`, with that t (NaN without a knee)."""
     idx, t = _knee(est.value)
     pick, known = jnp.maximum(idx, 0), idx >= 0
     return Estimate(jnp.where(known, est.value[pick], jnp.nan), jnp.where(known, est.stderr[pick], jnp.nan), t)
@@ -156,10 +156,10 @@ def dse(
         flattened to ``[n, d]``).
       sigma: a positive number (traced: sweeps compile once), or a rule
         ``"median"``, ``"sqrt_dim"``, ``"knn"`` / ``"knn:K"`` (resolved on the
-        kept rows; see :mod:`jaxdse.affinity`).
+        kept rows; see :mod:`jaxdse.kernels.points`).
       t: diffusion time > 0; an array of times gives one entropy per time from a
         single eigendecomposition; ``"auto"`` takes the t at the knee of DSE
-        against t (PHATE's choice, :mod:`jaxdse.knee`; :func:`choose_t` says
+        against t (PHATE's choice, :mod:`jaxdse.entropy.knee`; :func:`choose_t` says
         which), an error (NaN under ``jit``) when the curve has no knee.
       alpha: anisotropy exponent in [0, 1].
       base: log base; 2 gives bits (default), ``e`` nats.
@@ -172,7 +172,7 @@ def dse(
         ``max_n`` rows drawn uniformly without replacement with ``key``.
       precomputed: ``None`` (``x`` holds points), ``"distance"`` (``x`` is an
         ``[n, n]`` distance matrix) or ``"affinity"`` (``x`` is the ``[n, n]``
-        affinity matrix itself; ``sigma`` must be left out), see :mod:`jaxdse.precomputed`.
+        affinity matrix itself; ``sigma`` must be left out), see :mod:`jaxdse.kernels.precomputed`.
       standardize: z-score every feature (on the kept rows) before the kernel.
         For tabular data whose columns have unrelated units (on scikit-learn's
         wine data one column sets the median distance); leave it off for
@@ -257,7 +257,7 @@ def _eigenvalues(x, keep, params, *, entropy):
 
 
 def choose_t(x, *, sigma=10.0, alpha=0.0, mask=None, solver=None, key=None, precomputed=None, standardize=False):
-    """The diffusion time ``t="auto"`` picks: the knee of DSE against t (:mod:`jaxdse.knee`).
+    """The diffusion time ``t="auto"`` picks: the knee of DSE against t (:mod:`jaxdse.entropy.knee`).
 
     One decomposition gives DSE for every t of the grid ``1, 2^(1/4), ..., 1024``;
     the knee is a point of that grid (the smallest t when DSE does not depend

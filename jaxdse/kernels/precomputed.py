@@ -4,7 +4,7 @@ As graphtools' ``precomputed="distance" | "affinity"``:
 
 * ``"distance"``: ``D`` ``[n, n]`` Euclidean-like distances (symmetric, non-negative,
   zero diagonal). The kernel is ``exp(-D_ij^2 / (2 s_i s_j))`` with the bandwidth
-  rules of :mod:`jaxdse.affinity` ("median" over the pairs, "knn" per row); the
+  rules of :mod:`jaxdse.kernels.points` ("median" over the pairs, "knn" per row); the
   ``"sqrt_dim"`` rule needs a dimension and does not apply.
 * ``"affinity"``: ``G`` ``[n, n]`` used as the affinity matrix itself
   (symmetric, non-negative, every kept row with a positive sum), e.g. a kNN graph

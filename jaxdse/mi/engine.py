@@ -243,7 +243,7 @@ def mutual_information(z, y, *, entropy: SubsetEntropy, params=(), key=None, **o
     """Mutual information ``I(Z; Y)`` from any :class:`SubsetEntropy`, with per-class terms.
 
     ``z`` ``[n, d]``; ``y`` a reference for the same rows (see
-    :mod:`jaxdse.labels`); ``params`` the entropy's numeric settings (a pytree,
+    :mod:`jaxdse.mi.labels`); ``params`` the entropy's numeric settings (a pytree,
     traced); ``key`` a ``jax.random`` key or an integer seed (required for the
     subsample estimator); ``options`` the fields of :class:`MIOptions`.
     """

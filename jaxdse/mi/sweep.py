@@ -160,7 +160,7 @@ def _both_grids(x, classes, key, sigmas, ts, alpha, base, *, dse_batch, solver, 
 
 
 def knee(ts, values, *, flat: float = FLAT, bend: float = BEND) -> float:
-    """The t at the knee of a decreasing curve ``values(t)`` (see :mod:`jaxdse.knee`).
+    """The t at the knee of a decreasing curve ``values(t)`` (see :mod:`jaxdse.entropy.knee`).
 
     Returns one of ``ts`` (the first for a flat curve), or NaN when the curve
     has no knee on the grid.
@@ -168,7 +168,7 @@ def knee(ts, values, *, flat: float = FLAT, bend: float = BEND) -> float:
     Args:
       ts: ``[T]`` increasing positive times (T >= 3).
       values: ``[T]`` the curve, e.g. one row of :attr:`Sweep.dse`.
-      flat, bend: the thresholds of :func:`jaxdse.knee.knee`.
+      flat, bend: the thresholds of :func:`jaxdse.entropy.knee.knee`.
 
     Raises:
       ValueError: shapes that differ, fewer than 3 points, times that are not

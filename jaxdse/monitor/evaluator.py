@@ -68,7 +68,7 @@ def make_representation_evaluator(
     pass that produced ``z``; nothing is jitted here: ``jax.jit(evaluate)``
     compiles once for given shapes, and ``jax.vmap`` maps it over a population
     (on the CPU its decompositions then run one network at a time: see
-    :mod:`jaxdse._linalg`).
+    :mod:`jaxdse.solvers._linalg`).
 
     Args:
       num_classes: static number of classes of ``y`` (labels 0..num_classes-1).

@@ -4,7 +4,7 @@ Two patterns, both ``jax.shard_map`` with one collective (an all-gather of the
 result), so every device runs the same program on its share:
 
 * row sharding inside one operator (:func:`row_sharded`): each device computes
-  its share of the rows of a kernel product; :mod:`jaxdse.operators` uses it for
+  its share of the rows of a kernel product; :mod:`jaxdse.solvers.operators` uses it for
   ``dse(..., solver=SLQ(mesh=mesh))``;
 * batch sharding (:func:`sharded_vmap`): a ``vmap`` whose batch (e.g. DSMI's
   padded subsets) is split over the devices.
