@@ -1,6 +1,8 @@
 """Argument checks shared by the public functions.
 
-Everything here runs in Python before tracing. Shapes and dtypes are always
+The one module of input checks: it imports nothing from jaxdse, and each public
+function validates its input here once, before any work. Everything here runs
+in Python before tracing. Shapes and dtypes are always
 visible; values are checked only when they are concrete (not jax tracers), so
 that the same functions work eagerly and under ``jit``/``vmap``. Every error
 names the argument and says what it got.
