@@ -222,6 +222,13 @@ def check_choice(value, name: str, choices):
     return value
 
 
+def check_mesh(mesh, name: str = "mesh"):
+    """``mesh`` is ``None`` or a ``jax.sharding.Mesh``; returns it."""
+    if mesh is not None and not isinstance(mesh, jax.sharding.Mesh):
+        raise TypeError(f"{name} must be a jax.sharding.Mesh, got {type(mesh).__name__}")
+    return mesh
+
+
 # ---------------------------------------------------------------- the input of a public estimate
 
 DEFAULT_KNN = 7

@@ -37,7 +37,7 @@ from jaxdse import _checks
 from jaxdse.mi.labels import prepare_labels
 from jaxdse.solvers.memory import get_memory_budget
 from jaxdse.solvers.objects import Estimate
-from jaxdse.solvers.sharding import check_mesh, num_shards, replicate_input, sharded_vmap
+from jaxdse.solvers.sharding import num_shards, replicate_input, sharded_vmap
 
 ESTIMATORS = ("subsample", "plugin")
 COMPARISONS = ("shared", "independent")
@@ -104,7 +104,7 @@ class MIOptions:
                 _checks.check_int(getattr(self, name), name, minimum=1)
         if self.reference_discrete not in (None, True, False):
             raise TypeError(f"reference_discrete must be None, True or False, got {self.reference_discrete!r}")
-        check_mesh(self.mesh)
+        _checks.check_mesh(self.mesh)
 
 
 def as_options(options: dict) -> MIOptions:

@@ -124,8 +124,7 @@ class SLQ:
         _checks.check_int(self.block_size, "block_size", minimum=1)
         _checks.check_choice(self.probes, "probes", PROBES)
         _checks.check_choice(self.operator, "operator", OPERATORS)
-        if self.mesh is not None and not isinstance(self.mesh, jax.sharding.Mesh):
-            raise TypeError(f"mesh must be a jax.sharding.Mesh, got {type(self.mesh).__name__}")
+        _checks.check_mesh(self.mesh)
         if self.mesh is not None and self.operator == "dense":
             raise ValueError("mesh needs operator='blockwise' (or 'auto'): the dense operator is not sharded")
         _check_budget(self.memory_budget)

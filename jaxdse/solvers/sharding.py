@@ -33,12 +33,7 @@ import numpy as np
 from jax.sharding import AxisType
 from jax.sharding import PartitionSpec as P
 
-
-def check_mesh(mesh, name: str = "mesh"):
-    """``mesh`` is ``None`` or a ``jax.sharding.Mesh``; returns it."""
-    if mesh is not None and not isinstance(mesh, jax.sharding.Mesh):
-        raise TypeError(f"{name} must be a jax.sharding.Mesh, got {type(mesh).__name__}")
-    return mesh
+from jaxdse._checks import check_mesh
 
 
 def num_shards(mesh) -> int:
