@@ -10,6 +10,7 @@ set) and then evaluates any masked subset of them with the chosen solver, for
 ``dse`` (the kept rows of ``mask``), for DSMI's class and comparison subsets
 (:mod:`jaxdse.mi.estimators`), eagerly or under ``jit``/``vmap``/``grad``.
 """
+
 from __future__ import annotations
 
 from functools import partial

@@ -4,6 +4,7 @@
 :func:`ridge_accuracy` (a linear ridge-regression classifier) fit on training
 features and score held-out ones.
 """
+
 from __future__ import annotations
 
 import jax
