@@ -124,7 +124,7 @@ def bench_dsmi(repeats, n=2000, d=256, classes=10, num_keys=10):
     labels = np.repeat(np.arange(classes), n // classes)
     z = z + 0.3 * rng.normal(size=(classes, d))[labels]
     z32 = z.astype(np.float32)
-    from jaxdse.engine import pad_size
+    from jaxdse.mi.engine import pad_size
 
     m = pad_size(n // classes, n)
     row = dict(n=n, d=d, classes=classes, pad=m)

@@ -5,7 +5,7 @@ mixture of 10 classes, float32): compile time (lowering plus XLA compilation,
 paid once per shape) apart from the steady state (median of repeated calls
 after a warm-up, the measures interleaved so that load on a shared machine
 hits all alike). Probes are fitted on another 2000 rows of the same mixture.
-The last row is the evaluator of :mod:`jaxdse.probes` computing all of them
+The last row is the evaluator of :mod:`jaxdse.monitor` computing all of them
 in one compiled call.
 
     python benchmarks/bench_metrics.py                  # n = 2000, d = 64, 7 calls each
@@ -35,7 +35,7 @@ import numpy as np  # noqa: E402
 
 import jaxdse  # noqa: E402
 from jaxdse.metrics import alpha_req, participation_ratio, rankme, renyi_entropy, renyi_mutual_information  # noqa: E402
-from jaxdse.probes import knn_accuracy, make_representation_evaluator, ridge_accuracy  # noqa: E402
+from jaxdse.monitor import knn_accuracy, make_representation_evaluator, ridge_accuracy  # noqa: E402
 from provenance import stamped  # noqa: E402  (benchmarks/ is on the path when run as a script)
 
 HERE = Path(__file__).resolve().parent

@@ -30,9 +30,9 @@ import jax.numpy as jnp
 import numpy as np
 
 import jaxdse
-from jaxdse.data import load_digits
-from jaxdse.engine import pad_size
 from jaxdse import SLQ
+from jaxdse.data import load_digits
+from jaxdse.mi.engine import pad_size
 from provenance import stamp  # noqa: E402  (benchmarks/ is on the path when run as a script)
 
 OUT = Path(__file__).with_name("results_slq.md")

@@ -19,6 +19,7 @@ def merge() -> Path:
         "# Benchmark results",
         "",
         "Each section is written by the script named in its command line; see that script for the method.",
+        "The mutation check of the tests (`tools/mutation.py`) keeps its runs in `tools/results_mutation.md`.",
         "",
     ]
     names = ORDER + sorted(p.name for p in HERE.glob("results_*.md") if p.name not in ORDER)

@@ -1,7 +1,7 @@
 """Helpers shared by the example scripts: arguments, data, progress, outputs.
 
 The timer, the JSON cleaning, the progress bar and the figures come from the
-library (:mod:`jaxdse._report`, :mod:`jaxdse.plotting`), which the command line
+library (:mod:`jaxdse.io._report`, :mod:`jaxdse.io.plotting`), which the command line
 uses too; this module only adapts them to the examples' folders and names.
 
 Imported before numpy/jax by each example: on a small machine shared by several
@@ -31,9 +31,9 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from jaxdse import plotting  # noqa: E402
-from jaxdse._report import Timer, jsonable  # noqa: E402, F401  (Timer: used by the examples)
-from jaxdse._report import progress as _progress  # noqa: E402
+from jaxdse.io import plotting  # noqa: E402
+from jaxdse.io._report import Timer, jsonable  # noqa: E402, F401  (Timer: used by the examples)
+from jaxdse.io._report import progress as _progress  # noqa: E402
 
 
 def parser(description: str, *, training: bool = False) -> argparse.ArgumentParser:

@@ -10,7 +10,7 @@ sets of all its members are one stacked pytree, and one jitted, vmapped
 ``lax.scan`` of an epoch trains a small group of members side by side; each
 epoch runs only the members still training, so the work follows each member's
 own length (1 to 32 epochs) and each architecture compiles once. Every member is then measured on the held-out digits by
-one compiled call of :func:`jaxdse.probes.make_representation_evaluator`:
+one compiled call of :func:`jaxdse.monitor.make_representation_evaluator`:
 DSE, DSMI(Z; Y), RankMe, participation ratio, alpha-ReQ, matrix-based Renyi
 entropy and mutual information, kNN and ridge probes (plus CSE). For each
 measure: Spearman rank correlations with test accuracy and with the
@@ -34,7 +34,7 @@ from scipy import stats
 
 from jaxdse import training
 from jaxdse.baselines import cse
-from jaxdse.probes import RepresentationMetrics, make_representation_evaluator
+from jaxdse.monitor import RepresentationMetrics, make_representation_evaluator
 
 PAPER = {"dsmi": {"pearson": 0.216, "spearman": 0.144}, "dse": {"pearson": 0.002, "spearman": None}}
 MEASURES = RepresentationMetrics._fields + ("cse",)

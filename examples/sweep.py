@@ -4,14 +4,14 @@ A :class:`jaxdse.training.CNN` is trained briefly on the digits; its penultimate
 features Z on the held-out split are measured over a grid of bandwidths sigma
 and diffusion times t:
 
-* DSE(Z) and DSMI(Z; Y) with :func:`jaxdse.sweep.sweep`: one eigendecomposition
+* DSE(Z) and DSMI(Z; Y) with :func:`jaxdse.mi.sweep.sweep`: one eigendecomposition
   per sigma gives the entropy at every t, and the same random subsets serve
   every cell.
 
 Both sweeps are jitted functions of the (traced) grids: calling them again on a
 different grid of the same size reuses the compiled code, which the JSON
 records. For each sigma, the t at the knee of the entropy-versus-t curve
-(:func:`jaxdse.sweep.knee`: largest distance below the chord joining its ends,
+(:func:`jaxdse.mi.sweep.knee`: largest distance below the chord joining its ends,
 in log t) is marked.
 
     python examples/sweep.py --out outputs/sweep
@@ -25,9 +25,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxdse import plotting
 from jaxdse import training
-from jaxdse.sweep import knee, sweep
+from jaxdse.io import plotting
+from jaxdse.mi.sweep import knee, sweep
 
 
 def knee_index(ts, values):

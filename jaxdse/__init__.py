@@ -1,27 +1,36 @@
 """jaxdse: diffusion spectral entropy and mutual information in JAX.
 
-The data path reads in one direction, one module per step:
-points -> affinities (:mod:`jaxdse.affinity`) -> diffusion operator and its
-spectrum (:mod:`jaxdse.diffusion`; matrix-free: :mod:`jaxdse.operators`,
-:mod:`jaxdse.slq`) -> entropy (:mod:`jaxdse.entropy`) -> mutual information
-(:mod:`jaxdse.labels`, :mod:`jaxdse.engine`). :mod:`jaxdse.solvers` says how a
-spectrum is computed; :mod:`jaxdse.estimators` holds the public estimates.
+The data path reads in one direction, one subpackage per stage: points ->
+affinities (:mod:`jaxdse.kernels`) -> diffusion operator and its spectrum, exact
+or matrix-free (:mod:`jaxdse.solvers`) -> entropy and the public DSE estimates
+(:mod:`jaxdse.entropy`) -> mutual information (:mod:`jaxdse.mi`). Around them:
+peer measures (:mod:`jaxdse.metrics`), the paper's baselines
+(:mod:`jaxdse.baselines`), probes and one evaluator of every measure
+(:mod:`jaxdse.monitor`), files and figures (:mod:`jaxdse.io`) and the command
+line (:mod:`jaxdse.cli`). Every input check is in :mod:`jaxdse._checks`, which
+imports nothing from jaxdse. The old flat module paths (``jaxdse.affinity``, ...)
+still import, with a DeprecationWarning (:mod:`jaxdse._moved`).
 """
 
 from importlib import metadata as _metadata
 
-from jaxdse import data, metrics, probes
-from jaxdse.affinity import gaussian_affinity, pairwise_sq_distances
-from jaxdse.clustering import cluster_reference
-from jaxdse.diffusion import symmetric_diffusion_operator
-from jaxdse.engine import MIOptions, MutualInformation, mutual_information
-from jaxdse.entropy import spectral_entropy
-from jaxdse.estimators import choose_t, diffusion_eigenvalues, dse, dse_estimate, dsmi, dsmi_terms
-from jaxdse.memory import get_memory_budget, set_memory_budget
+from jaxdse import _moved, data, metrics
+from jaxdse.entropy import choose_t, diffusion_eigenvalues, dse, dse_estimate, spectral_entropy
+from jaxdse.kernels import gaussian_affinity, pairwise_sq_distances
 from jaxdse.metrics import alpha_req, participation_ratio, rankme, renyi_entropy, renyi_mutual_information
-from jaxdse.probes import RepresentationMetrics, knn_accuracy, make_representation_evaluator, ridge_accuracy
-from jaxdse.sharding import sharded_vmap
-from jaxdse.solvers import SLQ, Estimate, Exact
+from jaxdse.mi import MIOptions, MutualInformation, cluster_reference, dsmi, dsmi_terms, mutual_information
+from jaxdse.monitor import RepresentationMetrics, knn_accuracy, make_representation_evaluator, ridge_accuracy
+from jaxdse.solvers import (
+    SLQ,
+    Estimate,
+    Exact,
+    get_memory_budget,
+    set_memory_budget,
+    sharded_vmap,
+    symmetric_diffusion_operator,
+)
+
+_moved.install()
 
 try:
     __version__ = _metadata.version("jaxdse")
@@ -60,3 +69,10 @@ __all__ = [
     "RepresentationMetrics",
     "data",
 ]
+
+
+def __getattr__(name):
+    """The old module paths as attributes (``jaxdse.affinity``, ...), with a DeprecationWarning."""
+    if f"{__name__}.{name}" in _moved.MOVED:
+        return _moved.load(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

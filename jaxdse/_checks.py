@@ -1,6 +1,8 @@
 """Argument checks shared by the public functions.
 
-Everything here runs in Python before tracing. Shapes and dtypes are always
+The one module of input checks: it imports nothing from jaxdse, and each public
+function validates its input here once, before any work. Everything here runs
+in Python before tracing. Shapes and dtypes are always
 visible; values are checked only when they are concrete (not jax tracers), so
 that the same functions work eagerly and under ``jit``/``vmap``. Every error
 names the argument and says what it got.
@@ -9,6 +11,8 @@ names the argument and says what it got.
 from __future__ import annotations
 
 import numbers
+import reprlib
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -220,3 +224,190 @@ def check_choice(value, name: str, choices):
     if not isinstance(value, str) or value not in choices:
         raise ValueError(f"{name} must be one of {sorted(choices)}, got {value!r}")
     return value
+
+
+def check_mesh(mesh, name: str = "mesh"):
+    """``mesh`` is ``None`` or a ``jax.sharding.Mesh``; returns it."""
+    if mesh is not None and not isinstance(mesh, jax.sharding.Mesh):
+        raise TypeError(f"{name} must be a jax.sharding.Mesh, got {type(mesh).__name__}")
+    return mesh
+
+
+# ---------------------------------------------------------------- the input of a public estimate
+
+DEFAULT_KNN = 7
+PRECOMPUTED = ("distance", "affinity")
+TOLERANCE = 1e-5  # symmetry and zero diagonal of a precomputed matrix, relative to its largest entry
+
+
+class Bandwidth(NamedTuple):
+    """A parsed bandwidth: ``rule`` is "fixed", "median", "sqrt_dim" or "knn".
+
+    ``value`` is the number for "fixed" (may be traced) and ``k`` the neighbour
+    count for "knn".
+    """
+
+    rule: str
+    value: object = None
+    k: int | None = None
+
+    @property
+    def number(self):
+        """The traced setting for a compiled call: sigma for "fixed", 0 for a rule (resolved from the data)."""
+        return self.value if self.rule == "fixed" else 0.0
+
+
+def parse_bandwidth(sigma, name: str = "sigma") -> Bandwidth:
+    """Turn a user's ``sigma`` into a :class:`Bandwidth`, with clear errors."""
+    if isinstance(sigma, Bandwidth):
+        return sigma
+    if isinstance(sigma, tuple) and len(sigma) == 2 and isinstance(sigma[0], str) and sigma[0] == "knn":
+        return Bandwidth("knn", k=check_int(sigma[1], f"{name} (the k of the knn rule)"))
+    forms = f"{name} must be a positive number or one of 'median', 'sqrt_dim', 'knn', 'knn:K', ('knn', K)"
+    if isinstance(sigma, str):
+        sigma = str(sigma)  # numpy's str_ as a plain str
+        if sigma in ("median", "sqrt_dim"):
+            return Bandwidth(sigma)
+        if sigma == "knn":
+            return Bandwidth("knn", k=DEFAULT_KNN)
+        if sigma.startswith("knn:"):
+            try:
+                k = int(sigma[4:])
+            except ValueError:
+                raise ValueError(f"{name}={sigma!r}: the k in 'knn:k' must be an integer") from None
+            return Bandwidth("knn", k=check_int(k, f"{name} (the k of the knn rule)"))
+        raise ValueError(f"{forms}; got {sigma!r}")
+    # Otherwise one real number (a scalar array or tracer too); a list or tuple is not unwrapped.
+    if isinstance(sigma, (list, tuple, bytes)) or sigma is None:
+        raise TypeError(f"{forms}; got {reprlib.repr(sigma)}")
+    try:
+        return Bandwidth("fixed", check_positive(sigma, name))
+    except TypeError:  # an array of strings, a complex number, ...
+        raise TypeError(f"{forms}; got {reprlib.repr(sigma)}") from None
+    except ValueError:
+        if np.ndim(sigma) == 0:  # not positive and finite
+            raise
+        raise ValueError(f"{forms}: one bandwidth, got an array of shape {np.shape(sigma)}") from None
+
+
+def check_knn_k(bandwidth: Bandwidth, n_kept: int, name: str = "sigma"):
+    """The knn rule needs ``k <= n - 1`` neighbours among the ``n_kept`` points."""
+    if bandwidth.rule == "knn" and bandwidth.k > n_kept - 1:
+        raise ValueError(f"{name}: the knn bandwidth needs k <= n - 1 = {n_kept - 1} neighbours, got k={bandwidth.k}")
+
+
+def _kept_rows(n: int, mask) -> int:
+    """The rows a concrete ``mask`` keeps (``n`` without a mask or for a traced one)."""
+    return n if mask is None or not is_concrete(mask) else count_true(mask)
+
+
+def check_points(x, mask, name: str = "x"):
+    """Validate points ``x`` ``[n, d]`` and their row ``mask`` together: ``(x, mask)``."""
+    x = as_array(x, name)
+    mask = check_mask(mask, np.shape(x)[0] if np.ndim(x) else 0)
+    return as_points(x, name, mask=mask), mask
+
+
+def check_points_and_bandwidth(x, sigma, mask, *, name: str = "x"):
+    """Validate ``x``, ``sigma`` and ``mask`` together: ``(x, bandwidth, mask)``.
+
+    A mask that keeps fewer than ``k + 1`` rows for the knn rule is an error
+    (concrete) or NaN (traced, see the callers).
+    """
+    bandwidth = parse_bandwidth(sigma)
+    x, mask = check_points(x, mask, name)
+    check_knn_k(bandwidth, _kept_rows(x.shape[0], mask))
+    return x, bandwidth, mask
+
+
+def check_matrix(a, kind: str, mask=None, name: str = "x"):
+    """Validate a precomputed ``[n, n]`` matrix (values only when concrete) and its mask: ``(a, mask)``."""
+    check_choice(kind, "precomputed", PRECOMPUTED)
+    a = as_array(a, name)
+    shape = np.shape(a)
+    if len(shape) != 2 or shape[0] != shape[1]:
+        raise ValueError(f"{name} with precomputed={kind!r} must be a square [n, n] matrix, got shape {tuple(shape)}")
+    if shape[0] < 2:
+        raise ValueError(f"{name} needs at least 2 rows, got n={shape[0]}")
+    mask = check_mask(mask, shape[0])
+    a = as_points(a, name, mask=mask)
+    if is_concrete(a) and (mask is None or is_concrete(mask)):
+        m = np.asarray(a, np.float64)
+        keep = np.ones(shape[0], bool) if mask is None else np.asarray(mask)
+        if not np.all(np.isfinite(m[np.ix_(keep, keep)])):
+            raise ValueError(f"{name} has non-finite entries in the rows and columns that are kept")
+        m = np.where(keep[:, None] & keep[None, :], m, 0.0)
+        with jax.ensure_compile_time_eval():
+            failed = [what for what, ok in matrix_properties(jnp.asarray(m, a.dtype), kind, keep).items() if not bool(ok)]
+        if failed:
+            raise ValueError(f"{name} with precomputed={kind!r} " + _FAILURES[failed[0]].format(name=name, tol=TOLERANCE, low=np.min(m)))
+    return a, mask
+
+
+# What check_matrix says when a property fails.
+_FAILURES = {
+    "symmetric": "must be symmetric (|{name} - {name}^T| <= {tol:g} max|{name}|)",
+    "non-negative": "must be non-negative, its smallest entry is {low:g}",
+    "zero diagonal": "must have a zero diagonal",
+    "no isolated row": "has a row of zeros (an isolated point): no diffusion from it",
+}
+
+
+def matrix_properties(a, kind: str, keep):
+    """Each property a precomputed matrix ``a`` (dropped pairs already 0) must have, as a boolean scalar.
+
+    The one copy of these checks: :func:`check_matrix` evaluates them on
+    concrete input to name a failure; :func:`valid_matrix` traces them (the
+    kernels give NaN under ``jit`` where they fail).
+    """
+    scale = jnp.maximum(jnp.max(jnp.abs(a)), jnp.finfo(a.dtype).tiny)
+    ok = {"symmetric": jnp.max(jnp.abs(a - a.T)) <= TOLERANCE * scale, "non-negative": jnp.min(a) >= 0}
+    if kind == "distance":
+        ok["zero diagonal"] = jnp.max(jnp.abs(jnp.diagonal(a))) <= TOLERANCE * scale
+    else:
+        ok["no isolated row"] = jnp.all(jnp.where(keep, jnp.sum(a, axis=1) > 0, True))
+    return ok
+
+
+def valid_matrix(a, kind: str, keep):
+    """All of :func:`matrix_properties`, traced: a boolean scalar."""
+    return jnp.all(jnp.stack(list(matrix_properties(a, kind, keep).values())))
+
+
+def check_precomputed_bandwidth(bandwidth: Bandwidth, kind: str):
+    if kind == "distance" and bandwidth.rule == "sqrt_dim":
+        raise ValueError("sigma='sqrt_dim' needs the points' dimension; with precomputed='distance' give a number or a rule")
+
+
+def _is_default_sigma(sigma):
+    """``sigma`` left at its default of 10 (a traced value cannot be told apart, and is let through)."""
+    if isinstance(sigma, (str, tuple, Bandwidth)):
+        return False
+    return not is_concrete(sigma) or (jnp.ndim(sigma) == 0 and float(sigma) == 10.0)
+
+
+def check_input(x, sigma, mask, precomputed=None, name: str = "x"):
+    """``(x, bandwidth, mask)`` for points ``[n, d]`` or a precomputed ``[n, n]`` matrix."""
+    if precomputed is None:
+        return check_points_and_bandwidth(x, sigma, mask, name=name)
+    if precomputed == "affinity" and not _is_default_sigma(sigma):
+        raise ValueError(
+            f"sigma={sigma!r} has nothing to act on: with precomputed='affinity' the matrix is the kernel itself "
+            "(leave sigma out, or pass distances with precomputed='distance')"
+        )
+    bandwidth = parse_bandwidth(sigma)
+    x, mask = check_matrix(x, precomputed, mask, name)
+    check_precomputed_bandwidth(bandwidth, precomputed)
+    check_knn_k(bandwidth, _kept_rows(x.shape[0], mask))
+    return x, bandwidth, mask
+
+
+def check_numbers(t, alpha, base, *, auto_grid=None):
+    """``(t, alpha, base)`` checked; ``t="auto"`` becomes the array ``auto_grid`` where one is given."""
+    if isinstance(t, str):
+        if t != "auto" or auto_grid is None:
+            raise ValueError(f"t must be a positive number, an array of them, or 'auto', got {t!r}")
+        t = jnp.asarray(auto_grid)
+    else:
+        t = check_positive(t, "t", allow_array=True)
+    return t, check_alpha(alpha), check_base(base)

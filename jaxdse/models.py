@@ -18,7 +18,7 @@ import flax.linen as linen
 import numpy as np
 
 from jaxdse import _checks
-from jaxdse.clustering import cluster_reference
+from jaxdse.mi.clustering import cluster_reference
 
 
 # ---------------------------------------------------------------- data

@@ -52,9 +52,10 @@ import numpy as np
 import optax
 
 from jaxdse import _checks
-from jaxdse._report import progress as progress_bar
-from jaxdse.engine import static_sizes
-from jaxdse.estimators import dse, dsmi
+from jaxdse.entropy.estimators import dse
+from jaxdse.io._report import progress as progress_bar
+from jaxdse.mi.engine import static_sizes
+from jaxdse.mi.estimators import dsmi
 from jaxdse.models import (  # noqa: F401  (re-exported: the training module's public names)
     CNN,
     as_images,

@@ -27,9 +27,9 @@ def _forbid_computing(monkeypatch):
     def computed(*args, **kwargs):
         raise AssertionError("computed before the output path was checked")
 
-    import jaxdse.sweep
+    import jaxdse.mi.sweep
 
-    monkeypatch.setattr(jaxdse.sweep, "sweep", computed)
+    monkeypatch.setattr(jaxdse.mi.sweep, "sweep", computed)
     monkeypatch.setattr(jaxdse.io, "load_points", computed)
     from jaxdse import training
 
@@ -88,12 +88,12 @@ def test_a_value_that_cannot_be_computed_is_an_error_not_null(capsys, files, mon
 
 
 def test_a_sweep_cell_that_cannot_be_computed_is_an_error(capsys, files, monkeypatch):
-    import jaxdse.sweep
+    import jaxdse.mi.sweep
 
     def nan_sweep(x, sigmas, ts, **kwargs):
-        return jaxdse.sweep.Sweep(np.full((len(sigmas), len(ts)), np.nan), None)
+        return jaxdse.mi.sweep.Sweep(np.full((len(sigmas), len(ts)), np.nan), None)
 
-    monkeypatch.setattr(jaxdse.sweep, "sweep", nan_sweep)
+    monkeypatch.setattr(jaxdse.mi.sweep, "sweep", nan_sweep)
     code, out, err = run(capsys, "sweep", files["x.npy"], "--sigma", "1,2", "--t", "1", "--json")
     assert code == 2 and out == "" and "could not be computed" in err
 

@@ -1,11 +1,11 @@
-"""Figures the command line and the examples draw (:mod:`jaxdse.plotting`)."""
+"""Figures the command line and the examples draw (:mod:`jaxdse.io.plotting`)."""
 
 import numpy as np
 import pytest
 
 pytest.importorskip("matplotlib")
 
-from jaxdse import plotting  # noqa: E402
+from jaxdse.io import plotting  # noqa: E402
 
 
 def _ticks(labels):

@@ -30,8 +30,8 @@ from hypothesis import strategies as st
 
 import jaxdse
 from jaxdse import baselines
-from jaxdse.engine import mutual_information
-from jaxdse.estimators import DiffusionEntropy
+from jaxdse.entropy.diffusion_entropy import DiffusionEntropy
+from jaxdse.mi.engine import mutual_information
 
 N, D, KEPT = 16, 3, 10
 SLQ_SOLVER = jaxdse.SLQ(num_probes=4, num_matvecs=6, deflation_rank=2)

@@ -4,7 +4,7 @@ jaxlib's CPU LAPACK kernels spread a batch over XLA's intra-op thread pool and
 wait for it; two such calls at once on a 2-core machine wait for each other
 forever (``dsmi(z, y, solver=SLQ())`` on 10 classes of 40 points never returned).
 Every LAPACK call jaxdse makes must therefore see one matrix at a time on the CPU
-(``jaxdse._linalg``), however the caller vmaps it. Checked on the lowered program:
+(``jaxdse.solvers._linalg``), however the caller vmaps it. Checked on the lowered program:
 each LAPACK custom call states its batch dimensions.
 """
 
@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 import jaxdse
-from jaxdse import _linalg
-from jaxdse.probes import make_representation_evaluator
+from jaxdse.monitor import make_representation_evaluator
+from jaxdse.solvers import _linalg
 
 pytestmark = pytest.mark.skipif(jax.default_backend() != "cpu", reason="the loop is for the CPU's LAPACK kernels")
 

@@ -5,8 +5,8 @@ import pytest
 
 import jaxdse
 from jaxdse import cluster_reference, dse, dsmi, dsmi_terms
-from jaxdse.clustering import bin_reference
-from jaxdse.engine import pad_size
+from jaxdse.mi.clustering import bin_reference
+from jaxdse.mi.engine import pad_size
 from tests.conftest import blobs
 
 KEY = jax.random.PRNGKey(0)
@@ -268,7 +268,7 @@ def test_batched_evaluation_equals_vmap(rng):
 
 
 class LogCount:
-    """The log of the kept count: a minimal :class:`jaxdse.engine.SubsetEntropy`."""
+    """The log of the kept count: a minimal :class:`jaxdse.mi.SubsetEntropy`."""
 
     def prepare(self, z, params):
         return z
@@ -344,8 +344,8 @@ def test_mesh_argument_is_checked(rng):
 def test_shared_distance_path_equals_per_subset_path(rng, x64, solver):
     # Few large classes: the subsets' distance blocks are gathered from one
     # n x n matrix; the result equals the plain per-subset computation.
-    from jaxdse.engine import MIOptions, Plan, _mutual_information, plan
-    from jaxdse.estimators import DiffusionEntropy
+    from jaxdse.entropy.diffusion_entropy import DiffusionEntropy
+    from jaxdse.mi.engine import MIOptions, Plan, _mutual_information, plan
 
     z, y = blobs(rng, n=40, d=30, k=2, sep=2.0)
     kw = dict(key=KEY, sigma="median", num_repetitions=3, alpha=0.5, solver=solver)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import jaxdse
-from jaxdse.affinity import resolved_sigma
+from jaxdse.kernels.points import resolved_sigma
 
 KEY = jax.random.key(0)
 

@@ -1,4 +1,4 @@
-"""Peer measures (jaxdse.metrics) and probes (jaxdse.probes): numpy/scipy/sklearn references, closed forms,
+"""Peer measures (jaxdse.metrics) and probes (jaxdse.monitor): numpy/scipy/sklearn references, closed forms,
 masks, transformations, errors."""
 
 import math
@@ -11,7 +11,7 @@ import scipy.linalg
 
 from jaxdse import dse
 from jaxdse.metrics import alpha_req, participation_ratio, rankme, renyi_entropy, renyi_mutual_information
-from jaxdse.probes import RepresentationMetrics, knn_accuracy, make_representation_evaluator, ridge_accuracy
+from jaxdse.monitor import RepresentationMetrics, knn_accuracy, make_representation_evaluator, ridge_accuracy
 
 
 def spectrum_points(rng, variances, n):

@@ -56,7 +56,7 @@ def test_reference_at_n_4000_nearly_constant_kernel():
 def _mean_dsmi_ours(z, y, **kwargs):
     keys = jax.random.split(jax.random.PRNGKey(0), 10)
     labels = np.unique(np.asarray(y), return_inverse=True)[1].reshape(-1)
-    from jaxdse.engine import pad_size
+    from jaxdse.mi.engine import pad_size
 
     m = pad_size(int(np.bincount(labels).max()), len(labels))
     c = int(labels.max()) + 1

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxdse.sharding import num_shards, sharded_vmap
+from jaxdse.solvers.sharding import num_shards, sharded_vmap
 
 SCRIPT = textwrap.dedent(
     """
@@ -26,7 +26,7 @@ SCRIPT = textwrap.dedent(
     assert jax.device_count() == 8, jax.devices()
     import jaxdse
     from jaxdse import SLQ
-    from jaxdse.sharding import sharded_vmap
+    from jaxdse.solvers.sharding import sharded_vmap
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(200, 6)).astype(np.float32)  # rows divide over 8 devices for the pre-sharded inputs

@@ -272,7 +272,7 @@ def test_solvers_are_static_values():
 
 
 def test_out_of_range_estimates_are_clipped_and_their_gradient_is_honest():
-    from jaxdse.slq import _clip_keeping_gradient
+    from jaxdse.solvers.slq import _clip_keeping_gradient
 
     def f(x, untrusted):
         return _clip_keeping_gradient(3.0 * x, 2.0, untrusted)

@@ -1,12 +1,12 @@
-"""Sweeps over sigma x t and the knee of a t curve (:mod:`jaxdse.sweep`)."""
+"""Sweeps over sigma x t and the knee of a t curve (:mod:`jaxdse.mi.sweep`)."""
 
 import jax
 import numpy as np
 import pytest
 
 import jaxdse
-from jaxdse import sweep as sweep_module
-from jaxdse.sweep import knee, sweep
+from jaxdse.mi import sweep as sweep_module
+from jaxdse.mi.sweep import knee, sweep
 
 N = 24
 

@@ -10,6 +10,9 @@
 
 Every function states its formula and unit; all return bits unless given
 another ``base``.
+
+Imports from jaxdse: :mod:`jaxdse._checks` up to :mod:`jaxdse.mi` (the mutual
+informations use DSMI's engine).
 """
 
 from jaxdse.baselines.binned import cse

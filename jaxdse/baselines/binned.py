@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxdse import _checks
-from jaxdse.entropy import entropy_of_spectrum
+from jaxdse.entropy.spectral import entropy_of_spectrum
 
 
 def cse(x, *, num_bins_per_dim: int = 2, mask=None, base=2.0):

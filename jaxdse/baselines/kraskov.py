@@ -34,6 +34,14 @@ def as_samples(a, name: str):
     return _checks.as_points(a, name)
 
 
+def as_paired_samples(x, y):
+    """``(x, y)`` as :func:`as_samples`, checked to hold the same samples (rows)."""
+    x, y = as_samples(x, "x"), as_samples(y, "y")
+    if x.shape[0] != y.shape[0]:
+        raise ValueError(f"x and y must have the same number of rows (samples), got {x.shape[0]} and {y.shape[0]}")
+    return x, y
+
+
 def ksg(x, y, *, k: int = 3, base=2.0, block_size: int = 256):
     """KSG estimate (estimator 1) of the mutual information between ``x`` and ``y``.
 
@@ -66,10 +74,7 @@ def ksg(x, y, *, k: int = 3, base=2.0, block_size: int = 256):
     >>> round(float(ksg(x, y)), 1)
     0.7
     """
-    x = as_samples(x, "x")
-    y = as_samples(y, "y")
-    if x.shape[0] != y.shape[0]:
-        raise ValueError(f"x and y must have the same number of rows (samples), got {x.shape[0]} and {y.shape[0]}")
+    x, y = as_paired_samples(x, y)
     n = x.shape[0]
     k = _checks.check_int(k, "k", minimum=1, maximum=n - 1)
     block_size = _checks.check_int(block_size, "block_size")

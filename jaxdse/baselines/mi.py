@@ -1,6 +1,6 @@
 """Mutual informations of the baseline entropies, built exactly like DSMI.
 
-Each entropy is a :class:`jaxdse.engine.SubsetEntropy` handed to
+Each entropy is a :class:`jaxdse.mi.SubsetEntropy` handed to
 :func:`jaxdse.mutual_information`, so the reference handling
 (labels, binning, clustering), the estimators (``"subsample"``, ``"plugin"``)
 and the padding to a static class size are DSMI's own. Kernel-based entropies
@@ -14,7 +14,7 @@ import dataclasses
 import jax.numpy as jnp
 
 from jaxdse import _checks
-from jaxdse.affinity import Bandwidth, check_points_and_bandwidth, prepare_points
+from jaxdse._checks import Bandwidth
 from jaxdse.baselines.binned import masked_cse
 from jaxdse.baselines.variants import (
     masked_adjacency_spectral_entropy,
@@ -22,9 +22,10 @@ from jaxdse.baselines.variants import (
     KINDS,
     masked_matrix_entry_entropy,
 )
-from jaxdse.engine import mutual_information
-from jaxdse.memory import dense_bytes
-from jaxdse.solvers import Estimate
+from jaxdse.kernels.points import prepare_points
+from jaxdse.mi.engine import mutual_information
+from jaxdse.solvers.memory import dense_bytes
+from jaxdse.solvers.objects import Estimate
 
 
 class _Exact:
@@ -145,7 +146,7 @@ def matrix_entry_mutual_information(z, y, *, key=None, sigma=10.0, base=2.0, **o
     >>> round(float(matrix_entry_mutual_information(z, np.repeat([0, 1], 10), estimator="plugin")), 4)
     1.0
     """
-    z, bandwidth, _ = check_points_and_bandwidth(z, sigma, None, name="z")
+    z, bandwidth, _ = _checks.check_points_and_bandwidth(z, sigma, None, name="z")
     base = _checks.check_base(base)
     params = (bandwidth.number, base)
     entropy = MatrixEntryEntropy(bandwidth.rule, bandwidth.k)
@@ -179,7 +180,7 @@ def adjacency_spectral_mutual_information(z, y, *, key=None, kind: str = "gaussi
     """
     _checks.check_choice(kind, "kind", KINDS)
     knn = _checks.check_int(knn, "knn")
-    z, bandwidth, _ = check_points_and_bandwidth(z, sigma, None, name="z")
+    z, bandwidth, _ = _checks.check_points_and_bandwidth(z, sigma, None, name="z")
     base = _checks.check_base(base)
     params = (bandwidth.number, base)
     entropy = AdjacencyEntropy(kind, knn, bandwidth.rule, bandwidth.k)

@@ -36,7 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxdse import _checks
-from jaxdse.baselines.kraskov import as_samples
+from jaxdse.baselines.kraskov import as_paired_samples
 
 LOG2 = float(np.log(2.0))
 _EVAL_SHIFTS = 16
@@ -143,10 +143,7 @@ def mine(
     (True, (50,))
     """
     _, optax = _require_neural()
-    x = as_samples(x, "x")
-    y = as_samples(y, "y")
-    if x.shape[0] != y.shape[0]:
-        raise ValueError(f"x and y must have the same number of rows (samples), got {x.shape[0]} and {y.shape[0]}")
+    x, y = as_paired_samples(x, y)
     if key is None:
         raise TypeError("key must be a jax.random key or an integer seed (e.g. key=0), got None")
     key = _checks.as_key(key)

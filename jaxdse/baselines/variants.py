@@ -13,7 +13,7 @@ The reference adds machine epsilon to every probability before taking
 ``-sum p log2 p``; this changes a value by at most about ``N eps log2(1/eps)``
 bits for N probabilities (1e-8 bits for a 1000 x 1000 matrix) and is left out
 here, so that padding adds exactly nothing. The masked cores take points
-prepared by :func:`jaxdse.affinity.prepare_points` (the bandwidth rule resolved
+prepared by :func:`jaxdse.kernels.points.prepare_points` (the bandwidth rule resolved
 once), so the mutual informations use the kernel of the whole set in every
 subset, as DSMI does.
 """
@@ -23,18 +23,19 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from jaxdse import _checks, _linalg
-from jaxdse.affinity import HIGHEST, ScaledPoints, affinity_matrix, check_points_and_bandwidth, prepare_points, usable
-from jaxdse._linalg import symmetric_eigvals
-from jaxdse.diffusion import dense_symmetric_operator
-from jaxdse.entropy import entropy_of_spectrum
-from jaxdse.memory import check_memory, dense_bytes, get_memory_budget
+from jaxdse import _checks
+from jaxdse.entropy.spectral import entropy_of_spectrum
+from jaxdse.kernels.points import HIGHEST, ScaledPoints, affinity_matrix, prepare_points, usable
+from jaxdse.solvers import _linalg
+from jaxdse.solvers._linalg import symmetric_eigvals
+from jaxdse.solvers.diffusion import dense_symmetric_operator
+from jaxdse.solvers.memory import check_memory, dense_bytes, get_memory_budget
 
 KINDS = ("knn", "gaussian", "anisotropic")
 
 
 def _check_common(x, sigma, base, mask):
-    x, bandwidth, mask = check_points_and_bandwidth(x, sigma, mask)
+    x, bandwidth, mask = _checks.check_points_and_bandwidth(x, sigma, mask)
     base = _checks.check_base(base)
     check_memory(dense_bytes(x.shape[0], x.dtype, 5), get_memory_budget(), f"n={x.shape[0]} points")
     return x, bandwidth, base, mask
@@ -55,7 +56,7 @@ def matrix_entry_entropy(x, *, sigma=10.0, base=2.0, mask=None):
     Args:
       x: ``[n, d]`` points.
       sigma: Gaussian bandwidth, a positive number (may be traced) or a rule
-        (see :mod:`jaxdse.affinity`).
+        (see :mod:`jaxdse.kernels.points`).
       base: logarithm base; 2 (default) gives bits.
       mask: optional ``[n]`` bool; the result equals the call on ``x[mask]``.
 

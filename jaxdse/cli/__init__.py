@@ -20,6 +20,9 @@ per command (:mod:`~jaxdse.cli.dse`, ``dsmi``, ``sweep``, ``compare``, ``demo``)
 calls the library, and :mod:`~jaxdse.cli.report` writes tables or JSON.
 :func:`main` takes the argument list and returns the exit status, so it can be
 called from Python.
+
+Imports from jaxdse: every part below it, the library mostly through ``import
+jaxdse`` inside the commands.
 """
 
 from jaxdse.cli.app import main

@@ -8,11 +8,11 @@ import sys
 
 import numpy as np
 
-from jaxdse._report import Timer, progress
 from jaxdse.cli import inputs
 from jaxdse.cli.parser import ESTIMATORS
 from jaxdse.cli.report import UNITS, UsageError, fmt, table
 from jaxdse.cli.solver import solver_options
+from jaxdse.io._report import Timer, progress
 
 CSMI_NOTE = (
     "can be below 0: like DSMI it is a difference of two estimates (random subsets minus classes), "

@@ -9,8 +9,8 @@ import sys
 
 import numpy as np
 
-from jaxdse._report import Timer, jsonable
 from jaxdse.cli.report import UNITS, check_output_folder, fmt
+from jaxdse.io._report import Timer, jsonable
 
 from jaxdse import training
 
@@ -21,8 +21,8 @@ def run(args, report):
     """Train the small CNN of the training module on the digits; DSE(Z) and DSMI(Z; Y) per epoch."""
     import jax
 
-    from jaxdse import plotting
     from jaxdse.data import load_digits
+    from jaxdse.io import plotting
 
     plotting.pyplot()  # matplotlib is needed: fail before training, not after
     out = args.out

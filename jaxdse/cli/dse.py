@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from jaxdse._report import Timer
 from jaxdse.cli import inputs
 from jaxdse.cli.report import UNITS, fmt, table
 from jaxdse.cli.solver import dse_with_stderr
+from jaxdse.io._report import Timer
 
 
 def run(args, report):
-    from jaxdse.entropy import max_entropy
+    from jaxdse.entropy.spectral import max_entropy
 
     x = inputs.read_points(args, report)
     (x,) = inputs.subsample_rows([x], args.max_n, args.seed, report)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from jaxdse._report import Timer
 from jaxdse.cli import inputs
 from jaxdse.cli.report import UNITS, UsageError, fmt, table
 from jaxdse.cli.solver import solver_options
+from jaxdse.io._report import Timer
 
 
 def run(args, report):
@@ -75,7 +75,7 @@ def run(args, report):
 def _labels_from_reference(args, reference, report):
     """Classes from a continuous reference: equal-width bins of a column, or clusters of vectors."""
     import jaxdse
-    from jaxdse.clustering import bin_reference
+    from jaxdse.mi.clustering import bin_reference
 
     report.settings.update(num_clusters=args.num_clusters)
     with Timer() as timer:

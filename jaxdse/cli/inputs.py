@@ -8,8 +8,8 @@ import os
 import numpy as np
 
 from jaxdse import io
-from jaxdse._report import Timer
 from jaxdse.cli.report import UsageError
+from jaxdse.io._report import Timer
 
 
 def float_dtype():
@@ -59,7 +59,7 @@ def subsample_rows(arrays, max_n, seed, report):
     if n <= max_n:
         report.note(f"--max-n {max_n} >= n = {n}: all rows are used")
         return arrays
-    from jaxdse.estimators import subsample_indices
+    from jaxdse.entropy.estimators import subsample_indices
 
     idx = np.asarray(subsample_indices(n, subsample_key(seed), max_n)[0])
     report.note(f"using {max_n} of {n} rows, drawn at random without replacement (--seed {seed})")
@@ -111,7 +111,7 @@ def resolve_rule(sigma, x):
     if sigma == "sqrt_dim":
         return math.sqrt(x.shape[1])
     if sigma == "median":
-        from jaxdse.affinity import resolved_sigma
+        from jaxdse.kernels.points import resolved_sigma
 
         value = float(resolved_sigma(x, "median"))
         if not value > 0:

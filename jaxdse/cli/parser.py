@@ -202,7 +202,7 @@ def build_parser(version: str = "") -> argparse.ArgumentParser:
         sub, "sweep", [mi, data, common], "points [n, d]",
         help="DSE (and DSMI) over a grid of sigma and t, as one compiled computation",
         description="DSE (and DSMI with --labels) in bits over every (sigma, t) pair, computed as one "
-        "compiled call (jaxdse.sweep.sweep): one eigendecomposition per sigma serves all t.",
+        "compiled call (jaxdse.mi.sweep.sweep): one eigendecomposition per sigma serves all t.",
     )
     p.add_argument("--labels", metavar="FILE", help="integer class labels [n]: also sweep DSMI")
     p.add_argument("--labels-array", metavar="NAME", help="the array's name inside an .npz labels file")

@@ -7,7 +7,7 @@ import math
 import os
 import sys
 
-from jaxdse._report import jsonable, non_finite
+from jaxdse.io._report import jsonable, non_finite
 
 UNITS = "bits"
 # The values, listed first in the JSON output.

@@ -1,4 +1,4 @@
-"""``jaxdse sweep``: DSE (and DSMI) over a grid of sigma and t, computed by :func:`jaxdse.sweep.sweep`."""
+"""``jaxdse sweep``: DSE (and DSMI) over a grid of sigma and t, computed by :func:`jaxdse.mi.sweep.sweep`."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import os
 
 import numpy as np
 
-from jaxdse._report import Timer
 from jaxdse.cli import inputs
 from jaxdse.cli.report import UsageError, check_output_file, grid_table
 from jaxdse.cli.solver import solver_options
+from jaxdse.io._report import Timer
 
 DEFAULT_FACTORS = (0.25, 0.5, 1.0, 2.0, 4.0)
 
@@ -18,8 +18,8 @@ DEFAULT_FACTORS = (0.25, 0.5, 1.0, 2.0, 4.0)
 def run(args, report):
     import jax
 
-    from jaxdse import plotting
-    from jaxdse.sweep import sweep
+    from jaxdse.io import plotting
+    from jaxdse.mi.sweep import sweep
 
     if args.plot is not None:
         check_output_file(args.plot, "--plot", plotting.image_formats())

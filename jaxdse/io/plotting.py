@@ -52,7 +52,7 @@ def sweep_heatmap(ax, grid, sigmas, ts, *, title="", sigma_labels=None, annotate
 
     Args:
       ax: a matplotlib axes.
-      grid: values ``[S, T]``, e.g. :attr:`jaxdse.sweep.Sweep.dse`.
+      grid: values ``[S, T]``, e.g. :attr:`jaxdse.mi.sweep.Sweep.dse`.
       sigmas, ts: ``[S]`` and ``[T]``, in any order (rows and columns are sorted).
       title: the panel's title.
       sigma_labels: optional ``[S]`` tick labels (e.g. ``"median (= 26.3)"``),

@@ -34,10 +34,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxdse import _checks
-from jaxdse.labels import prepare_labels
-from jaxdse.memory import get_memory_budget
-from jaxdse.sharding import check_mesh, num_shards, replicate_input, sharded_vmap
-from jaxdse.solvers import Estimate
+from jaxdse.mi.labels import prepare_labels
+from jaxdse.solvers.memory import get_memory_budget
+from jaxdse.solvers.objects import Estimate
+from jaxdse.solvers.sharding import num_shards, replicate_input, sharded_vmap
 
 ESTIMATORS = ("subsample", "plugin")
 COMPARISONS = ("shared", "independent")
@@ -104,7 +104,7 @@ class MIOptions:
                 _checks.check_int(getattr(self, name), name, minimum=1)
         if self.reference_discrete not in (None, True, False):
             raise TypeError(f"reference_discrete must be None, True or False, got {self.reference_discrete!r}")
-        check_mesh(self.mesh)
+        _checks.check_mesh(self.mesh)
 
 
 def as_options(options: dict) -> MIOptions:
@@ -243,7 +243,7 @@ def mutual_information(z, y, *, entropy: SubsetEntropy, params=(), key=None, **o
     """Mutual information ``I(Z; Y)`` from any :class:`SubsetEntropy`, with per-class terms.
 
     ``z`` ``[n, d]``; ``y`` a reference for the same rows (see
-    :mod:`jaxdse.labels`); ``params`` the entropy's numeric settings (a pytree,
+    :mod:`jaxdse.mi.labels`); ``params`` the entropy's numeric settings (a pytree,
     traced); ``key`` a ``jax.random`` key or an integer seed (required for the
     subsample estimator); ``options`` the fields of :class:`MIOptions`.
     """

@@ -1,10 +1,10 @@
 """Matrix-free products with the symmetric diffusion operator.
 
-The operator is ``S = diag(r) G diag(r)`` of :mod:`jaxdse.diffusion` with its
+The operator is ``S = diag(r) G diag(r)`` of :mod:`jaxdse.solvers.diffusion` with its
 known eigenpair ``(1, v)`` removed: ``A = S - v v^T``. Two ways to apply it to a
 block of vectors ``V`` ``[n, p]``:
 
-* dense: ``S`` ``[n, n]`` is built once (:func:`jaxdse.diffusion.dense_symmetric_operator`,
+* dense: ``S`` ``[n, n]`` is built once (:func:`jaxdse.solvers.diffusion.dense_symmetric_operator`,
   or from a precomputed affinity matrix) and multiplied;
 * blockwise: row blocks ``G[I, :]`` ``[b, n]`` of the Gaussian affinities are
   recomputed from the points at every product, deflated entry by entry
@@ -13,12 +13,12 @@ block of vectors ``V`` ``[n, p]``:
   differentiation each block is recomputed rather than stored.
 
 Both give an :class:`Operator` from the same prepared points
-(:class:`jaxdse.affinity.ScaledPoints`, bandwidths already resolved), hence the
+(:class:`jaxdse.kernels.points.ScaledPoints`, bandwidths already resolved), hence the
 same quantity: a ``matmat`` closure plus the exact quantities a
 variance-reduced trace estimator needs (``trace(A)``, ``|A|_F^2``, ``v``).
 
 With a ``jax.sharding.Mesh``, the rows of the points (and so the row blocks) are
-split over all the mesh's devices (:func:`jaxdse.sharding.row_sharded`); every device holds all points ``[n, d]``
+split over all the mesh's devices (:func:`jaxdse.solvers.sharding.row_sharded`); every device holds all points ``[n, d]``
 (small) and the vectors, and computes its share of the rows of ``A V``.
 """
 
@@ -30,9 +30,9 @@ from typing import Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxdse.affinity import HIGHEST, ScaledPoints, kernel, sq_distances
-from jaxdse.diffusion import normalisation
-from jaxdse.sharding import row_sharded
+from jaxdse.kernels.points import HIGHEST, ScaledPoints, kernel, sq_distances
+from jaxdse.solvers.diffusion import normalisation
+from jaxdse.solvers.sharding import row_sharded
 
 
 class Operator(NamedTuple):
@@ -63,7 +63,7 @@ def blockwise_kernel_matmat(
 ):
     """``M V`` ``[n, p]`` (or ``(M * M) V`` if ``square``) without forming ``M``.
 
-    ``M = G`` by default, the kernel (:func:`jaxdse.affinity.kernel` of the
+    ``M = G`` by default, the kernel (:func:`jaxdse.kernels.points.kernel` of the
     prepared points) on kept rows and columns (``weights`` ``[n]``: 1.0 kept,
     0.0 not; a float array, so that the closure over it can be differentiated
     through matfree's adjoint), 0 otherwise. With ``scale`` ``r`` and

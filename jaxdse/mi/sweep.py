@@ -20,13 +20,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxdse import _checks
-from jaxdse.engine import as_options
-from jaxdse.estimators import dse, dsmi
-from jaxdse.knee import BEND, FLAT
-from jaxdse.knee import knee as traced_knee
-from jaxdse.labels import prepare_labels
-from jaxdse.memory import dense_bytes, get_memory_budget
-from jaxdse.solvers import Exact, as_solver
+from jaxdse.entropy.estimators import dse
+from jaxdse.entropy.knee import BEND, FLAT
+from jaxdse.entropy.knee import knee as traced_knee
+from jaxdse.mi.engine import as_options
+from jaxdse.mi.estimators import dsmi
+from jaxdse.mi.labels import prepare_labels
+from jaxdse.solvers.memory import dense_bytes, get_memory_budget
+from jaxdse.solvers.objects import Exact, as_solver
 
 
 class Sweep(NamedTuple):
@@ -169,7 +170,7 @@ def _both_grids(x, classes, key, sigmas, ts, alpha, base, *, dse_batch, solver, 
 
 
 def knee(ts, values, *, flat: float = FLAT, bend: float = BEND) -> float:
-    """The t at the knee of a decreasing curve ``values(t)`` (see :mod:`jaxdse.knee`).
+    """The t at the knee of a decreasing curve ``values(t)`` (see :mod:`jaxdse.entropy.knee`).
 
     Returns one of ``ts`` (the first for a flat curve), or NaN when the curve
     has no knee on the grid.
@@ -177,7 +178,7 @@ def knee(ts, values, *, flat: float = FLAT, bend: float = BEND) -> float:
     Args:
       ts: ``[T]`` increasing positive times (T >= 3).
       values: ``[T]`` the curve, e.g. one row of :attr:`Sweep.dse`.
-      flat, bend: the thresholds of :func:`jaxdse.knee.knee`.
+      flat, bend: the thresholds of :func:`jaxdse.entropy.knee.knee`.
 
     Raises:
       ValueError: shapes that differ, fewer than 3 points, times that are not

@@ -7,7 +7,7 @@ jitted function; every function that computes a diffusion entropy takes one as
 
 * :class:`Exact`: all eigenvalues of the dense ``n x n`` operator. ``O(n^3)``
   time, ``O(n^2)`` memory; reference-exact.
-* :class:`SLQ`: stochastic Lanczos quadrature (matrix-free, :mod:`jaxdse.slq`),
+* :class:`SLQ`: stochastic Lanczos quadrature (matrix-free, :mod:`jaxdse.solvers.slq`),
   an estimate with a standard error, for large n. ``O(n^2 d)`` time per product,
   ``O(n (d + p))`` memory with the blockwise operator.
 
@@ -83,7 +83,7 @@ class SLQ:
     """Stochastic Lanczos quadrature: a matrix-free DSE estimate with a standard error.
 
     Cost: ``num_matvecs`` products of the kernel with ``[n, num_probes +
-    deflation_rank]`` vectors. See :mod:`jaxdse.slq` for the method.
+    deflation_rank]`` vectors. See :mod:`jaxdse.solvers.slq` for the method.
 
     Args:
       num_probes: random probe vectors (>= 2: the standard error needs two).
@@ -127,8 +127,7 @@ class SLQ:
         _checks.check_int(self.block_size, "block_size", minimum=1)
         _checks.check_choice(self.probes, "probes", PROBES)
         _checks.check_choice(self.operator, "operator", OPERATORS)
-        if self.mesh is not None and not isinstance(self.mesh, jax.sharding.Mesh):
-            raise TypeError(f"mesh must be a jax.sharding.Mesh, got {type(self.mesh).__name__}")
+        _checks.check_mesh(self.mesh)
         if self.mesh is not None and self.operator == "dense":
             raise ValueError("mesh needs operator='blockwise' (or 'auto'): the dense operator is not sharded")
         _check_budget(self.memory_budget)

@@ -4,7 +4,7 @@ Two patterns, both ``jax.shard_map`` with one collective (an all-gather of the
 result), so every device runs the same program on its share:
 
 * row sharding inside one operator (:func:`row_sharded`): each device computes
-  its share of the rows of a kernel product; :mod:`jaxdse.operators` uses it for
+  its share of the rows of a kernel product; :mod:`jaxdse.solvers.operators` uses it for
   ``dse(..., solver=SLQ(mesh=mesh))``;
 * batch sharding (:func:`sharded_vmap`): a ``vmap`` whose batch (e.g. DSMI's
   padded subsets) is split over the devices.
@@ -33,12 +33,7 @@ import numpy as np
 from jax.sharding import AxisType
 from jax.sharding import PartitionSpec as P
 
-
-def check_mesh(mesh, name: str = "mesh"):
-    """``mesh`` is ``None`` or a ``jax.sharding.Mesh``; returns it."""
-    if mesh is not None and not isinstance(mesh, jax.sharding.Mesh):
-        raise TypeError(f"{name} must be a jax.sharding.Mesh, got {type(mesh).__name__}")
-    return mesh
+from jaxdse._checks import check_mesh
 
 
 def num_shards(mesh) -> int:

@@ -13,9 +13,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxdse import _checks, _linalg
-from jaxdse.affinity import sq_distances
-from jaxdse.diffusion import symmetric_diffusion_operator
+from jaxdse import _checks
+from jaxdse.kernels.points import sq_distances
+from jaxdse.solvers import _linalg
+from jaxdse.solvers.diffusion import symmetric_diffusion_operator
 
 CLUSTER_METHODS = ("spectral", "diffusion")
 

@@ -16,21 +16,22 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxdse import _checks
-from jaxdse.affinity import Bandwidth, ScaledPoints, prepare_points, self_sq_distances
-from jaxdse.diffusion import dense_symmetric_operator, operator_from_affinity, spectrum_of
-from jaxdse.entropy import entropy_of_spectrum
-from jaxdse.memory import dense_bytes, get_memory_budget
-from jaxdse.operators import blockwise_operator, dense_operator
-from jaxdse.precomputed import prepare_matrix, subset_affinity
-from jaxdse.precomputed import rows_finite as precomputed_rows_finite
-from jaxdse.slq import slq_entropy
-from jaxdse.sharding import num_shards
-from jaxdse.solvers import SLQ, Estimate, Exact
+from jaxdse._checks import Bandwidth
+from jaxdse.entropy.spectral import entropy_of_spectrum
+from jaxdse.kernels.points import ScaledPoints, prepare_points, self_sq_distances
+from jaxdse.kernels.precomputed import prepare_matrix, subset_affinity
+from jaxdse.kernels.precomputed import rows_finite as precomputed_rows_finite
+from jaxdse.solvers.diffusion import dense_symmetric_operator, operator_from_affinity, spectrum_of
+from jaxdse.solvers.memory import dense_bytes, get_memory_budget
+from jaxdse.solvers.objects import SLQ, Estimate, Exact
+from jaxdse.solvers.operators import blockwise_operator, dense_operator
+from jaxdse.solvers.sharding import num_shards
+from jaxdse.solvers.slq import slq_entropy
 
 
 @dataclasses.dataclass(frozen=True)
 class DiffusionEntropy:
-    """DSE of masked subsets of one prepared input (a :class:`jaxdse.engine.SubsetEntropy`).
+    """DSE of masked subsets of one prepared input (a :class:`jaxdse.mi.SubsetEntropy`).
 
     Static: the bandwidth rule (and its k), the solver, and whether the input is
     points or a precomputed ``"distance"``/``"affinity"`` matrix; the numbers

@@ -49,10 +49,10 @@ import jax.extend
 import jax.numpy as jnp
 from matfree import decomp
 
-from jaxdse import _linalg
-from jaxdse.affinity import HIGHEST
-from jaxdse.operators import Operator
-from jaxdse.solvers import SLQ, Estimate
+from jaxdse.kernels.points import HIGHEST
+from jaxdse.solvers import _linalg
+from jaxdse.solvers.objects import SLQ, Estimate
+from jaxdse.solvers.operators import Operator
 
 
 def _at_full_precision(fn, *args):

@@ -26,7 +26,7 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 
-HIGHEST = jax.lax.Precision.HIGHEST  # full float32 products: jaxdse passes it to every matmul that feeds a result
+from jaxdse.kernels.points import HIGHEST
 
 
 def _looped(fn):

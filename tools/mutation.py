@@ -7,9 +7,9 @@ against the copy. A mutant is *killed* when the tests fail, *survived* when they
 pass, *timeout* when they run past the limit. The unmutated sources are run
 first and must pass. Not part of the test suite.
 
-    python benchmarks/mutation.py --jobs 1 [--only NAME ...] [--limit N] [--timeout S] [--minutes M]
+    python tools/mutation.py --jobs 1 [--only NAME ...] [--limit N] [--timeout S] [--minutes M]
 
-Writes ``benchmarks/results_mutation.md``.
+Adds its run at the top of ``tools/results_mutation.md`` (newest first).
 """
 
 from __future__ import annotations
@@ -45,57 +45,57 @@ PYTEST_FLAGS = ["-x", "-q", "-n", "0", "-p", "no:cacheprovider"]
 # (name, file, exact old text, new text)
 MUTANTS = [
     # kernel and standardisation
-    ("kernel: no factor 2", "jaxdse/affinity.py", "exponent = -d2 / (2.0 * jnp.where(positive, s2, 1.0))", "exponent = -d2 / (jnp.where(positive, s2, 1.0))"),
-    ("standardise: wrong exponent", "jaxdse/affinity.py", "return _power_of_two_scale(y, -e1), e0 + e1", "return _power_of_two_scale(y, -e1), e0 - e1"),
-    ("sigma: invalid gives 1", "jaxdse/affinity.py", "s = _power_of_two_scale(jnp.where(valid, sigma, jnp.nan), -e)", "s = _power_of_two_scale(jnp.where(valid, sigma, 1.0), -e)"),
-    ("sigma: sign ignored", "jaxdse/affinity.py", "valid = jnp.isfinite(sigma) & (sigma > 0)", "valid = jnp.isfinite(sigma) & (sigma != 0)"),
-    ("median: /4", "jaxdse/affinity.py", "s = jnp.sqrt(jnp.where(med > 0, med, jnp.nan) / 2.0)", "s = jnp.sqrt(jnp.where(med > 0, med, jnp.nan) / 4.0)"),
-    ("knn: dropped rows as neighbours", "jaxdse/affinity.py", "excluded = excluded | ~keep[None, :]", "excluded = excluded"),
-    ("distances: 1.9 cross", "jaxdse/affinity.py", "- 2.0 * cross, 0.0)", "- 1.9 * cross, 0.0)"),
-    ("affinity mask: rows only", "jaxdse/affinity.py", "G = jnp.where(keep[:, None] & keep[None, :], G, 0.0)", "G = jnp.where(keep[:, None], G, 0.0)"),
+    ("kernel: no factor 2", "jaxdse/kernels/points.py", "exponent = -d2 / (2.0 * jnp.where(positive, s2, 1.0))", "exponent = -d2 / (jnp.where(positive, s2, 1.0))"),
+    ("standardise: wrong exponent", "jaxdse/kernels/points.py", "return _power_of_two_scale(y, -e1), e0 + e1", "return _power_of_two_scale(y, -e1), e0 - e1"),
+    ("sigma: invalid gives 1", "jaxdse/kernels/points.py", "s = _power_of_two_scale(jnp.where(valid, sigma, jnp.nan), -e)", "s = _power_of_two_scale(jnp.where(valid, sigma, 1.0), -e)"),
+    ("sigma: sign ignored", "jaxdse/kernels/points.py", "valid = jnp.isfinite(sigma) & (sigma > 0)", "valid = jnp.isfinite(sigma) & (sigma != 0)"),
+    ("median: /4", "jaxdse/kernels/points.py", "s = jnp.sqrt(jnp.where(med > 0, med, jnp.nan) / 2.0)", "s = jnp.sqrt(jnp.where(med > 0, med, jnp.nan) / 4.0)"),
+    ("knn: dropped rows as neighbours", "jaxdse/kernels/points.py", "excluded = excluded | ~keep[None, :]", "excluded = excluded"),
+    ("distances: 1.9 cross", "jaxdse/kernels/points.py", "- 2.0 * cross, 0.0)", "- 1.9 * cross, 0.0)"),
+    ("affinity mask: rows only", "jaxdse/kernels/points.py", "G = jnp.where(keep[:, None] & keep[None, :], G, 0.0)", "G = jnp.where(keep[:, None], G, 0.0)"),
     # normalisation and spectrum
-    ("normalisation: alpha dropped from r", "jaxdse/diffusion.py", "r = jnp.where(keep, q_alpha * jax.lax.rsqrt(deg), 0.0)", "r = jnp.where(keep, jax.lax.rsqrt(deg), 0.0)"),
-    ("normalisation: alpha halved", "jaxdse/diffusion.py", "jnp.exp(-jnp.asarray(alpha, w.dtype) * jnp.log(q))", "jnp.exp(-0.5 * jnp.asarray(alpha, w.dtype) * jnp.log(q))"),
-    ("spectrum: zeros off by one", "jaxdse/diffusion.py", "jnp.where(i <= dropped, 0.0, w)", "jnp.where(i < dropped, 0.0, w)"),
-    ("spectrum: no deflation", "jaxdse/diffusion.py", "deflated = S - v[:, None] * v[None, :]", "deflated = S"),
-    ("normalisation: degree not square-rooted", "jaxdse/diffusion.py", "sqrt_deg = jnp.where(keep, jnp.sqrt(deg), 0.0)", "sqrt_deg = jnp.where(keep, deg, 0.0)"),
+    ("normalisation: alpha dropped from r", "jaxdse/solvers/diffusion.py", "r = jnp.where(keep, q_alpha * jax.lax.rsqrt(deg), 0.0)", "r = jnp.where(keep, jax.lax.rsqrt(deg), 0.0)"),
+    ("normalisation: alpha halved", "jaxdse/solvers/diffusion.py", "jnp.exp(-jnp.asarray(alpha, w.dtype) * jnp.log(q))", "jnp.exp(-0.5 * jnp.asarray(alpha, w.dtype) * jnp.log(q))"),
+    ("spectrum: zeros off by one", "jaxdse/solvers/diffusion.py", "jnp.where(i <= dropped, 0.0, w)", "jnp.where(i < dropped, 0.0, w)"),
+    ("spectrum: no deflation", "jaxdse/solvers/diffusion.py", "deflated = S - v[:, None] * v[None, :]", "deflated = S"),
+    ("normalisation: degree not square-rooted", "jaxdse/solvers/diffusion.py", "sqrt_deg = jnp.where(keep, jnp.sqrt(deg), 0.0)", "sqrt_deg = jnp.where(keep, deg, 0.0)"),
     # entropy
-    ("entropy: base ignored", "jaxdse/entropy.py", "h = h / jnp.log(jnp.asarray(base, lam.dtype))", "h = h / jnp.log(jnp.asarray(2.0, lam.dtype))"),
-    ("entropy: subnormals counted", "jaxdse/entropy.py", "nonzero = jnp.abs(lam) >= jnp.finfo(lam.dtype).tiny", "nonzero = jnp.abs(lam) > 0"),
-    ("entropy: t=0 accepted", "jaxdse/entropy.py", "valid = (t[..., 0] > 0) & jnp.isfinite(t[..., 0]) & _checks.valid_base(base)", "valid = (t[..., 0] >= 0) & jnp.isfinite(t[..., 0]) & _checks.valid_base(base)"),
-    ("entropy: t ignored", "jaxdse/entropy.py", "log_w = jnp.where(nonzero, t * log_abs, -jnp.inf)", "log_w = jnp.where(nonzero, log_abs, -jnp.inf)"),
+    ("entropy: base ignored", "jaxdse/entropy/spectral.py", "h = h / jnp.log(jnp.asarray(base, lam.dtype))", "h = h / jnp.log(jnp.asarray(2.0, lam.dtype))"),
+    ("entropy: subnormals counted", "jaxdse/entropy/spectral.py", "nonzero = jnp.abs(lam) >= jnp.finfo(lam.dtype).tiny", "nonzero = jnp.abs(lam) > 0"),
+    ("entropy: t=0 accepted", "jaxdse/entropy/spectral.py", "valid = (t[..., 0] > 0) & jnp.isfinite(t[..., 0]) & _checks.valid_base(base)", "valid = (t[..., 0] >= 0) & jnp.isfinite(t[..., 0]) & _checks.valid_base(base)"),
+    ("entropy: t ignored", "jaxdse/entropy/spectral.py", "log_w = jnp.where(nonzero, t * log_abs, -jnp.inf)", "log_w = jnp.where(nonzero, log_abs, -jnp.inf)"),
     ("base: inf accepted under jit", "jaxdse/_checks.py", "return jnp.isfinite(base) & (base > 0) & (base != 1)", "return (base > 0) & (base != 1)"),
     # masks and checks
-    ("mask: fewer than 2 rows accepted under jit", "jaxdse/diffusion_entropy.py", "& _checks.valid_base(base) & (jnp.sum(keep) >= 2)", "& _checks.valid_base(base)"),
-    ("non-finite kept rows not detected under jit", "jaxdse/diffusion_entropy.py", "return jnp.all(jnp.where(keep[:, None], jnp.isfinite(points), True))", "return jnp.all(jnp.where(keep[:, None], True, True))"),
+    ("mask: fewer than 2 rows accepted under jit", "jaxdse/entropy/diffusion_entropy.py", "& _checks.valid_base(base) & (jnp.sum(keep) >= 2)", "& _checks.valid_base(base)"),
+    ("non-finite kept rows not detected under jit", "jaxdse/entropy/diffusion_entropy.py", "return jnp.all(jnp.where(keep[:, None], jnp.isfinite(points), True))", "return jnp.all(jnp.where(keep[:, None], True, True))"),
     ("check: inf accepted eagerly", "jaxdse/_checks.py", "if not np.all(np.isfinite(v)) or np.any(v <= 0):", "if np.any(v <= 0):"),
     ("check: mask keeping 1 row accepted", "jaxdse/_checks.py", "if kept < min_kept:", "if kept < 1:"),
     ("check: NaN in dropped rows raises", "jaxdse/_checks.py", "bad_rows = bad_rows & jnp.asarray(mask)", "bad_rows = bad_rows"),
     # labels and binning
-    ("traced binning: NaN reference kept", "jaxdse/clustering.py", "return jnp.where(jnp.all(jnp.isfinite(y)), labels, -1)", "return labels"),
-    ("traced binning: edges shifted", "jaxdse/clustering.py", "edges = jnp.linspace(0.0, 1.0, num_clusters + 1, dtype=y.dtype)[:-1]", "edges = jnp.linspace(0.0, 1.0, num_clusters + 1, dtype=y.dtype)[1:]"),
-    ("one-hot read as continuous", "jaxdse/labels.py", "return bool(np.all((arr == 0) | (arr == 1)) and np.all(arr.sum(axis=1) == 1))", "return False"),
-    ("traced labels: -1 accepted", "jaxdse/labels.py", "ok = (values[inverse] == labels) & (labels >= 0)", "ok = values[inverse] == labels"),
+    ("traced binning: NaN reference kept", "jaxdse/mi/clustering.py", "return jnp.where(jnp.all(jnp.isfinite(y)), labels, -1)", "return labels"),
+    ("traced binning: edges shifted", "jaxdse/mi/clustering.py", "edges = jnp.linspace(0.0, 1.0, num_clusters + 1, dtype=y.dtype)[:-1]", "edges = jnp.linspace(0.0, 1.0, num_clusters + 1, dtype=y.dtype)[1:]"),
+    ("one-hot read as continuous", "jaxdse/mi/labels.py", "return bool(np.all((arr == 0) | (arr == 1)) and np.all(arr.sum(axis=1) == 1))", "return False"),
+    ("traced labels: -1 accepted", "jaxdse/mi/labels.py", "ok = (values[inverse] == labels) & (labels >= 0)", "ok = values[inverse] == labels"),
     # DSMI subsets and weights
-    ("dsmi: weights over n+1", "jaxdse/engine.py", "weights = counts / n\n", "weights = counts / (n + 1)\n"),
-    ("dsmi: single class informative", "jaxdse/engine.py", "informative = (counts < n) & (counts > 0)", "informative = counts > 0"),
-    ("dsmi plugin: half conditional", "jaxdse/engine.py", "value = jnp.sum(w * (total.value[..., None] - conditional), axis=-1)", "value = jnp.sum(w * (total.value[..., None] - 0.5 * conditional), axis=-1)"),
-    ("dsmi subsample: max of comparisons", "jaxdse/engine.py", "value = jnp.sum(w * (jnp.mean(comparison, axis=-1) - conditional), axis=-1)", "value = jnp.sum(w * (jnp.max(comparison, axis=-1) - conditional), axis=-1)"),
-    ("dsmi: class subsets not masked", "jaxdse/engine.py", "mask = jnp.arange(M) < counts[c]", "mask = jnp.arange(M) < M"),
+    ("dsmi: weights over n+1", "jaxdse/mi/engine.py", "weights = counts / n\n", "weights = counts / (n + 1)\n"),
+    ("dsmi: single class informative", "jaxdse/mi/engine.py", "informative = (counts < n) & (counts > 0)", "informative = counts > 0"),
+    ("dsmi plugin: half conditional", "jaxdse/mi/engine.py", "value = jnp.sum(w * (total.value[..., None] - conditional), axis=-1)", "value = jnp.sum(w * (total.value[..., None] - 0.5 * conditional), axis=-1)"),
+    ("dsmi subsample: max of comparisons", "jaxdse/mi/engine.py", "value = jnp.sum(w * (jnp.mean(comparison, axis=-1) - conditional), axis=-1)", "value = jnp.sum(w * (jnp.max(comparison, axis=-1) - conditional), axis=-1)"),
+    ("dsmi: class subsets not masked", "jaxdse/mi/engine.py", "mask = jnp.arange(M) < counts[c]", "mask = jnp.arange(M) < M"),
     # SLQ
-    ("slq: Gauss only (no midpoint)", "jaxdse/slq.py", "return 0.5 * (gauss + radau), jnp.sqrt(", "return gauss, jnp.sqrt("),
-    ("slq: stderr x100", "jaxdse/slq.py", "stderr = jnp.std(per_probe, ddof=1) / math.sqrt(p)", "stderr = 100.0 * jnp.std(per_probe, ddof=1) / math.sqrt(p)"),
-    ("slq: no control variates", "jaxdse/slq.py", "return fw - correction[:, 0], gw - correction[:, 1]", "return fw, gw"),
-    ("slq: Radau without beta^2", "jaxdse/slq.py", "delta_m = beta**2 * jnp.sum(Y[-1, :] ** 2 / theta_safe)", "delta_m = jnp.sum(Y[-1, :] ** 2 / theta_safe)"),
-    ("slq: augmentation weight eps", "jaxdse/slq.py", "fill = (eps / math.sqrt(num_matvecs))", "fill = (jnp.sqrt(eps) / math.sqrt(num_matvecs))"),
-    ("slq: no rounding floor", "jaxdse/slq.py", "ROUNDING_FLOOR = 16", "ROUNDING_FLOOR = 0"),
-    ("slq: quadrature gap left out of stderr", "jaxdse/slq.py", "sampling**2 + (gauss - radau) ** 2 / 12.0", "sampling**2"),
-    ("slq: top eigenvalue 1 left out", "jaxdse/slq.py", "z = 1.0 + z_top + jnp.mean(f_p)", "z = z_top + jnp.mean(f_p)"),
-    ("slq: deflated second moment", "jaxdse/slq.py", "moments[2] - jnp.sum(AQ * AQ)])", "moments[2] - 0.0 * jnp.sum(AQ * AQ)])"),
-    ("slq: guard values outside the spectrum", "jaxdse/slq.py", "spread = jax.lax.stop_gradient(jnp.maximum(spread, floor))", "spread = jnp.ones_like(spread)"),
-    ("slq: Radau shift held fixed in the gradient", "jaxdse/slq.py", "Y_r.T @ dJ.at[m, m].set(d_delta) @ Y_r", "Y_r.T @ dJ.at[m, m].set(0.0) @ Y_r"),
-    ("slq: probe space of negative dimension", "jaxdse/slq.py", "dim = jnp.maximum(moments[0] - deflation_rank, 0.0)", "dim = moments[0] - deflation_rank"),
-    ("slq: probes on dropped rows", "jaxdse/slq.py", "G = project(omega * keep[:, None])", "G = project(omega)"),
+    ("slq: Gauss only (no midpoint)", "jaxdse/solvers/slq.py", "return 0.5 * (gauss + radau), jnp.sqrt(", "return gauss, jnp.sqrt("),
+    ("slq: stderr x100", "jaxdse/solvers/slq.py", "stderr = jnp.std(per_probe, ddof=1) / math.sqrt(p)", "stderr = 100.0 * jnp.std(per_probe, ddof=1) / math.sqrt(p)"),
+    ("slq: no control variates", "jaxdse/solvers/slq.py", "return fw - correction[:, 0], gw - correction[:, 1]", "return fw, gw"),
+    ("slq: Radau without beta^2", "jaxdse/solvers/slq.py", "delta_m = beta**2 * jnp.sum(Y[-1, :] ** 2 / theta_safe)", "delta_m = jnp.sum(Y[-1, :] ** 2 / theta_safe)"),
+    ("slq: augmentation weight eps", "jaxdse/solvers/slq.py", "fill = (eps / math.sqrt(num_matvecs))", "fill = (jnp.sqrt(eps) / math.sqrt(num_matvecs))"),
+    ("slq: no rounding floor", "jaxdse/solvers/slq.py", "ROUNDING_FLOOR = 16", "ROUNDING_FLOOR = 0"),
+    ("slq: quadrature gap left out of stderr", "jaxdse/solvers/slq.py", "sampling**2 + (gauss - radau) ** 2 / 12.0", "sampling**2"),
+    ("slq: top eigenvalue 1 left out", "jaxdse/solvers/slq.py", "z = 1.0 + z_top + jnp.mean(f_p)", "z = z_top + jnp.mean(f_p)"),
+    ("slq: deflated second moment", "jaxdse/solvers/slq.py", "moments[2] - jnp.sum(AQ * AQ)])", "moments[2] - 0.0 * jnp.sum(AQ * AQ)])"),
+    ("slq: guard values outside the spectrum", "jaxdse/solvers/slq.py", "spread = jax.lax.stop_gradient(jnp.maximum(spread, floor))", "spread = jnp.ones_like(spread)"),
+    ("slq: Radau shift held fixed in the gradient", "jaxdse/solvers/slq.py", "Y_r.T @ dJ.at[m, m].set(d_delta) @ Y_r", "Y_r.T @ dJ.at[m, m].set(0.0) @ Y_r"),
+    ("slq: probe space of negative dimension", "jaxdse/solvers/slq.py", "dim = jnp.maximum(moments[0] - deflation_rank, 0.0)", "dim = moments[0] - deflation_rank"),
+    ("slq: probes on dropped rows", "jaxdse/solvers/slq.py", "G = project(omega * keep[:, None])", "G = project(omega)"),
     # baselines
     ("cse: edges include 1", "jaxdse/baselines/binned.py", "np.linspace(0.0, 1.0, num_bins + 1)[1:-1]", "np.linspace(0.0, 1.0, num_bins + 1)[1:]"),
     ("cse: strict edges", "jaxdse/baselines/binned.py", "return jnp.sum(scaled[..., None] >= edges, axis=-1, dtype=jnp.int32)", "return jnp.sum(scaled[..., None] > edges, axis=-1, dtype=jnp.int32)"),
@@ -203,7 +203,7 @@ def main(argv=None):
     parser.add_argument("--minutes", type=float, help="start no mutant after this many minutes (the rest: not run)")
     parser.add_argument("--tests", nargs="*", default=DEFAULT_TESTS)
     parser.add_argument("--select", default=DEFAULT_SELECT, help="pytest -k expression ('' for every test)")
-    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results_mutation.md"))
+    parser.add_argument("--out", default=str(ROOT / "tools" / "results_mutation.md"))
     args = parser.parse_args(argv)
     problems = check_mutants()
     if problems:
@@ -223,6 +223,7 @@ def main(argv=None):
         return 1
     stop_at = None if args.minutes is None else started + 60.0 * args.minutes
     results = []
+    earlier = earlier_runs(Path(args.out))
 
     def run(m):
         if stop_at is not None and time.time() > stop_at:
@@ -235,17 +236,37 @@ def main(argv=None):
                 continue
             results.append(result)
             print(f"{result[1]:>9}  {result[2]:6.0f} s  {result[0]}  {result[3]}", flush=True)
-            write_report(Path(args.out), sorted(results, key=lambda r: ORDER[r[0]]), args, time.time() - started, argv, baseline)
+            write_report(Path(args.out), sorted(results, key=lambda r: ORDER[r[0]]), args, time.time() - started, argv, baseline, earlier)
     results.sort(key=lambda r: ORDER[r[0]])
-    write_report(Path(args.out), results, args, time.time() - started, argv, baseline)
+    write_report(Path(args.out), results, args, time.time() - started, argv, baseline, earlier)
     return 0
 
 
-def write_report(out: Path, results, args, seconds, argv, baseline):
+TITLE = "# Mutation check"
+PREAMBLE = (
+    "Runs of `tools/mutation.py` (before the move to `tools/`, `benchmarks/mutation.py`), newest first. "
+    "Each names the files of the code it ran on, as they were then."
+)
+
+
+def earlier_runs(out: Path) -> str:
+    """The runs ``out`` holds already (everything below its title and preamble), or ""."""
+    if not out.exists():
+        return ""
+    text = out.read_text()
+    start = text.find("\n## ")
+    return text[start + 1 :].rstrip() + "\n" if start >= 0 else ""
+
+
+def write_report(out: Path, results, args, seconds, argv, baseline, earlier=""):
     killed = sum(r[1] == "killed" for r in results)
-    command = "python benchmarks/mutation.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    command = "python tools/mutation.py " + " ".join(sys.argv[1:] if argv is None else argv)
     lines = [
-        "# Mutation check",
+        TITLE,
+        "",
+        PREAMBLE,
+        "",
+        f"## Run of {datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(seconds=seconds):%Y-%m-%d %H:%M} UTC",
         "",
         f"Kill rate: **{killed}/{len(results)}** mutants killed"
         + (f" ({100.0 * killed / len(results):.0f}%)" if results else "")
@@ -272,7 +293,7 @@ def write_report(out: Path, results, args, seconds, argv, baseline):
     not_run = [m[0] for m in MUTANTS if m[0] not in {r[0] for r in results}]
     if not_run:
         lines += ["", "Not run in this run: " + ", ".join(not_run) + "."]
-    out.write_text("\n".join(lines) + "\n")
+    out.write_text("\n".join(lines) + "\n" + ("\n" + earlier if earlier else ""))
     print(f"wrote {out}")
 
 

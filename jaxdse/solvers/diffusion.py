@@ -25,8 +25,8 @@ import jax
 import jax.numpy as jnp
 
 from jaxdse import _checks
-from jaxdse._linalg import symmetric_eigvals
-from jaxdse.affinity import HIGHEST, ScaledPoints, affinity_matrix, check_points_and_bandwidth, prepare_points, usable
+from jaxdse.kernels.points import HIGHEST, ScaledPoints, affinity_matrix, prepare_points, usable
+from jaxdse.solvers._linalg import symmetric_eigvals
 
 
 class Normalisation(NamedTuple):
@@ -111,7 +111,7 @@ def symmetric_diffusion_operator(x, *, sigma=10.0, alpha=0.0, mask=None):
     >>> [round(float(s), 3) for s in jnp.diag(S)]
     [1.0, 1.0, 1.0]
     """
-    x, bandwidth, mask = check_points_and_bandwidth(x, sigma, mask)
+    x, bandwidth, mask = _checks.check_points_and_bandwidth(x, sigma, mask)
     alpha = _checks.check_alpha(alpha)
     keep = jnp.ones(x.shape[0], bool) if mask is None else mask
     points = prepare_points(x, bandwidth, keep)

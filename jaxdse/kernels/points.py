@@ -28,7 +28,6 @@ float32, without overflowing squared distances or underflowing ``sigma^2``.
 from __future__ import annotations
 
 import math
-import reprlib
 from typing import NamedTuple
 
 import jax
@@ -36,83 +35,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxdse import _checks
-from jaxdse._linalg import HIGHEST  # noqa: F401  (re-exported: the modules above import it from here)
+from jaxdse._checks import Bandwidth
 
-DEFAULT_KNN = 7
-RULES = ("median", "sqrt_dim", "knn")
-# Every product that feeds distances or kernels runs in full float32 (HIGHEST):
-# at default precision GPUs may use TF32 and TPUs bfloat16 passes (about 3 digits).
-
-
-class Bandwidth(NamedTuple):
-    """A parsed bandwidth: ``rule`` is "fixed", "median", "sqrt_dim" or "knn".
-
-    ``value`` is the number for "fixed" (may be traced) and ``k`` the neighbour
-    count for "knn".
-    """
-
-    rule: str
-    value: object = None
-    k: int | None = None
-
-    @property
-    def number(self):
-        """The traced setting for a compiled call: sigma for "fixed", 0 for a rule (resolved from the data)."""
-        return self.value if self.rule == "fixed" else 0.0
-
-
-def parse_bandwidth(sigma, name: str = "sigma") -> Bandwidth:
-    """Turn a user's ``sigma`` into a :class:`Bandwidth`, with clear errors."""
-    if isinstance(sigma, Bandwidth):
-        return sigma
-    if isinstance(sigma, tuple) and len(sigma) == 2 and isinstance(sigma[0], str) and sigma[0] == "knn":
-        return Bandwidth("knn", k=_checks.check_int(sigma[1], f"{name} (the k of the knn rule)"))
-    forms = f"{name} must be a positive number or one of 'median', 'sqrt_dim', 'knn', 'knn:K', ('knn', K)"
-    if isinstance(sigma, str):
-        sigma = str(sigma)  # numpy's str_ as a plain str
-        if sigma in ("median", "sqrt_dim"):
-            return Bandwidth(sigma)
-        if sigma == "knn":
-            return Bandwidth("knn", k=DEFAULT_KNN)
-        if sigma.startswith("knn:"):
-            try:
-                k = int(sigma[4:])
-            except ValueError:
-                raise ValueError(f"{name}={sigma!r}: the k in 'knn:k' must be an integer") from None
-            return Bandwidth("knn", k=_checks.check_int(k, f"{name} (the k of the knn rule)"))
-        raise ValueError(f"{forms}; got {sigma!r}")
-    # Otherwise one real number (a scalar array or tracer too); a list or tuple is not unwrapped.
-    if isinstance(sigma, (list, tuple, bytes)) or sigma is None:
-        raise TypeError(f"{forms}; got {reprlib.repr(sigma)}")
-    try:
-        return Bandwidth("fixed", _checks.check_positive(sigma, name))
-    except TypeError:  # an array of strings, a complex number, ...
-        raise TypeError(f"{forms}; got {reprlib.repr(sigma)}") from None
-    except ValueError:
-        if np.ndim(sigma) == 0:  # not positive and finite
-            raise
-        raise ValueError(f"{forms}: one bandwidth, got an array of shape {np.shape(sigma)}") from None
-
-
-def check_knn_k(bandwidth: Bandwidth, n_kept: int, name: str = "sigma"):
-    """The knn rule needs ``k <= n - 1`` neighbours among the ``n_kept`` points."""
-    if bandwidth.rule == "knn" and bandwidth.k > n_kept - 1:
-        raise ValueError(f"{name}: the knn bandwidth needs k <= n - 1 = {n_kept - 1} neighbours, got k={bandwidth.k}")
-
-
-def check_points_and_bandwidth(x, sigma, mask, *, name: str = "x"):
-    """Validate ``x``, ``sigma`` and ``mask`` together: ``(x, bandwidth, mask)``.
-
-    A mask that keeps fewer than ``k + 1`` rows for the knn rule is an error
-    (concrete) or NaN (traced, see the callers).
-    """
-    bandwidth = parse_bandwidth(sigma)
-    x = _checks.as_array(x, name)
-    mask = _checks.check_mask(mask, np.shape(x)[0] if np.ndim(x) else 0)
-    x = _checks.as_points(x, name, mask=mask)
-    kept = x.shape[0] if mask is None or not _checks.is_concrete(mask) else _checks.count_true(mask)
-    check_knn_k(bandwidth, kept)
-    return x, bandwidth, mask
+# Full float32 products, passed to every matmul that feeds distances, kernels or a
+# result: at default precision GPUs may use TF32 and TPUs bfloat16 passes (about 3 digits).
+HIGHEST = jax.lax.Precision.HIGHEST
 
 
 class ScaledPoints(NamedTuple):
@@ -290,7 +217,7 @@ def gaussian_affinity(x, *, sigma=10.0, mask=None):
     >>> round(float(G[0, 1]), 4)
     0.6065
     """
-    x, bandwidth, mask = check_points_and_bandwidth(x, sigma, mask)
+    x, bandwidth, mask = _checks.check_points_and_bandwidth(x, sigma, mask)
     points = prepare_points(x, bandwidth, mask)
     return jnp.where(usable(points, mask), affinity_matrix(points, mask), jnp.nan)
 
@@ -306,9 +233,7 @@ def pairwise_sq_distances(x, mask=None):
     >>> pairwise_sq_distances(jnp.array([[0.0, 0.0], [3.0, 4.0]])).tolist()
     [[0.0, 25.0], [25.0, 0.0]]
     """
-    x = _checks.as_array(x, "x")
-    mask = _checks.check_mask(mask, np.shape(x)[0] if np.ndim(x) else 0)
-    x = _checks.as_points(x, "x", mask=mask)
+    x, mask = _checks.check_points(x, mask)
     y, e = standardise(x, mask)
     ok = usable(ScaledPoints(y, jnp.ones(x.shape[0], y.dtype)), mask)
     return jnp.where(ok, _power_of_two_scale(self_sq_distances(y), 2 * e), jnp.nan)
@@ -325,7 +250,7 @@ def resolved_sigma(x, sigma, mask=None):
     >>> float(resolved_sigma(jnp.array([[0.0], [2.0]]), "median"))  # sqrt(4 / 2)
     1.4142135381698608
     """
-    x, bandwidth, mask = check_points_and_bandwidth(x, sigma, mask)
+    x, bandwidth, mask = _checks.check_points_and_bandwidth(x, sigma, mask)
     if bandwidth.rule == "knn":
         raise ValueError("sigma: the 'knn' rule gives one bandwidth per point, not one number")
     y, e = standardise(x, mask)

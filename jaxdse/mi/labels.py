@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxdse import _checks
-from jaxdse.clustering import _bin_on_host, _check_num_clusters, bin_reference, cluster_reference
+from jaxdse.mi.clustering import _bin_on_host, _check_num_clusters, bin_reference, cluster_reference
 
 
 def _is_integer_dtype(dtype) -> bool:

@@ -1,0 +1,14 @@
+"""Monitoring representations: probes, and one evaluator of every measure.
+
+:mod:`~jaxdse.monitor.probes` holds the kNN and ridge probes,
+:mod:`~jaxdse.monitor.evaluator` one pure function of every measure (DSE, DSMI,
+the peer metrics and the probes) from the same features.
+
+Imports from jaxdse: every subpackage below it (:mod:`jaxdse._checks` up to
+:mod:`jaxdse.mi`) and :mod:`jaxdse.metrics`.
+"""
+
+from jaxdse.monitor.evaluator import RepresentationMetrics, make_representation_evaluator
+from jaxdse.monitor.probes import knn_accuracy, ridge_accuracy
+
+__all__ = ["RepresentationMetrics", "knn_accuracy", "make_representation_evaluator", "ridge_accuracy"]
