@@ -1,6 +1,6 @@
 """Measuring a network's representations while it trains.
 
-The small convolutional network of :mod:`jaxdse.models` (re-exported here), an
+The small convolutional network of :mod:`jaxdse.zoo` (re-exported here), an
 optax training step, and an evaluation step that computes, in one compiled
 call on a held-out set, the accuracy and the paper's three measures of the
 penultimate layer ``Z``: ``DSE(Z)``, ``DSMI(Z; Y)`` with the class labels and
@@ -55,7 +55,7 @@ from jaxdse import _checks
 from jaxdse._report import progress as progress_bar
 from jaxdse.engine import static_sizes
 from jaxdse.estimators import dse, dsmi
-from jaxdse.models import (  # noqa: F401  (re-exported: the training module's public names)
+from jaxdse.zoo import (  # noqa: F401  (re-exported: the training module's public names)
     CNN,
     as_images,
     cluster_inputs,

@@ -1,4 +1,4 @@
-"""The small convolutional network and the image data helpers used by :mod:`jaxdse.training`.
+"""The example convolutional network and image data helpers (``jaxdse demo`` trains them).
 
 A Flax ``linen`` CNN for small images (the 8x8 digits by default): its
 parameters are a plain pytree kept apart from the stateless module, so a batch
