@@ -303,11 +303,14 @@ def section_training(cfg, quick):
     import jax
     import numpy as np
     import optax
+    from flax import nnx
 
     training = _training_module()
+    from jaxdse import zoo
+
     deadline = Deadline(cfg["budget"])
     rows, skipped, last = [], [], 0.0
-    model, params = training.make_model(jax.random.key(0), width=16, depth=2, features=64, conv_std=1.0)
+    graphdef, params = nnx.split(zoo.CNN(width=16, depth=2, features=64, conv_std=1.0, rngs=0))
     optimizer = optax.adam(1e-3)
     opt_state = optimizer.init(params)
     for batch in cfg["sizes"]:
@@ -321,7 +324,9 @@ def section_training(cfg, quick):
         start = time.perf_counter()
         row = dict(batch=batch)
         for measure in (False, True):
-            step = training.make_train_step(model, optimizer, measure=measure)
+            step = training.make_train_step(
+                apply=lambda p, x: nnx.merge(graphdef, p)(x), tx=optimizer, monitor=measure
+            )
             compile_s, steady, _ = timed_jit(step, params, opt_state, x, y, repeats=3 if quick else 10)
             row[f"compile_{measure}"], row[f"steady_{measure}"] = compile_s, steady
         last = row["compile_False"] + row["compile_True"] + 12 * row["steady_True"]

@@ -1,7 +1,7 @@
 """Cost of measuring during training: the example CNN's jitted train step with and without DSE.
 
-:func:`jaxdse.training.make_train_step` with ``measure=False`` (one Adam step of the
-cross-entropy) and ``measure=True`` (the same step, plus DSE of the batch's
+:func:`jaxdse.training.make_train_step` with ``monitor=False`` (one Adam step of the
+cross-entropy) and ``monitor=True`` (the same step, plus DSE of the batch's
 penultimate features, sigma 10, t 1, computed inside the step from the forward
 pass it already made), both jitted, on 8x8 digit-sized inputs. Compile time
 (lowering plus XLA compilation) is measured apart from the steady state (the
@@ -38,7 +38,9 @@ import numpy as np  # noqa: E402
 import optax  # noqa: E402
 
 import jaxdse  # noqa: E402
-from jaxdse import training  # noqa: E402
+from flax import nnx  # noqa: E402
+
+from jaxdse import training, zoo  # noqa: E402
 from provenance import stamped  # noqa: E402  (benchmarks/ is on the path when run as a script)
 
 HERE = Path(__file__).resolve().parent
@@ -54,8 +56,14 @@ def machine():
     )
 
 
+def example_cnn(width, depth, features, conv_std):
+    """``(apply, params)``: the example CNN as a function of its parameter pytree."""
+    graphdef, params = nnx.split(zoo.CNN(width=width, depth=depth, features=features, conv_std=conv_std, rngs=0))
+    return (lambda p, x: nnx.merge(graphdef, p)(x)), params
+
+
 def bench(batch, repeats, width, depth, features, conv_std):
-    model, params = training.make_model(jax.random.key(0), width=width, depth=depth, features=features, conv_std=conv_std)
+    apply, params = example_cnn(width, depth, features, conv_std)
     optimizer = optax.adam(1e-3)
     opt_state = optimizer.init(params)
     rng = np.random.default_rng(0)
@@ -64,7 +72,7 @@ def bench(batch, repeats, width, depth, features, conv_std):
     args = (params, opt_state, x, y)
     compiled, compile_s = {}, {}
     for measure in (False, True):
-        step = jax.jit(training.make_train_step(model, optimizer, measure=measure))
+        step = jax.jit(training.make_train_step(apply=apply, tx=optimizer, monitor=measure))
         start = time.perf_counter()
         compiled[measure] = step.lower(*args).compile()
         compile_s[measure] = time.perf_counter() - start
@@ -75,7 +83,7 @@ def bench(batch, repeats, width, depth, features, conv_std):
             start = time.perf_counter()
             out = jax.block_until_ready(compiled[measure](*args))
             times[measure].append(time.perf_counter() - start)
-    entropy = float(out[3])
+    entropy = float(out[2].dse)
     steady = {m: statistics.median(t) for m, t in times.items()}
     return dict(batch=batch, compile=compile_s, steady=steady, ratio=steady[True] / steady[False], dse=entropy)
 
@@ -90,7 +98,7 @@ def bench_gradient(per_class, keys, repeats, width, depth, features, conv_std):
     the same comparison subsets for both solvers, so the only difference is how
     each subset's entropy is computed.
     """
-    model, params = training.make_model(jax.random.key(0), width=width, depth=depth, features=features, conv_std=conv_std)
+    apply, params = example_cnn(width, depth, features, conv_std)
     from jaxdse.data import load_digits
 
     images, labels = load_digits()
@@ -109,7 +117,7 @@ def bench_gradient(per_class, keys, repeats, width, depth, features, conv_std):
         runs = {}
         for label, solver in (("exact", jaxdse.Exact()), ("SLQ", jaxdse.SLQ())):
             def loss(p, key, solver=solver):
-                return penalty(model.apply({"params": p}, x)[1], key, solver)
+                return penalty(apply(p, x)[1], key, solver)
 
             f = jax.jit(jax.value_and_grad(loss))
             start = time.perf_counter()
@@ -173,7 +181,7 @@ def write(rows, command, width, depth, features, conv_std, extra=()):
         f"Command: `{command}`  ",
         f"Machine: {machine()}",
         "",
-        f"The example CNN (`jaxdse.training.CNN`, width {width}, depth {depth}, {features} penultimate features, 8x8x1",
+        f"The example CNN (`jaxdse.zoo.CNN`, width {width}, depth {depth}, {features} penultimate features, 8x8x1",
         f"inputs, conv kernels ~ N(0, {conv_std:g}^2) so that the batch's features are spread as during training:",
         "DSE column), one jitted Adam step from `jaxdse.training.make_train_step`; \"with DSE\" also computes DSE (sigma 10, t 1,",
         "default exact method) of the batch's penultimate features inside the same compiled step. Steady state = median",

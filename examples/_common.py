@@ -60,7 +60,7 @@ def add_data_argument(p: argparse.ArgumentParser) -> None:
 
 def load_images(path=None):
     """``(images [n, H, W, C] in [0, 1], labels [n] int32, name)`` from an .npz or the digits."""
-    from jaxdse import training
+    from jaxdse import zoo
 
     if path is None:
         from jaxdse.data import load_digits
@@ -81,7 +81,17 @@ def load_images(path=None):
     if not np.issubdtype(y.dtype, np.integer):
         raise SystemExit(f"labels must be integers, got {y.dtype}")
     _, y = np.unique(y, return_inverse=True)
-    return training.as_images(x), y.astype(np.int32), name
+    return zoo.as_images(x), y.astype(np.int32), name
+
+
+def counted(fn, counter: list):
+    """``fn`` that appends to ``counter`` each time it runs: under a jit, each trace (one per compilation)."""
+
+    def wrapper(*args, **kwargs):
+        counter.append(1)
+        return fn(*args, **kwargs)
+
+    return wrapper
 
 
 def progress(total: int, desc: str, disable: bool = False):

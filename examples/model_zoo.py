@@ -3,11 +3,11 @@
 The paper, across 962 pretrained ImageNet models: DSMI(Z; Y) correlates with
 top-1 accuracy (Pearson 0.216, Spearman 0.144); DSE(Z) does not (r = 0.002).
 
-Here: over a hundred :class:`jaxdse.training.CNN` models trained on the digits,
-varied in width, depth, training length, training-label noise, weight decay
-and initial scale. Each architecture trains as one population: the parameter
-sets of all its members are one stacked pytree, and one jitted, vmapped
-``lax.scan`` of an epoch trains a small group of members side by side; each
+Here: over a hundred :class:`jaxdse.zoo.CNN` models (Flax NNX) trained on the
+digits, varied in width, depth, training length, training-label noise, weight
+decay and initial scale. Each architecture trains as one population: its
+members are one stacked model (``nnx.vmap`` of the constructor), and one
+jitted, ``nnx.vmap``-ped scan of an epoch trains a small group of members side by side; each
 epoch runs only the members still training, so the work follows each member's
 own length (1 to 32 epochs) and each architecture compiles once. Every member is then measured on the held-out digits by
 one compiled call of :func:`jaxdse.monitor.make_representation_evaluator`:
@@ -26,13 +26,16 @@ import _common  # noqa: F401  (sets BLAS threads before numpy/jax are imported)
 
 import time
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from flax import nnx
 from scipy import stats
 
-from jaxdse import training
+from jaxdse import training, zoo
 from jaxdse.baselines import cse
 from jaxdse.monitor import RepresentationMetrics, make_representation_evaluator
 
@@ -53,41 +56,37 @@ def draw_members(rng, num, *, epochs, noises, decays, scales):
     )
 
 
-def make_population_trainer(model, optimizer, *, batch_size, steps_per_call):
-    """``train(params, opt_state, x, labels, steps, keys, start)``: steps ``start .. start + steps_per_call - 1``.
+def make_population_trainer(*, batch_size, steps_per_call):
+    """``train(models, optimizers, x, labels, steps, keys, start)``: steps ``start .. start + steps_per_call - 1``, in place.
 
-    Vmapped over members (all but ``x`` and ``start``) and jitted. Each member
-    takes Adam-W steps on minibatches drawn with replacement from its own
-    (noisy) labels; step ``i`` changes a member only while ``i < steps``.
+    ``nnx.vmap``-ped over members (all but ``x`` and ``start``) and ``nnx.jit``-ted.
+    Each member takes steps of its own optimizer (Adam-W) on minibatches drawn
+    with replacement from its own (noisy) labels; step ``i`` changes a member
+    only while ``i < steps``.
     """
+    step = training.make_train_step()
 
-    def loss_fn(params, x, y):
-        logits, _ = model.apply({"params": params}, x)
-        return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
-
-    def train_one(params, opt_state, x, labels, steps, key, start):
+    def train_one(model, optimizer, x, labels, steps, key, start):
+        @nnx.scan(in_axes=(nnx.Carry, 0), out_axes=nnx.Carry)
         def body(carry, i):
-            p, s = carry
             idx = jax.random.randint(jax.random.fold_in(key, i), (batch_size,), 0, x.shape[0])
-            grads = jax.grad(loss_fn)(p, x[idx], labels[idx])
-            updates, s_new = optimizer.update(grads, s, p)
-            p_new = optax.apply_updates(p, updates)
+            old = jax.tree.map(jnp.copy, nnx.state(carry))
+            step(*carry, x[idx], labels[idx])
             keep = i < steps
-            pick = lambda new, old: jnp.where(keep, new, old)  # noqa: E731
-            return (jax.tree.map(pick, p_new, p), jax.tree.map(pick, s_new, s)), None
+            nnx.update(carry, jax.tree.map(lambda new, old: jnp.where(keep, new, old), nnx.state(carry), old))
+            return carry
 
-        (params, opt_state), _ = jax.lax.scan(body, (params, opt_state), start + jnp.arange(steps_per_call))
-        return params, opt_state
+        body((model, optimizer), start + jnp.arange(steps_per_call))
 
-    return jax.jit(jax.vmap(train_one, (0, 0, None, 0, 0, 0, None)))
+    return nnx.jit(nnx.vmap(train_one, in_axes=(0, 0, None, 0, 0, 0, None)))
 
 
 _take = jax.jit(lambda tree, sel: jax.tree.map(lambda a: a[sel], tree))
 _put = jax.jit(lambda tree, sel, new: jax.tree.map(lambda a, b: a.at[sel].set(b), tree, new))
 
 
-def train_population(train, state, x, labels, steps, keys, *, group, steps_per_call):
-    """Train every member its own number of ``steps``, ``group`` members per call of ``train``.
+def train_population(train, population, x, labels, steps, keys, *, group, steps_per_call):
+    """Train every member its own number of ``steps``, ``group`` members per call of ``train``; in place.
 
     Members draw their training lengths from 1 to 32 epochs, so a population
     trained side by side to the longest length would spend about two thirds of
@@ -95,36 +94,45 @@ def train_population(train, state, x, labels, steps, keys, *, group, steps_per_c
     ``steps_per_call`` steps for ``group`` members that are still training
     (padded with finished members given 0 steps, which leaves them unchanged), so
     the work follows the members' own lengths while ``train`` compiles once.
+    ``population``: the stacked ``(models, optimizers)``.
     """
     steps = np.asarray(steps)
     members = len(steps)
     group = min(group, members)
     labels, keys = jnp.asarray(labels), jnp.asarray(keys)
+    graphdef, state = nnx.split(population)
     for start in range(0, int(steps.max()), steps_per_call):
         active = np.flatnonzero(steps > start)
         for first in range(0, len(active), group):
             chosen = active[first:first + group]
             sel = np.concatenate([chosen, np.setdiff1d(np.arange(members), chosen)[: group - len(chosen)]])
             own = np.where(np.arange(group) < len(chosen), steps[sel], 0)
-            new = train(*_take(state, sel), x, labels[sel], jnp.asarray(own), keys[sel], start)
-            state = _put(state, sel, new)
-    return state
+            part = nnx.merge(graphdef, _take(state, sel))
+            train(*part, x, labels[sel], jnp.asarray(own), keys[sel], start)
+            state = _put(state, sel, nnx.state(part))
+    nnx.update(population, state)
+    return population
 
 
-def init_population(model, optimizer, image_shape, members):
-    """Stacked initial parameters (kernels times ``init_scale``) and optimiser states (own weight decay)."""
+def init_population(make_model, tx, members):
+    """Stacked ``(models, optimizers)``: ``make_model(rngs=...)`` with every kernel times ``init_scale``, own weight decay.
 
-    def init_one(seed, scale, decay):
-        params = model.init(jax.random.key(seed), jnp.zeros((1,) + image_shape))["params"]
-        params = jax.tree_util.tree_map_with_path(
-            lambda path, leaf: leaf * scale if jax.tree_util.keystr(path).endswith("['kernel']") else leaf, params
-        )
-        state = optimizer.init(params)
-        hyper = dict(state.hyperparams, weight_decay=jnp.asarray(decay, jnp.float32))
-        return params, state._replace(hyperparams=hyper)
+    ``tx``: an ``optax.inject_hyperparams`` transformation with a ``weight_decay``
+    hyperparameter, set per member.
+    """
 
-    return jax.jit(jax.vmap(init_one))(
-        jnp.asarray(members["seed"], jnp.uint32), jnp.asarray(members["init_scale"], jnp.float32),
+    @nnx.vmap
+    def init_one(key, scale, decay):
+        model = make_model(rngs=nnx.Rngs(key))
+        for path, variable in nnx.iter_graph(model):
+            if isinstance(variable, nnx.Param) and path[-1] == "kernel":
+                variable[...] = variable[...] * scale
+        optimizer = nnx.Optimizer(model, tx, wrt=nnx.Param)
+        optimizer.opt_state.hyperparams["weight_decay"][...] = decay
+        return model, optimizer
+
+    return init_one(
+        jnp.stack([jax.random.key(int(s)) for s in members["seed"]]), jnp.asarray(members["init_scale"], jnp.float32),
         jnp.asarray(members["weight_decay"], jnp.float32),
     )
 
@@ -204,13 +212,16 @@ def main(argv=None):
     features, lr, batch_size = 64, 3e-3, 64
 
     images, labels, data_name = _common.load_images(args.data)
-    (x_tr, y_tr), (x_te, y_te) = training.train_test_split(images, labels, key=jax.random.key(args.seed))
+    (x_tr, y_tr), (x_te, y_te) = zoo.train_test_split(images, labels, key=jax.random.key(args.seed))
     if quick:
         x_tr, y_tr, x_te, y_te = x_tr[:200], y_tr[:200], x_te[:80], y_te[:80]
     num_classes = int(labels.max()) + 1
     steps_per_epoch = max(len(x_tr) // batch_size, 1)
     image_shape = tuple(x_tr.shape[1:])
     optimizer = optax.inject_hyperparams(optax.adamw)(learning_rate=lr, weight_decay=0.0)
+    # One trainer for every architecture: it compiles once per architecture (its models' structure).
+    train = make_population_trainer(batch_size=batch_size, steps_per_call=steps_per_epoch)
+    forward = nnx.jit(nnx.vmap(lambda model, x: model(x), in_axes=(0, None)))
 
     evaluate = make_representation_evaluator(
         num_classes=num_classes, max_class_size=int(np.bincount(y_te).max()), sigma=10.0, t=1.0
@@ -223,21 +234,22 @@ def main(argv=None):
     rows, train_seconds = [], 0.0
     bar = _common.progress(len(archs), f"training {len(archs)} populations", disable=args.no_progress)
     for a, (width, depth) in enumerate(archs):
-        model = training.CNN(width=width, depth=depth, features=features, num_classes=num_classes)
+        make_model = functools.partial(
+            zoo.CNN, image_shape, width=width, depth=depth, features=features, num_classes=num_classes
+        )
         m = draw_members(rng, members_per_arch, epochs=epoch_choices, noises=noises, decays=decays, scales=scales)
         y_noisy = np.stack([noisy_labels(y_tr, nz, num_classes, s) for nz, s in zip(m["label_noise"], m["seed"])])
-        state = init_population(model, optimizer, image_shape, m)
-        train = make_population_trainer(model, optimizer, batch_size=batch_size, steps_per_call=steps_per_epoch)
+        population = init_population(make_model, optimizer, m)
         tick = time.perf_counter()
         keys = jax.random.split(jax.random.key(args.seed + 1000 + a), members_per_arch)
-        params, _ = train_population(
-            train, state, x_tr_j, y_noisy, m["epochs"] * steps_per_epoch, keys, group=args.group, steps_per_call=steps_per_epoch
+        models, _ = train_population(
+            train, population, x_tr_j, y_noisy, m["epochs"] * steps_per_epoch, keys, group=args.group,
+            steps_per_call=steps_per_epoch,
         )
-        params = jax.block_until_ready(params)
+        jax.block_until_ready(nnx.state(models))
         train_seconds += time.perf_counter() - tick
-        forward = jax.vmap(lambda prm, x: model.apply({"params": prm}, x), (0, None))
-        logits_te, z_te = forward(params, x_te_j)
-        logits_tr, z_tr = forward(params, x_tr_j)
+        logits_te, z_te = forward(models, x_te_j)
+        logits_tr, z_tr = forward(models, x_tr_j)
         z_te, z_tr = np.asarray(z_te), np.asarray(z_tr)
         keys = jax.random.split(jax.random.key(a), members_per_arch)
         per_member = [jax.block_until_ready(measure(z_te[i], y_te_j, z_tr[i], y_tr_j, keys[i])) for i in range(members_per_arch)]

@@ -1,6 +1,6 @@
 """A vmapped sweep over sigma x t of DSE and DSMI on a trained network's features.
 
-A :class:`jaxdse.training.CNN` is trained briefly on the digits; its penultimate
+A :class:`jaxdse.zoo.CNN` is trained briefly on the digits; its penultimate
 features Z on the held-out split are measured over a grid of bandwidths sigma
 and diffusion times t:
 
@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxdse import training
+from jaxdse import zoo
 from jaxdse.io import plotting
 from jaxdse.mi.sweep import knee, sweep
 
@@ -49,13 +49,13 @@ def main(argv=None):
     ts = ts.astype(np.float32)
 
     images, labels, data_name = _common.load_images(args.data)
-    (x_tr, y_tr), (x_te, y_te) = training.train_test_split(images, labels, key=jax.random.key(args.seed))
+    (x_tr, y_tr), (x_te, y_te) = zoo.train_test_split(images, labels, key=jax.random.key(args.seed))
     x_tr, y_tr, x_te, y_te = x_tr[:train_size], y_tr[:train_size], x_te[:test_size], y_te[:test_size]
-    history = training.fit(
+    history = zoo.fit(
         x_tr, y_tr, x_te, y_te, epochs=epochs, key=jax.random.key(args.seed), measure=False, width=16, features=64,
         learning_rate=3e-3, batch_size=32, progress=False if args.no_progress else "training the network",
     )
-    z = training.penultimate(history["model"], history["params"], jnp.asarray(x_te))
+    z = history["model"](jnp.asarray(x_te))[1]
     traces = {"dse": 0, "dsmi": 0}
 
     @jax.jit

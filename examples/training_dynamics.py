@@ -5,12 +5,13 @@ during training; DSMI(Z; Y) increases with real labels but stays flat when the
 network memorises shuffled labels; DSMI(Z; X), with X the clustered inputs, is
 dataset-dependent.
 
-Here: the :class:`jaxdse.training.CNN` (Flax linen) trained with Adam on a subset of
+Here: the :class:`jaxdse.zoo.CNN` (Flax NNX) trained with Adam on a subset of
 the digits' train split, under real labels and under a fixed random
 permutation of them (which it memorises). Every epoch, on the held-out split
 (with its true labels): accuracy, DSE(Z), DSMI(Z; Y) and DSMI(Z; X), computed
-inside the jitted evaluation step. The seeds are trained side by side: the
-epoch and the evaluation are ``vmap``-ped over a stack of parameters.
+inside the jitted evaluation step (:func:`jaxdse.training.make_evaluator`).
+The seeds are trained side by side: the models are one stacked population, and
+the epoch and the evaluation are ``nnx.vmap``-ped over it.
 
     python examples/training_dynamics.py --out outputs/training_dynamics
 """
@@ -19,43 +20,50 @@ from __future__ import annotations
 
 import _common  # noqa: F401  (sets BLAS threads before numpy/jax are imported)
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from flax import nnx
 
-from jaxdse import training
+from jaxdse import training, zoo
 
 METRICS = ("train_accuracy", "test_accuracy", "dse", "dsmi_y", "dsmi_x")
 
 
-def make_functions(x_tr, y_tr, y_te, clusters, *, width, features, lr, batch_size):
-    """The model and its vmapped, jitted epoch and evaluations (compiled once, shared by both conditions)."""
-    model, _ = training.make_model(jax.random.key(0), width=width, features=features, image_shape=x_tr.shape[1:])
-    optimizer = optax.adam(lr)
-    epoch = jax.jit(jax.vmap(training.make_train_epoch(model, optimizer, batch_size=batch_size, jit=False), (0, 0, None, None, 0)))
-    evaluate = jax.jit(jax.vmap(training.make_evaluator(model, y_te, clusters, jit=False), (0, None, None, None, 0)))
-    train_accuracy = jax.jit(
-        jax.vmap(training.make_evaluator(model, y_tr, None, measure=False, jit=False), (0, None, None, None, None))
+def make_functions(y_tr, y_te, clusters, *, lr, batch_size):
+    """The optimizer and the population's jitted, vmapped epoch and evaluations (compiled once, shared by both conditions)."""
+    tx = optax.adam(lr)  # one transformation: part of the optimizers' static structure, so the epoch compiles once
+    traces = []
+    epoch = nnx.jit(nnx.vmap(functools.partial(zoo.train_epoch, batch_size=batch_size), in_axes=(0, 0, None, None, 0)))
+    evaluate = training.make_evaluator(y_te, clusters, jit=False)
+    evaluate = nnx.jit(nnx.vmap(_common.counted(evaluate, traces), in_axes=(0, None, None, None, 0)))
+    train_accuracy = nnx.jit(
+        nnx.vmap(training.make_evaluator(y_tr, None, measure=False, jit=False), in_axes=(0, None, None, None, None))
     )
-    return model, optimizer, epoch, evaluate, train_accuracy
+    return tx, epoch, evaluate, train_accuracy, traces
 
 
 def run_condition(fns, x_tr, y_tr, x_te, y_te, clusters, *, seeds, epochs, width, features, key, bar):
     """Train ``len(seeds)`` networks side by side; return ``{metric: [epochs + 1, seeds]}``."""
-    model, optimizer, epoch, evaluate, train_accuracy = fns
-    params = jax.vmap(
-        lambda k: training.make_model(k, width=width, features=features, image_shape=x_tr.shape[1:])[1]
-    )(jnp.stack([jax.random.key(s) for s in seeds]))
-    opt_state = jax.vmap(optimizer.init)(params)
+    tx, epoch, evaluate, train_accuracy, _ = fns
+
+    @nnx.vmap
+    def population(key):
+        model = zoo.CNN(x_tr.shape[1:], width=width, features=features, rngs=key)
+        return model, nnx.Optimizer(model, tx, wrt=nnx.Param)
+
+    models, optimizers = population(jnp.stack([jax.random.key(s) for s in seeds]))
     x_tr, y_tr, x_te, y_te, clusters = map(jnp.asarray, (x_tr, y_tr, x_te, y_te, clusters))
     history = {m: [] for m in METRICS}
     for e in range(epochs + 1):
         key, k_train, k_eval = jax.random.split(key, 3)
         if e > 0:
-            params, opt_state, _ = epoch(params, opt_state, x_tr, y_tr, jax.random.split(k_train, len(seeds)))
-        m = evaluate(params, x_te, y_te, clusters, jax.random.split(k_eval, len(seeds)))
-        tr = train_accuracy(params, x_tr, y_tr, None, k_eval)
+            epoch(models, optimizers, x_tr, y_tr, jax.random.split(k_train, len(seeds)))
+        m = evaluate(models, x_te, y_te, clusters, jax.random.split(k_eval, len(seeds)))
+        tr = train_accuracy(models, x_tr, y_tr, None, k_eval)
         for name, value in zip(METRICS, (tr.accuracy, m.accuracy, m.dse, m.dsmi_y, m.dsmi_x)):
             history[name].append(np.asarray(value))
         bar.update(1)
@@ -75,15 +83,15 @@ def main(argv=None):
     lr, batch_size = 3e-3, 32
 
     images, labels, data_name = _common.load_images(args.data)
-    (x_tr, y_tr), (x_te, y_te) = training.train_test_split(images, labels, key=jax.random.key(args.seed))
+    (x_tr, y_tr), (x_te, y_te) = zoo.train_test_split(images, labels, key=jax.random.key(args.seed))
     x_tr, y_tr = x_tr[:train_size], y_tr[:train_size]
     if quick:
         x_te, y_te = x_te[:80], y_te[:80]
     num_clusters = int(min(10, len(np.unique(labels))))
-    clusters = training.cluster_inputs(x_te, num_clusters)
+    clusters = zoo.cluster_inputs(x_te, num_clusters)
     y_shuffled = np.random.default_rng(args.seed).permutation(y_tr)
 
-    fns = make_functions(x_tr, y_tr, y_te, clusters, width=width, features=features, lr=lr, batch_size=batch_size)
+    fns = make_functions(y_tr, y_te, clusters, lr=lr, batch_size=batch_size)
     runs = {}
     bar = _common.progress(2 * (epochs + 1), "epochs (real, then shuffled labels)", disable=args.no_progress)
     for condition, y_train in (("real", y_tr), ("shuffled", y_shuffled)):
@@ -92,7 +100,7 @@ def main(argv=None):
             key=jax.random.key(args.seed + 1), bar=bar,
         )
     bar.close()
-    compiles = fns[3]._cache_size()
+    compiles = len(fns[4])
 
     def change(condition, metric):
         v = runs[condition][metric].mean(1)
@@ -149,7 +157,7 @@ def main(argv=None):
         "settings": dict(
             data=data_name, train_size=len(x_tr), test_size=len(x_te), epochs=epochs, seeds=seeds, width=width,
             features=features, learning_rate=lr, batch_size=batch_size, sigma=10.0, t=1.0,
-            input_clusters=num_clusters, framework="flax.linen + optax", quick=quick,
+            input_clusters=num_clusters, framework="flax.nnx + optax", quick=quick,
         ),
         "epoch": x_axis.tolist(),
         "runs": {c: {m: v.tolist() for m, v in r.items()} for c, r in runs.items()},  # [epoch, seed]

@@ -1,214 +1,200 @@
-"""Measuring a network's representations while it trains.
+"""Watching DSE and DSMI of a network's representation inside its own training and evaluation steps.
 
-The small convolutional network of :mod:`jaxdse.models` (re-exported here), an
-optax training step, and an evaluation step that computes, in one compiled
-call on a held-out set, the accuracy and the paper's three measures of the
-penultimate layer ``Z``: ``DSE(Z)``, ``DSMI(Z; Y)`` with the class labels and
-``DSMI(Z; X)`` with cluster assignments of the inputs (computed once on the
-host with :func:`jaxdse.cluster_reference`, since the inputs never change).
-The activations never leave the device.
+For a network whose forward pass returns ``(logits, z)``, ``z`` being the
+representation measured (e.g. the penultimate layer):
 
-The network is a Flax ``linen`` module rather than an ``nnx`` one because
-``linen`` parameters are a plain pytree kept apart from the (stateless) module:
-every step here is a pure function of ``params``, so a batch of candidate
-networks (initialisations, seeds) is just a stacked pytree that ``jax.vmap``
-maps over, and a whole epoch is one ``lax.scan``. Nothing needs to be split or
-merged around the transformations.
+- :func:`make_train_step`: one optimizer step on the softmax cross-entropy,
+  optionally plus ``weight * penalty(z, y, key)`` (a regulariser, differentiated)
+  and ``DSE(z)`` of the batch (a monitor, not differentiated), all from one
+  forward pass;
+- :func:`make_metrics`: accuracy, loss, ``DSE(Z)``, ``DSMI(Z; Y)`` and
+  ``DSMI(Z; X)`` from logits and features already computed, a pure function to
+  call inside any jitted step;
+- :func:`make_evaluator`: the forward pass and those metrics as one compiled
+  call on a held-out set.
 
-Typical use::
+Two forms of model, chosen by ``apply``:
 
-    import jax, optax
-    from jaxdse import training
-    from jaxdse.data import load_digits
+- ``apply=None``: a ``flax.nnx`` module, called as ``model(x)``. The training
+  step takes an ``nnx.Optimizer(model, tx, wrt=nnx.Param)`` and updates model
+  and optimizer in place; wrap it in ``nnx.jit`` (``nnx.vmap`` for a population
+  of stacked models).
+- ``apply(params, x) -> (logits, z)``: parameters as a plain pytree (a linen
+  module's ``lambda p, x: module.apply({"params": p}, x)``, or ``nnx.merge`` of a
+  split state). The training step takes an optax transformation ``tx`` and
+  returns new parameters and optimizer state; wrap it in ``jax.jit``
+  (``jax.vmap`` for stacked parameters).
 
-    x, y = load_digits()
-    (x_tr, y_tr), (x_te, y_te) = training.train_test_split(training.as_images(x), y, key=jax.random.key(0))
-    history = training.fit(x_tr, y_tr, x_te, y_te, epochs=10, key=jax.random.key(1))
-    history["test_accuracy"], history["dse"], history["dsmi_y"], history["dsmi_x"]
-
-Or piece by piece::
-
-    model, params = training.make_model(jax.random.key(0), width=16, depth=2)
-    optimizer = optax.adam(1e-3)
-    opt_state = optimizer.init(params)
-    epoch = training.make_train_epoch(model, optimizer, batch_size=64)   # jitted
-    evaluate = training.make_evaluator(model, y_te, x_clusters)           # jitted
-    params, opt_state, loss = epoch(params, opt_state, x_tr, y_tr, key)
-    metrics = evaluate(params, x_te, y_te, x_clusters, key)        # training.Metrics
-
-Units: entropies and mutual informations in bits. Defaults ``sigma=10, t=1``
-are the paper's (penultimate layer, test split).
+``DSMI(Z; X)`` takes cluster assignments of the inputs as its reference (e.g.
+:func:`jaxdse.cluster_reference`, computed once: the inputs do not change).
+Entropies and mutual informations in bits; defaults ``sigma=10, t=1`` are the
+paper's (penultimate layer, test split).
 """
 
 from __future__ import annotations
 
-import functools
-import time
+import warnings
 from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from flax import nnx
 
-from jaxdse import _checks
-from jaxdse.entropy.estimators import dse
-from jaxdse.io._report import progress as progress_bar
 from jaxdse.mi.engine import static_sizes
+from jaxdse.entropy.estimators import dse
 from jaxdse.mi.estimators import dsmi
-from jaxdse.models import (  # noqa: F401  (re-exported: the training module's public names)
-    CNN,
-    as_images,
-    cluster_inputs,
-    make_model,
-    penultimate,
-    set_conv_std,
-    train_test_split,
-)
 
-__all__ = [
-    "CNN",
-    "Metrics",
-    "as_images",
-    "cluster_inputs",
-    "evaluate",
-    "fit",
-    "make_evaluator",
-    "make_model",
-    "make_train_epoch",
-    "make_regularized_train_step",
-    "make_train_step",
-    "penultimate",
-    "set_conv_std",
-    "train_epoch",
-    "train_test_split",
-]
+__all__ = ["Metrics", "StepMetrics", "make_evaluator", "make_metrics", "make_regularized_train_step", "make_train_step"]
+
+
+def _forward(apply):
+    if apply is None:
+        return lambda model, x: model(x)
+    _check_apply(apply)
+    return apply
+
+
+def _check_apply(apply):
+    import flax.linen as linen
+
+    if isinstance(apply, linen.Module):
+        raise TypeError(
+            "apply must be a function apply(params, x) -> (logits, z), got a linen module; pass "
+            "apply=lambda params, x: module.apply({'params': params}, x)"
+        )
+    if not callable(apply):
+        raise TypeError(f"apply must be a function apply(params, x) -> (logits, z), got {type(apply).__name__}")
+
+
+def _cross_entropy(logits, y):
+    return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
 
 
 # ---------------------------------------------------------------- training
 
 
-def _loss_fn(model):
+class StepMetrics(NamedTuple):
+    """What a step of :func:`make_train_step` reports about its batch.
 
-    def loss(params, x, y):
-        logits, z = model.apply({"params": params}, x)
-        return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean(), z
-
-    return loss
-
-
-def make_train_step(model, optimizer, *, measure: bool = False, sigma=10.0, t=1.0):
-    """A pure optax training step ``step(params, opt_state, x, y) -> (params, opt_state, loss, dse)``.
-
-    One gradient step of the mean softmax cross-entropy on the batch. With
-    ``measure=True`` the step also returns ``DSE(z)`` (bits) of the batch's
-    penultimate features, computed inside the step from the forward pass it
-    already made (no gradient flows through it); otherwise ``dse`` is NaN.
-    Not jitted: wrap it in ``jax.jit`` (or use :func:`make_train_epoch`).
+    Attributes:
+      loss: the loss differentiated: ``cross_entropy + weight * penalty``
+        (``cross_entropy`` without a penalty).
+      cross_entropy: mean softmax cross-entropy (nats).
+      penalty: ``penalty(z, y, key)``; NaN without a penalty.
+      dse: ``DSE(z)`` (bits) of the batch's features before the update, not
+        differentiated; NaN unless ``monitor=True``.
     """
-    loss_fn = _loss_fn(model)
 
-    def step(params, opt_state, x, y):
-        (loss, z), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, x, y)
-        updates, opt_state = optimizer.update(grads, opt_state, params)
-        params = optax.apply_updates(params, updates)
-        if measure:
-            entropy = dse(jax.lax.stop_gradient(z), sigma=sigma, t=t)
-        else:
-            entropy = jnp.asarray(jnp.nan, loss.dtype)
-        return params, opt_state, loss, entropy
+    loss: jax.Array
+    cross_entropy: jax.Array
+    penalty: jax.Array
+    dse: jax.Array
+
+
+def make_train_step(
+    *,
+    apply: Callable | None = None,
+    tx: optax.GradientTransformation | None = None,
+    penalty: Callable | None = None,
+    monitor: bool = False,
+    sigma=10.0,
+    t=1.0,
+):
+    """A training step on the cross-entropy, with an optional representation penalty and DSE monitor.
+
+    Args:
+      apply: ``None`` for an NNX module (called as ``model(x)``), or
+        ``apply(params, x) -> (logits, z)`` for a parameter pytree.
+      tx: the optax transformation; only with ``apply`` (an NNX step takes its
+        ``nnx.Optimizer`` as an argument).
+      penalty: ``penalty(z, y, key) -> scalar``, a pure function of the batch's
+        features, labels and a key, added to the loss times ``weight`` and
+        differentiated (the exact gradient at batch size), e.g. a DSMI bonus
+        ``lambda z, y, key: -jaxdse.dsmi(z, y, key=key, num_classes=10,
+        max_class_size=10)``.
+      monitor: also report ``DSE(z)`` of the batch (no gradient flows through it).
+      sigma, t: the monitor's settings.
+
+    Returns:
+      With ``apply=None``: ``step(model, optimizer, x, y, key=None, weight=1.0) ->
+      StepMetrics``, updating ``model`` and ``optimizer`` in place. With
+      ``apply``: ``step(params, opt_state, x, y, key=None, weight=1.0) ->
+      (params, opt_state, StepMetrics)``. ``key`` goes to ``penalty``; ``weight``
+      may be traced (``vmap`` over weights). Not jitted.
+
+    Raises:
+      TypeError: ``apply`` is not a function (e.g. a linen module itself).
+      ValueError: ``tx`` without ``apply``, or ``apply`` without ``tx``.
+    """
+    forward = _forward(apply)
+    if apply is None and tx is not None:
+        raise ValueError("tx: an NNX step takes its nnx.Optimizer as an argument; pass tx only with apply")
+    if apply is not None and tx is None:
+        raise ValueError("tx: a step on a parameter pytree (apply given) needs an optax transformation")
+
+    def loss_fn(model, x, y, key, weight):
+        logits, z = forward(model, x)
+        cross_entropy = _cross_entropy(logits, y)
+        if penalty is None:
+            return cross_entropy, (cross_entropy, jnp.full((), jnp.nan, cross_entropy.dtype), z)
+        term = penalty(z, y, key)
+        return cross_entropy + weight * term, (cross_entropy, term, z)
+
+    def report(loss, aux):
+        cross_entropy, term, z = aux
+        h = dse(jax.lax.stop_gradient(z), sigma=sigma, t=t) if monitor else jnp.full((), jnp.nan, loss.dtype)
+        return StepMetrics(loss, cross_entropy, term, h)
+
+    if apply is None:
+
+        def step(model, optimizer, x, y, key=None, weight=1.0):
+            (loss, aux), grads = nnx.value_and_grad(loss_fn, has_aux=True)(model, x, y, key, weight)
+            optimizer.update(model, grads)
+            return report(loss, aux)
+
+    else:
+
+        def step(params, opt_state, x, y, key=None, weight=1.0):
+            (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, x, y, key, weight)
+            updates, opt_state = tx.update(grads, opt_state, params)
+            return optax.apply_updates(params, updates), opt_state, report(loss, aux)
 
     return step
 
 
 def make_regularized_train_step(model, optimizer, penalty: Callable):
-    """A pure training step with a representation term in the loss.
+    """Deprecated: ``make_train_step(apply=..., tx=optimizer, penalty=penalty)``.
 
-    ``step(params, opt_state, x, y, key, weight) -> (params, opt_state, cross_entropy, penalty_value)``
-    takes one optax step on ``cross_entropy + weight * penalty(z, y, key)``,
-    where ``z`` are the batch's penultimate features from the same forward pass
-    and the gradient flows through both terms (the exact gradient of the
-    penalty at batch size). ``penalty`` is any pure function of ``(z [b, f],
-    y [b], key)`` returning a scalar, e.g. minus DSMI for a bonus::
-
-        bonus = lambda z, y, key: -jaxdse.dsmi(z, y, key=key, sigma=10.0, t=1.0,
-                                               num_classes=10, max_class_size=10)
-        step = jax.jit(make_regularized_train_step(model, optax.adam(1e-3), bonus))
-
-    ``weight`` is traced, so ``jax.vmap`` runs several weights (and seeds) in
-    one compiled step; ``weight = 0`` trains on the cross-entropy alone. Not
-    jitted.
+    The former linen form: ``step(params, opt_state, x, y, key, weight) ->
+    (params, opt_state, cross_entropy, penalty_value)`` for a linen module.
     """
+    warnings.warn(
+        "jaxdse.training.make_regularized_train_step is deprecated: use make_train_step(penalty=...) "
+        "(an NNX module, or apply= and tx= for a parameter pytree)",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    step = make_train_step(apply=lambda p, x: model.apply({"params": p}, x), tx=optimizer, penalty=penalty)
 
-    def loss(params, x, y, key, weight):
-        logits, z = model.apply({"params": params}, x)
-        cross_entropy = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
-        term = penalty(z, y, key)
-        return cross_entropy + weight * term, (cross_entropy, term)
+    def legacy(params, opt_state, x, y, key, weight):
+        params, opt_state, out = step(params, opt_state, x, y, key, weight)
+        return params, opt_state, out.cross_entropy, out.penalty
 
-    def step(params, opt_state, x, y, key, weight):
-        (_, (cross_entropy, term)), grads = jax.value_and_grad(loss, has_aux=True)(params, x, y, key, weight)
-        updates, opt_state = optimizer.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state, cross_entropy, term
-
-    return step
-
-
-def make_train_epoch(model, optimizer, *, batch_size: int = 64, jit: bool = True):
-    """One epoch ``epoch(params, opt_state, x, y, key) -> (params, opt_state, mean_loss)``.
-
-    Shuffles the rows with ``key`` and runs :func:`make_train_step` over
-    ``n // batch_size`` full minibatches as one ``lax.scan`` (the last partial
-    batch is dropped). Jitted unless ``jit=False`` (e.g. to ``vmap`` it first
-    over a stack of candidate parameters and ``jit`` the result).
-    """
-    _checks.check_int(batch_size, "batch_size")
-    step = make_train_step(model, optimizer)
-
-    def epoch(params, opt_state, x, y, key):
-        n = x.shape[0]
-        num_batches = max(n // batch_size, 1)
-        size = min(batch_size, n)
-        perm = jax.random.permutation(key, n)[: num_batches * size]
-        xb = x[perm].reshape((num_batches, size) + x.shape[1:])
-        yb = y[perm].reshape(num_batches, size)
-
-        def body(carry, batch):
-            p, s = carry
-            p, s, loss, _ = step(p, s, *batch)
-            return (p, s), loss
-
-        (params, opt_state), losses = jax.lax.scan(body, (params, opt_state), (xb, yb))
-        return params, opt_state, jnp.mean(losses)
-
-    return jax.jit(epoch) if jit else epoch
-
-
-def train_epoch(model, optimizer, params, opt_state, x, y, *, key, batch_size: int = 64):
-    """One epoch of :func:`make_train_epoch`: ``(params, opt_state, mean_loss)``.
-
-    The compiled epoch is cached per ``(model, optimizer, batch_size)`` (modules
-    and optax transformations are hashable), so calling this every epoch compiles
-    once.
-    """
-    return _cached_epoch(model, optimizer, batch_size)(params, opt_state, jnp.asarray(x), jnp.asarray(y), _checks.as_key(key))
-
-
-@functools.lru_cache(maxsize=32)
-def _cached_epoch(model, optimizer, batch_size):
-    return make_train_epoch(model, optimizer, batch_size=batch_size)
+    return legacy
 
 
 # ---------------------------------------------------------------- evaluation
 
 
 class Metrics(NamedTuple):
-    """What :func:`make_evaluator` measures on a held-out set (bits for entropies).
+    """What :func:`make_metrics` and :func:`make_evaluator` measure (bits for entropies).
 
     Attributes:
       accuracy: fraction of correct predictions.
       loss: mean softmax cross-entropy (nats).
-      dse: ``DSE(Z)`` of the penultimate features.
+      dse: ``DSE(Z)``.
       dsmi_y: ``DSMI(Z; Y)`` with the class labels.
       dsmi_x: ``DSMI(Z; X)`` with the input clusters (NaN if none were given).
     """
@@ -220,30 +206,17 @@ class Metrics(NamedTuple):
     dsmi_x: jax.Array
 
 
-def make_evaluator(
-    model,
-    y,
-    x_clusters=None,
-    *,
-    sigma=10.0,
-    t=1.0,
-    num_repetitions: int = 5,
-    measure: bool = True,
-    jit: bool = True,
-):
-    """A compiled evaluation ``evaluate(params, x, y, x_clusters, key) -> Metrics``.
+def make_metrics(y, x_clusters=None, *, sigma=10.0, t=1.0, num_repetitions: int = 5, measure: bool = True):
+    """A pure ``metrics(logits, z, y, x_clusters, key) -> Metrics``, to call inside a jitted step.
 
-    ``y`` and ``x_clusters`` (integer ``[n]``, e.g. from :func:`cluster_inputs`)
-    given here fix the static class counts and padded class sizes of the two
-    DSMIs; the returned function takes them again as (traced) arrays, so it
-    compiles once and serves every epoch, every set of parameters and, under
-    ``jax.vmap``, a stack of candidate networks. One forward pass gives the
-    logits and the penultimate ``z``; ``DSE(z)``, ``DSMI(z; y)`` and
-    ``DSMI(z; x_clusters)`` (subsample estimator, ``num_repetitions`` random
-    subsets per class, drawn with ``key``) are computed from it inside the same
-    computation. With ``measure=False`` only accuracy and loss are computed
-    (entropies NaN). Pass ``x_clusters=None`` to skip ``DSMI(Z; X)`` (then
-    call with ``x_clusters=None`` too).
+    ``y`` and ``x_clusters`` (integer ``[n]``) given here fix the static class
+    counts and padded class sizes of the two DSMIs; the returned function takes
+    them again as (traced) arrays of the same length, so it compiles once for
+    every set of parameters, key and relabelling. ``DSMI`` uses the subsample
+    estimator, ``num_repetitions`` random subsets per class, drawn with ``key``.
+    With ``measure=False`` only accuracy and loss are computed (entropies NaN).
+    Pass ``x_clusters=None`` to skip ``DSMI(Z; X)`` (and call with ``None``).
+    Not jitted.
     """
     num_classes, max_class = static_sizes(y, name="y")
     if x_clusters is not None:
@@ -251,11 +224,10 @@ def make_evaluator(
         if len(np.asarray(x_clusters)) != len(np.asarray(y)):
             raise ValueError("x_clusters and y must describe the same samples")
 
-    def evaluate(params, x, y, x_clusters, key):
-        logits, z = model.apply({"params": params}, x)
+    def metrics(logits, z, y, x_clusters, key):
         y = y.astype(jnp.int32)
         accuracy = jnp.mean(jnp.argmax(logits, -1) == y)
-        loss = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+        loss = _cross_entropy(logits, y)
         nan = jnp.asarray(jnp.nan, z.dtype)
         if not measure:
             return Metrics(accuracy, loss, nan, nan, nan)
@@ -274,130 +246,66 @@ def make_evaluator(
             )
         return Metrics(accuracy, loss, h, mi_y, mi_x)
 
-    return jax.jit(evaluate) if jit else evaluate
+    return metrics
 
 
-def evaluate(model, params, x, y, x_clusters=None, *, key, sigma=10.0, t=1.0, num_repetitions: int = 5):
-    """Convenience: build a :func:`make_evaluator` for these labels and call it once."""
-    fn = make_evaluator(model, y, x_clusters, sigma=sigma, t=t, num_repetitions=num_repetitions)
-    xc = None if x_clusters is None else jnp.asarray(x_clusters)
-    return fn(params, jnp.asarray(x), jnp.asarray(y), xc, _checks.as_key(key))
-
-
-# ---------------------------------------------------------------- the loop
-
-
-def fit(
-    x_train,
-    y_train,
-    x_test,
-    y_test,
-    *,
-    epochs: int,
-    key,
-    measure: bool = True,
+def make_evaluator(
+    y,
     x_clusters=None,
-    num_clusters: int = 10,
-    width: int = 16,
-    depth: int = 2,
-    features: int = 64,
-    conv_std=None,
-    learning_rate: float = 1e-3,
-    optimizer=None,
-    batch_size: int = 64,
+    *,
+    apply: Callable | None = None,
     sigma=10.0,
     t=1.0,
     num_repetitions: int = 5,
-    params=None,
-    callback: Callable[[int, dict], None] | None = None,
-    progress: bool | str = False,
-) -> dict:
-    """Train a :class:`CNN` and measure its penultimate layer on the test set every epoch.
+    measure: bool = True,
+    jit: bool = True,
+):
+    """A compiled evaluation ``evaluate(model, x, y, x_clusters, key) -> Metrics``.
 
-    Args:
-      x_train, x_test: images ``[n, H, W, C]`` (see :func:`as_images`).
-      y_train, y_test: integer labels ``[n]`` (``y_train`` may be shuffled labels
-        to be memorised).
-      epochs: number of passes over the training set.
-      key: ``jax.random`` key (initialisation, shuffling, DSMI subsets).
-      measure: compute DSE/DSMI every epoch (else accuracy and loss only).
-      x_clusters: ``X`` reference for ``DSMI(Z; X)`` on the test set; by default
-        :func:`cluster_inputs` of ``x_test`` into ``num_clusters`` clusters (only
-        when ``measure``).
-      width, depth, features, conv_std: the model (see :func:`make_model`);
-        ignored for the architecture's initial values if ``params`` is given.
-      learning_rate, optimizer: Adam with this rate unless an optax optimizer is given.
-      batch_size: minibatch size.
-      sigma, t, num_repetitions: settings of DSE/DSMI (paper: sigma 10, t 1).
-      callback: called as ``callback(epoch, row)`` after each epoch with that
-        epoch's numbers (``row`` is a dict of floats).
-      progress: show a tqdm progress bar (a string gives its description).
-
-    Returns:
-      A history dict of lists, one entry per epoch 0..epochs (entry 0 is before
-      training): ``epoch``, ``train_loss`` (NaN at 0), ``train_accuracy``,
-      ``test_accuracy``, ``test_loss``, ``dse``, ``dsmi_y``, ``dsmi_x``,
-      ``seconds``; plus ``params`` (the final parameters), ``model``,
-      ``x_clusters`` (the ``X`` reference used, or None) and ``evaluate`` (the
-      compiled test-set evaluator of :func:`make_evaluator`, to measure other
-      parameters with the same settings without compiling again).
+    One forward pass (``model(x)`` for an NNX module, ``apply(model, x)`` for a
+    parameter pytree) gives the logits and ``z``; :func:`make_metrics` (same
+    ``y``, ``x_clusters`` and settings) measures them in the same computation,
+    so the activations never leave the device. Jitted (``nnx.jit`` for NNX
+    modules, ``jax.jit`` with ``apply``) unless ``jit=False``, e.g. to ``vmap``
+    it over a population first.
     """
-    x_train = jnp.asarray(x_train, jnp.float32)
-    x_test = jnp.asarray(x_test, jnp.float32)
-    y_train = jnp.asarray(np.asarray(y_train, np.int32))
-    y_test_np = np.asarray(y_test, np.int32)
-    y_test = jnp.asarray(y_test_np)
-    num_classes = int(max(int(jnp.max(y_train)), int(y_test_np.max())) + 1)
-    key, init_key = jax.random.split(_checks.as_key(key))
-    model, initial = make_model(
-        init_key, width=width, depth=depth, features=features, num_classes=num_classes,
-        image_shape=x_train.shape[1:], conv_std=conv_std,
-    )
-    params = initial if params is None else params
-    optimizer = optax.adam(learning_rate) if optimizer is None else optimizer
-    opt_state = optimizer.init(params)
-    epoch_fn = make_train_epoch(model, optimizer, batch_size=batch_size)
-    if measure and x_clusters is None:
-        x_clusters = cluster_inputs(x_test, num_clusters)
-    clusters = None if (x_clusters is None or not measure) else jnp.asarray(np.asarray(x_clusters, np.int32))
-    evaluate_test = make_evaluator(
-        model, y_test_np, None if clusters is None else np.asarray(clusters), sigma=sigma, t=t,
-        num_repetitions=num_repetitions, measure=measure,
-    )
-    evaluate_train = make_evaluator(model, np.asarray(y_train), None, measure=False)
-
-    names = ("epoch", "train_loss", "train_accuracy", "test_accuracy", "test_loss", "dse", "dsmi_y", "dsmi_x", "seconds")
-    history = {name: [] for name in names}
-    start = time.perf_counter()
-
-    def record(epoch, train_loss, key):
-        k_eval, _ = jax.random.split(key)
-        m = evaluate_test(params, x_test, y_test, clusters, k_eval)
-        tr = evaluate_train(params, x_train, y_train, None, k_eval)
-        row = dict(
-            epoch=epoch, train_loss=float(train_loss), train_accuracy=float(tr.accuracy),
-            test_accuracy=float(m.accuracy), test_loss=float(m.loss), dse=float(m.dse),
-            dsmi_y=float(m.dsmi_y), dsmi_x=float(m.dsmi_x), seconds=time.perf_counter() - start,
+    if callable(y) and not hasattr(y, "shape"):  # the former make_evaluator(model, y, ...)
+        raise TypeError(
+            "make_evaluator(y, x_clusters, *, apply=None, ...) takes the labels first; the model goes to the "
+            "returned evaluate(model, x, y, x_clusters, key)"
         )
-        for name in names:
-            history[name].append(row[name])
-        if callback is not None:
-            callback(epoch, row)
-        return row
+    forward = _forward(apply)
+    metrics = make_metrics(y, x_clusters, sigma=sigma, t=t, num_repetitions=num_repetitions, measure=measure)
 
-    bar = progress_bar(total=epochs, desc=progress if isinstance(progress, str) else "epochs", disable=not progress)
-    key, k0 = jax.random.split(key)
-    record(0, float("nan"), k0)
-    for epoch in range(1, epochs + 1):
-        key, k_train, k_eval = jax.random.split(key, 3)
-        params, opt_state, loss = epoch_fn(params, opt_state, x_train, y_train, k_train)
-        row = record(epoch, loss, k_eval)
-        bar.update(1)
-        bar.set_postfix(acc=f"{row['test_accuracy']:.3f}", dse=f"{row['dse']:.2f}", dsmi_y=f"{row['dsmi_y']:.2f}")
-    bar.close()
-    history["params"] = params
-    history["model"] = model
-    history["x_clusters"] = None if clusters is None else np.asarray(clusters)
-    history["evaluate"] = evaluate_test
-    return history
+    def evaluate(model, x, y, x_clusters, key):
+        logits, z = forward(model, x)
+        return metrics(logits, z, y, x_clusters, key)
 
+    if not jit:
+        return evaluate
+    return nnx.jit(evaluate) if apply is None else jax.jit(evaluate)
+
+
+# ---------------------------------------------------------------- moved names
+
+_MOVED = ("fit", "as_images", "train_test_split", "cluster_inputs")
+_REMOVED = {
+    "CNN": "jaxdse.zoo.CNN, a flax.nnx module: CNN(image_shape, width=..., rngs=nnx.Rngs(seed))",
+    "make_model": "jaxdse.zoo.CNN(image_shape, ..., conv_std=..., rngs=nnx.Rngs(seed))",
+    "penultimate": "model(x)[1] (jaxdse.zoo.CNN returns (logits, z))",
+    "set_conv_std": "jaxdse.zoo.CNN(..., conv_std=std) (vmap it with nnx.vmap for several stds)",
+    "make_train_epoch": "jaxdse.zoo.train_epoch(model, optimizer, x, y, key, batch_size=...) under nnx.jit",
+    "train_epoch": "jaxdse.zoo.train_epoch(model, optimizer, x, y, key, batch_size=...) under nnx.jit",
+    "evaluate": "make_evaluator(y, x_clusters)(model, x, y, x_clusters, key)",
+}
+
+
+def __getattr__(name):
+    if name in _MOVED:
+        warnings.warn(f"jaxdse.training.{name} moved to jaxdse.zoo.{name}", DeprecationWarning, stacklevel=2)
+        from jaxdse import zoo
+
+        return getattr(zoo, name)
+    if name in _REMOVED:
+        raise AttributeError(f"jaxdse.training.{name} was removed; use {_REMOVED[name]}")
+    raise AttributeError(f"module 'jaxdse.training' has no attribute {name!r}")

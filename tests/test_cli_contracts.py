@@ -31,9 +31,9 @@ def _forbid_computing(monkeypatch):
 
     monkeypatch.setattr(jaxdse.mi.sweep, "sweep", computed)
     monkeypatch.setattr(jaxdse.io, "load_points", computed)
-    from jaxdse import training
+    from jaxdse import zoo
 
-    monkeypatch.setattr(training, "fit", computed)
+    monkeypatch.setattr(zoo, "fit", computed)
 
 
 @pytest.mark.parametrize(

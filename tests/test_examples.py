@@ -192,25 +192,37 @@ def test_population_training_follows_each_members_own_length(monkeypatch):
     for var in ("JAX_COMPILATION_CACHE_DIR", "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", *_BLAS_VARS):
         monkeypatch.setenv(var, os.environ.get(var, ""))  # importing _common must not change this process's settings
     monkeypatch.syspath_prepend(str(ROOT / "examples"))
+    import functools
+
     import jax
     import optax
+    from flax import nnx
 
     import model_zoo
-    from jaxdse import training
+    from jaxdse import zoo
 
-    model = training.CNN(width=2, depth=1, features=8, num_classes=3)
-    optimizer = optax.inject_hyperparams(optax.adamw)(learning_rate=1e-2, weight_decay=0.0)
+    make_model = functools.partial(zoo.CNN, (8, 8, 1), width=2, depth=1, features=8, num_classes=3)
+    tx = optax.inject_hyperparams(optax.adamw)(learning_rate=1e-2, weight_decay=0.0)
     members = dict(epochs=np.array([1, 3, 2]), label_noise=np.zeros(3), weight_decay=np.array([0.0, 0.1, 0.0]),
-                   init_scale=np.ones(3), seed=np.array([1, 2, 3]))
+                   init_scale=np.array([1.0, 0.5, 1.0]), seed=np.array([1, 2, 3]))
     rng = np.random.default_rng(0)
     x = jax.numpy.asarray(rng.random((32, 8, 8, 1)), "float32")
     labels = rng.integers(3, size=(3, 32)).astype(np.int32)
     keys = jax.random.split(jax.random.key(0), 3)
-    state = model_zoo.init_population(model, optimizer, (8, 8, 1), members)
-    whole = model_zoo.make_population_trainer(model, optimizer, batch_size=8, steps_per_call=3)
-    expected, _ = whole(*state, x, labels, members["epochs"], keys, 0)
-    one_step = model_zoo.make_population_trainer(model, optimizer, batch_size=8, steps_per_call=1)
-    got, _ = model_zoo.train_population(one_step, state, x, labels, members["epochs"], keys, group=2, steps_per_call=1)
-    for a, b, before in zip(jax.tree.leaves(got), jax.tree.leaves(expected), jax.tree.leaves(state[0])):
+    params = lambda population: jax.tree.leaves(nnx.state(population[0], nnx.Param))  # noqa: E731
+    expected = model_zoo.init_population(make_model, tx, members)
+    before = [np.asarray(a) for a in params(expected)]
+    # The initial scale multiplies every kernel of the default initialisation, the weight decay is each member's own.
+    fresh = nnx.vmap(lambda k: make_model(rngs=nnx.Rngs(k)))(jax.numpy.stack([jax.random.key(s) for s in (1, 2, 3)]))
+    np.testing.assert_allclose(expected[0].hidden.kernel[1], 0.5 * fresh.hidden.kernel[1], rtol=1e-6)
+    np.testing.assert_allclose(expected[0].hidden.bias[1], fresh.hidden.bias[1])
+    np.testing.assert_allclose(expected[1].opt_state.hyperparams["weight_decay"][...], members["weight_decay"])
+    whole = model_zoo.make_population_trainer(batch_size=8, steps_per_call=3)
+    whole(*expected, x, labels, members["epochs"], keys, 0)
+    got = model_zoo.init_population(make_model, tx, members)
+    one_step = model_zoo.make_population_trainer(batch_size=8, steps_per_call=1)
+    model_zoo.train_population(one_step, got, x, labels, members["epochs"], keys, group=2, steps_per_call=1)
+    for a, b, start in zip(params(got), params(expected), before):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
-        assert not np.allclose(np.asarray(a), np.asarray(before))  # training moved every member
+        assert not np.allclose(np.asarray(a), start)  # training moved every member
+    np.testing.assert_array_equal(got[1].step[...], members["epochs"])  # each member took its own number of steps

@@ -193,7 +193,9 @@ def test_integer_seeds_wherever_a_key_is_taken(separated):
     with pytest.raises(TypeError, match="key must be"):
         jaxdse.dsmi(z, y, key=1.5)
     # ... and the rest of the library's keys.
-    from jaxdse import baselines, models
+    from flax import nnx
+
+    from jaxdse import baselines, zoo
 
     def same(f):
         a, b = f(3), f(jax.random.key(3))
@@ -202,11 +204,11 @@ def test_integer_seeds_wherever_a_key_is_taken(separated):
 
     same(lambda k: jaxdse.cluster_reference(z, 3, key=k, method="diffusion"))
     same(lambda k: jaxdse.cluster_reference(z, 3, key=k, method="spectral"))
-    same(lambda k: models.train_test_split(z, y, key=k))
-    same(lambda k: models.make_model(k, width=2, depth=1, features=4)[1])
+    same(lambda k: zoo.train_test_split(z, y, key=k))
+    same(lambda k: nnx.state(zoo.CNN(width=2, depth=1, features=4, rngs=k)))
     same(lambda k: baselines.mine(z, y[:, None].astype(z.dtype), key=k, hidden=(4,), batch_size=20, epochs=2, final_epochs=1).value)
     with pytest.raises(ValueError, match="seed"):
-        models.train_test_split(z, y, key=-1)
+        zoo.train_test_split(z, y, key=-1)
 
 
 def test_standardize_is_per_feature_z_scoring():

@@ -12,15 +12,14 @@ import numpy as np
 from jaxdse.cli.report import UNITS, check_output_folder, fmt
 from jaxdse.io._report import Timer, jsonable
 
-from jaxdse import training
-
 DEMO_EPOCHS = 15
 
 
 def run(args, report):
-    """Train the small CNN of the training module on the digits; DSE(Z) and DSMI(Z; Y) per epoch."""
+    """Train the small CNN of :mod:`jaxdse.zoo` on the digits; DSE(Z) and DSMI(Z; Y) per epoch."""
     import jax
 
+    from jaxdse import zoo
     from jaxdse.data import load_digits
     from jaxdse.io import plotting
 
@@ -35,10 +34,10 @@ def run(args, report):
         report.note(f"using {args.subset} of the 1797 digits (--subset, seed {args.seed})")
     key = jax.random.key(args.seed)
     split_key, fit_key = jax.random.split(key)
-    (x_train, y_train), (x_test, y_test) = training.train_test_split(training.as_images(x), y, key=split_key)
+    (x_train, y_train), (x_test, y_test) = zoo.train_test_split(zoo.as_images(x), y, key=split_key)
     sigma, t = 10.0, 1.0
     report.data["settings"].update(
-        epochs=epochs, seed=args.seed, sigma=sigma, t=t, repetitions=5, model="CNN (width 16, depth 2, "
+        epochs=epochs, seed=args.seed, sigma=sigma, t=t, repetitions=5, model="CNN (flax.nnx; width 16, depth 2, "
         "64 penultimate features)", optimizer="adam 1e-3, batch 64", n_train=len(x_train), n_test=len(x_test),
     )
     report.data["n"], report.data["d"] = len(x_test), 64
@@ -64,7 +63,7 @@ def run(args, report):
         report.print("  ".join(f"{c!s:>{w}}" for c, w in zip(cells, widths)))
 
     with Timer() as timer:
-        history = training.fit(
+        history = zoo.fit(
             x_train, y_train, x_test, y_test, epochs=epochs, key=fit_key, sigma=sigma, t=t, callback=show,
             progress="training" if sys.stderr.isatty() else False,
         )
