@@ -76,9 +76,9 @@ def _jaxdse():
 
 
 def _training_module():
-    """The training helpers: ``jaxdse.training`` (new name) or ``jaxdse.nn``."""
+    """The training helpers: ``jaxdse.monitor.training`` (new name) or ``jaxdse.nn``."""
     try:
-        from jaxdse import training
+        from jaxdse.monitor import training
     except ImportError:
         from jaxdse import nn as training
     return training

@@ -1,6 +1,6 @@
 """Cost of measuring during training: the example CNN's jitted train step with and without DSE.
 
-:func:`jaxdse.training.make_train_step` with ``monitor=False`` (one Adam step of the
+:func:`jaxdse.monitor.training.make_train_step` with ``monitor=False`` (one Adam step of the
 cross-entropy) and ``monitor=True`` (the same step, plus DSE of the batch's
 penultimate features, sigma 10, t 1, computed inside the step from the forward
 pass it already made), both jitted, on 8x8 digit-sized inputs. Compile time
@@ -40,7 +40,8 @@ import optax  # noqa: E402
 import jaxdse  # noqa: E402
 from flax import nnx  # noqa: E402
 
-from jaxdse import training, zoo  # noqa: E402
+from jaxdse import zoo
+from jaxdse.monitor import training  # noqa: E402
 from provenance import stamped  # noqa: E402  (benchmarks/ is on the path when run as a script)
 
 HERE = Path(__file__).resolve().parent
@@ -183,7 +184,7 @@ def write(rows, command, width, depth, features, conv_std, extra=()):
         "",
         f"The example CNN (`jaxdse.zoo.CNN`, width {width}, depth {depth}, {features} penultimate features, 8x8x1",
         f"inputs, conv kernels ~ N(0, {conv_std:g}^2) so that the batch's features are spread as during training:",
-        "DSE column), one jitted Adam step from `jaxdse.training.make_train_step`; \"with DSE\" also computes DSE (sigma 10, t 1,",
+        "DSE column), one jitted Adam step from `jaxdse.monitor.training.make_train_step`; \"with DSE\" also computes DSE (sigma 10, t 1,",
         "default exact method) of the batch's penultimate features inside the same compiled step. Steady state = median",
         "of repeated calls (the two variants interleaved); compile = lowering plus XLA compilation, paid once.",
         "",

@@ -29,7 +29,8 @@ import numpy as np
 import optax
 from flax import nnx
 
-from jaxdse import training, zoo
+from jaxdse import zoo
+from jaxdse.monitor import training
 
 
 def set_conv_std(model, key, std):

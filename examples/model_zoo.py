@@ -35,7 +35,8 @@ import optax
 from flax import nnx
 from scipy import stats
 
-from jaxdse import training, zoo
+from jaxdse import zoo
+from jaxdse.monitor import training
 from jaxdse.baselines import cse
 from jaxdse.monitor import RepresentationMetrics, make_representation_evaluator
 

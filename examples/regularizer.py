@@ -12,7 +12,7 @@ features) with Adam 1e-3 on class-balanced batches (10 images of each
 training label per batch, so DSMI's classes need no padding). The bonus is
 the exact gradient of DSMI at batch size (subsample estimator, 5 comparison
 subsets per step, sigma 10, t 1) inside one jitted step
-(:func:`jaxdse.training.make_train_step` with ``penalty=``). Weights, seeds and
+(:func:`jaxdse.monitor.training.make_train_step` with ``penalty=``). Weights, seeds and
 label conditions are one ``nnx.vmap``-ped population; a seed gives the same
 initialisation and the same batches under every weight, so differences are
 paired.
@@ -35,7 +35,8 @@ from flax import nnx
 from scipy import stats
 
 import jaxdse
-from jaxdse import training, zoo
+from jaxdse import zoo
+from jaxdse.monitor import training
 
 
 def balanced_batch(key, labels, num_classes, per_class):

@@ -9,7 +9,7 @@ Here: the :class:`jaxdse.zoo.CNN` (Flax NNX) trained with Adam on a subset of
 the digits' train split, under real labels and under a fixed random
 permutation of them (which it memorises). Every epoch, on the held-out split
 (with its true labels): accuracy, DSE(Z), DSMI(Z; Y) and DSMI(Z; X), computed
-inside the jitted evaluation step (:func:`jaxdse.training.make_evaluator`).
+inside the jitted evaluation step (:func:`jaxdse.monitor.training.make_evaluator`).
 The seeds are trained side by side: the models are one stacked population, and
 the epoch and the evaluation are ``nnx.vmap``-ped over it.
 
@@ -28,7 +28,8 @@ import numpy as np
 import optax
 from flax import nnx
 
-from jaxdse import training, zoo
+from jaxdse import zoo
+from jaxdse.monitor import training
 
 METRICS = ("train_accuracy", "test_accuracy", "dse", "dsmi_y", "dsmi_x")
 

@@ -38,6 +38,7 @@ MOVED = {
     "jaxdse.probes": "jaxdse.monitor",
     "jaxdse.plotting": "jaxdse.io.plotting",
     "jaxdse._report": "jaxdse.io._report",
+    "jaxdse.training": ("jaxdse.monitor.training", "jaxdse.zoo"),
 }
 
 

@@ -3,7 +3,7 @@
 Why this is in the package: ``jaxdse demo`` trains this network after
 ``pip install .``, where ``examples/`` is not installed (the examples import it
 from here too). It is example code, not the measuring API: to watch DSE and
-DSMI in your own training step, see :mod:`jaxdse.training`.
+DSMI in your own training step, see :mod:`jaxdse.monitor.training`.
 
 :class:`CNN` returns ``(logits, z)``, ``z`` being the penultimate layer whose
 DSE and DSMI are measured; :func:`train_epoch` is one epoch as one scan, and
@@ -22,7 +22,8 @@ import numpy as np
 import optax
 from flax import nnx
 
-from jaxdse import _checks, training
+from jaxdse import _checks
+from jaxdse.monitor import training
 from jaxdse.io._report import progress as progress_bar
 from jaxdse.mi.clustering import cluster_reference
 
@@ -154,7 +155,7 @@ def train_epoch(model, optimizer, x, y, key, *, batch_size: int = 64):
     """One epoch in place; returns the mean training loss.
 
     Shuffles the rows with ``key`` and takes one step of
-    :func:`jaxdse.training.make_train_step` (cross-entropy) on each of the
+    :func:`jaxdse.monitor.training.make_train_step` (cross-entropy) on each of the
     ``n // batch_size`` full minibatches, as one ``nnx.scan`` (the last partial
     batch is dropped). ``optimizer``: an ``nnx.Optimizer`` of ``model``. Not
     jitted: ``nnx.jit(train_epoch, static_argnames="batch_size")``, or
@@ -234,7 +235,7 @@ def fit(
       ``seconds``; plus ``model`` (the trained module), ``optimizer`` (its
       ``nnx.Optimizer``), ``x_clusters`` (the ``X`` reference used, or None) and
       ``evaluate`` (the compiled test-set evaluator of
-      :func:`jaxdse.training.make_evaluator`, to measure other models with the
+      :func:`jaxdse.monitor.training.make_evaluator`, to measure other models with the
       same settings without compiling again).
     """
     x_train = jnp.asarray(x_train, jnp.float32)

@@ -15,8 +15,8 @@ MAX_LINES = 450
 
 # The stages bottom first. A module may import its own unit (subpackage or
 # top-level module) and the units of lower tiers, never a unit beside or above
-# it. "jaxdse" is the package's face, jaxdse/__init__.py; models.py and
-# training.py are the example network and its training helpers.
+# it. "jaxdse" is the package's face, jaxdse/__init__.py; zoo.py is the
+# example network and training loop of the demo.
 TIERS = [
     ("_checks", "data", "_moved"),
     ("kernels",),
@@ -27,8 +27,7 @@ TIERS = [
     ("monitor",),
     ("jaxdse",),
     ("io",),
-    ("models",),
-    ("training",),
+    ("zoo",),
     ("cli",),
     ("__main__",),
 ]

@@ -1,4 +1,4 @@
-"""jaxdse.training (DSE/DSMI inside a training or evaluation step) and jaxdse.zoo (the example CNN and loop)."""
+"""jaxdse.monitor.training (DSE/DSMI inside a training or evaluation step) and jaxdse.zoo (the example CNN and loop)."""
 
 import pathlib
 import re
@@ -12,7 +12,8 @@ import pytest
 from flax import nnx
 
 import jaxdse
-from jaxdse import training, zoo
+from jaxdse import zoo
+from jaxdse.monitor import training
 
 pytest.importorskip("sklearn")
 
@@ -269,10 +270,14 @@ def test_train_epoch_compiles_once_and_vmaps_over_a_population(digits):
 
 
 def test_moved_names_warn_and_removed_names_say_where_they_went():
-    with pytest.warns(DeprecationWarning, match="jaxdse.zoo.fit"):
-        assert training.fit is zoo.fit
-    with pytest.warns(DeprecationWarning, match="moved"):
-        assert training.as_images is zoo.as_images
+    import importlib
+    import sys
+
+    sys.modules.pop("jaxdse.training", None)
+    with pytest.warns(DeprecationWarning, match="jaxdse.monitor.training or jaxdse.zoo"):
+        old = importlib.import_module("jaxdse.training")
+    assert old.fit is zoo.fit and old.as_images is zoo.as_images
+    assert old.make_train_step is training.make_train_step
     with pytest.raises(AttributeError, match="jaxdse.zoo.CNN"):
         training.make_model  # noqa: B018
     with pytest.raises(AttributeError, match="has no attribute"):

@@ -1,8 +1,11 @@
-"""Monitoring representations: probes, and one evaluator of every measure.
+"""Monitoring representations: probes, one evaluator of every measure, training-step helpers.
 
 :mod:`~jaxdse.monitor.probes` holds the kNN and ridge probes,
 :mod:`~jaxdse.monitor.evaluator` one pure function of every measure (DSE, DSMI,
-the peer metrics and the probes) from the same features.
+the peer metrics and the probes) from the same features, and
+:mod:`~jaxdse.monitor.training` the helpers for a training step of one's own
+(Flax NNX modules or parameter pytrees; imported on its own, as it needs flax
+and optax).
 
 Imports from jaxdse: every subpackage below it (:mod:`jaxdse._checks` up to
 :mod:`jaxdse.mi`) and :mod:`jaxdse.metrics`.

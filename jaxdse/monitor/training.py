@@ -171,7 +171,7 @@ def make_regularized_train_step(model, optimizer, penalty: Callable):
     (params, opt_state, cross_entropy, penalty_value)`` for a linen module.
     """
     warnings.warn(
-        "jaxdse.training.make_regularized_train_step is deprecated: use make_train_step(penalty=...) "
+        "jaxdse.monitor.training.make_regularized_train_step is deprecated: use make_train_step(penalty=...) "
         "(an NNX module, or apply= and tx= for a parameter pytree)",
         DeprecationWarning,
         stacklevel=2,
@@ -288,7 +288,8 @@ def make_evaluator(
 
 # ---------------------------------------------------------------- moved names
 
-_MOVED = ("fit", "as_images", "train_test_split", "cluster_inputs")
+# jaxdse.monitor.training (the old path) also gives jaxdse.zoo's fit, as_images,
+# train_test_split and cluster_inputs, with a DeprecationWarning (jaxdse._moved).
 _REMOVED = {
     "CNN": "jaxdse.zoo.CNN, a flax.nnx module: CNN(image_shape, width=..., rngs=nnx.Rngs(seed))",
     "make_model": "jaxdse.zoo.CNN(image_shape, ..., conv_std=..., rngs=nnx.Rngs(seed))",
@@ -301,11 +302,6 @@ _REMOVED = {
 
 
 def __getattr__(name):
-    if name in _MOVED:
-        warnings.warn(f"jaxdse.training.{name} moved to jaxdse.zoo.{name}", DeprecationWarning, stacklevel=2)
-        from jaxdse import zoo
-
-        return getattr(zoo, name)
     if name in _REMOVED:
-        raise AttributeError(f"jaxdse.training.{name} was removed; use {_REMOVED[name]}")
-    raise AttributeError(f"module 'jaxdse.training' has no attribute {name!r}")
+        raise AttributeError(f"jaxdse.monitor.training.{name} was removed; use {_REMOVED[name]}")
+    raise AttributeError(f"module 'jaxdse.monitor.training' has no attribute {name!r}")
