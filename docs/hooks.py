@@ -1,0 +1,110 @@
+"""mkdocs hooks: pages and figures generated from files elsewhere in the repository.
+
+Nothing here is copied by hand into ``docs/``:
+
+* ``examples/README.md`` becomes ``examples/index.md`` and the figures that the
+  examples write to ``examples/figures/`` are added next to it;
+* ``CHANGELOG.md`` becomes ``changelog.md``;
+* ``reference/cli.md`` holds the ``--help`` text of the ``jaxdse`` command and
+  each subcommand, taken from :func:`jaxdse.cli.build_parser`;
+* a line ``<!-- include: PATH -->`` in any page is replaced by the content of
+  ``PATH`` (relative to the repository root), its headings moved down below
+  the page's own, or by a note saying how to produce the file when it is absent.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from mkdocs.structure.files import File
+
+ROOT = Path(__file__).resolve().parent.parent
+INCLUDE = re.compile(r"^<!-- include: (?P<path>\S+)(?: shift=(?P<shift>\d))? -->$", re.MULTILINE)
+
+# Files that a benchmark writes, and the command that writes them.
+PRODUCERS = {
+    "benchmarks/results_accuracy.md": "python benchmarks/bench_accuracy.py",
+}
+
+
+def _cli_reference() -> str:
+    os.environ.setdefault("COLUMNS", "100")  # argparse wraps help text to the terminal's width
+    from jaxdse.cli import build_parser
+
+    parser = build_parser("")
+    lines = [
+        "# Command line reference",
+        "",
+        "The `--help` text of `jaxdse` and of each subcommand, generated from the parser when the documentation is",
+        "built (`jaxdse.cli.build_parser`). See the [command line guide](../guides/cli.md) for examples.",
+        "",
+        "## jaxdse",
+        "",
+        "```text",
+        parser.format_help().rstrip(),
+        "```",
+        "",
+    ]
+    subparsers = [a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction"]
+    for action in subparsers:
+        for name, sub in action.choices.items():
+            lines += [f"## jaxdse {name}", "", "```text", sub.format_help().rstrip(), "```", ""]
+    return "\n".join(lines)
+
+
+def _examples_page() -> str:
+    return (ROOT / "examples" / "README.md").read_text()
+
+
+def _changelog_page() -> str:
+    return (ROOT / "CHANGELOG.md").read_text()
+
+
+def on_files(files, config):
+    generated = {
+        "examples/index.md": _examples_page(),
+        "changelog.md": _changelog_page(),
+        "reference/cli.md": _cli_reference(),
+    }
+    for uri, content in generated.items():
+        files.append(File.generated(config, uri, content=content))
+    for figure in sorted((ROOT / "examples" / "figures").glob("*.png")):
+        files.append(File.generated(config, f"examples/figures/{figure.name}", abs_src_path=str(figure)))
+    return files
+
+
+def _shift_headings(text: str, shift: int) -> str:
+    out, fenced = [], False
+    for line in text.splitlines():
+        if line.lstrip().startswith("```"):
+            fenced = not fenced
+        if not fenced and re.match(r"^#{1,6} ", line):
+            line = "#" * shift + line
+        out.append(line)
+    return "\n".join(out)
+
+
+def _include(match) -> str:
+    rel = match.group("path")
+    shift = int(match.group("shift") or 1)
+    path = ROOT / rel
+    if not path.is_file():
+        how = PRODUCERS.get(rel)
+        run = f" Run `{how}` to produce it." if how else ""
+        return f'!!! note "Not generated yet"\n    `{rel}` is not in this checkout.{run}\n'
+    return _shift_headings(path.read_text(), shift)
+
+
+def on_page_markdown(markdown, page, config, files):
+    return INCLUDE.sub(_include, markdown)
+
+
+def on_config(config):
+    # Rebuild when the sources of generated pages change under `mkdocs serve`.
+    for rel in ("examples/README.md", "examples/figures", "CHANGELOG.md", "benchmarks", "jaxdse/cli/parser.py"):
+        path = str(ROOT / rel)
+        if path not in config.watch:
+            config.watch.append(path)
+    return config
