@@ -26,6 +26,7 @@ INCLUDE = re.compile(r"^<!-- include: (?P<path>\S+)(?: shift=(?P<shift>\d))? -->
 # Files that a benchmark writes, and the command that writes them.
 PRODUCERS = {
     "benchmarks/results_accuracy.md": "python benchmarks/bench_accuracy.py",
+    "benchmarks/results_gpu.md": "python benchmarks/bench_gpu.py (on a machine with a GPU)",
 }
 
 
