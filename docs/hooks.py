@@ -23,10 +23,10 @@ from mkdocs.structure.files import File
 ROOT = Path(__file__).resolve().parent.parent
 INCLUDE = re.compile(r"^<!-- include: (?P<path>\S+)(?: shift=(?P<shift>\d))? -->$", re.MULTILINE)
 
-# Files that a benchmark writes, and the command that writes them.
+# Files that a benchmark writes, and how to write them.
 PRODUCERS = {
-    "benchmarks/results_accuracy.md": "python benchmarks/bench_accuracy.py",
-    "benchmarks/results_gpu.md": "python benchmarks/bench_gpu.py (on a machine with a GPU)",
+    "benchmarks/results_accuracy.md": "Run `python benchmarks/bench_accuracy.py` to produce it.",
+    "benchmarks/results_gpu.md": "Run `python benchmarks/bench_gpu.py` on a machine with a GPU to produce it.",
 }
 
 
@@ -73,6 +73,8 @@ def on_files(files, config):
         files.append(File.generated(config, uri, content=content))
     for figure in sorted((ROOT / "examples" / "figures").glob("*.png")):
         files.append(File.generated(config, f"examples/figures/{figure.name}", abs_src_path=str(figure)))
+    for figure in sorted((ROOT / "benchmarks").glob("*.png")):
+        files.append(File.generated(config, f"figures/benchmarks/{figure.name}", abs_src_path=str(figure)))
     return files
 
 
@@ -92,9 +94,8 @@ def _include(match) -> str:
     shift = int(match.group("shift") or 1)
     path = ROOT / rel
     if not path.is_file():
-        how = PRODUCERS.get(rel)
-        run = f" Run `{how}` to produce it." if how else ""
-        return f'!!! note "Not generated yet"\n    `{rel}` is not in this checkout.{run}\n'
+        how = PRODUCERS.get(rel, "")
+        return f'!!! note "Not generated yet"\n    `{rel}` is not in this checkout. {how}\n'
     return _shift_headings(path.read_text(), shift)
 
 
