@@ -9,7 +9,9 @@ as a note with its text unchanged.
 
 Doctest examples (``>>>`` lines and their output, up to the next blank line)
 are wrapped in a ``pycon`` code block, so Markdown does not read them as
-nested quotes. The library's docstrings are not modified.
+nested quotes. Sphinx roles (``:func:`name```, ``:mod:`~a.b```) become inline
+code, and a paragraph's closing ``::`` before a literal block becomes ``:``.
+The library's docstrings are not modified.
 """
 
 from __future__ import annotations
@@ -23,6 +25,15 @@ _ITEM = re.compile(r"^\s*[A-Za-z_][\w.]*\s*:\s")
 _DOCTEST = re.compile(r"^(?P<indent>[ \t]*)>>> .*(?:\n(?P=indent)\S.*)*", re.MULTILINE)
 
 
+_ROLE = re.compile(r":(?:func|mod|class|meth|attr|data|obj|exc):`(?P<tilde>~?)(?P<name>[^`]+)`")
+_LITERAL = re.compile(r"(\S)::[ \t]*\n(?=[ \t]*\n)")
+
+
+def _role(match):
+    name = match.group("name")
+    return f"`{name.rsplit('.', 1)[-1] if match.group('tilde') else name}`"
+
+
 def _fence(match):
     indent = match.group("indent")
     return f"{indent}```pycon\n{match.group(0)}\n{indent}```"
@@ -33,6 +44,7 @@ class DocstringMarkup(Extension):
         docstring = getattr(obj, "docstring", None)
         if docstring is None:
             return
+        docstring.value = _LITERAL.sub(r"\1:\n", _ROLE.sub(_role, docstring.value))
         if ">>> " in docstring.value and "```" not in docstring.value:
             docstring.value = _DOCTEST.sub(_fence, docstring.value)
         if "Raises:" not in docstring.value:
