@@ -14,8 +14,10 @@ Nothing here is copied by hand into ``docs/``:
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
+import sys
 from pathlib import Path
 
 from mkdocs.structure.files import File
@@ -31,27 +33,32 @@ PRODUCERS = {
 
 
 def _cli_reference() -> str:
-    os.environ.setdefault("COLUMNS", "100")  # argparse wraps help text to the terminal's width
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))  # the checkout's parser, as mkdocstrings reads the checkout's docstrings
     from jaxdse.cli import build_parser
 
-    parser = build_parser("")
+    columns = os.environ.get("COLUMNS")
+    os.environ["COLUMNS"] = "100"  # argparse wraps help text to the terminal's width
+    try:
+        parser = build_parser("")
+        helps = [("jaxdse", parser.format_help())]
+        for action in parser._actions:  # the subcommands, in the order of `jaxdse --help`
+            if isinstance(action, argparse._SubParsersAction):
+                helps += [(f"jaxdse {name}", sub.format_help()) for name, sub in action.choices.items()]
+    finally:
+        if columns is None:
+            del os.environ["COLUMNS"]
+        else:
+            os.environ["COLUMNS"] = columns
     lines = [
         "# Command line reference",
         "",
         "The `--help` text of `jaxdse` and of each subcommand, generated from the parser when the documentation is",
         "built (`jaxdse.cli.build_parser`). See the [command line guide](../guides/cli.md) for examples.",
         "",
-        "## jaxdse",
-        "",
-        "```text",
-        parser.format_help().rstrip(),
-        "```",
-        "",
     ]
-    subparsers = [a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction"]
-    for action in subparsers:
-        for name, sub in action.choices.items():
-            lines += [f"## jaxdse {name}", "", "```text", sub.format_help().rstrip(), "```", ""]
+    for title, text in helps:
+        lines += [f"## {title}", "", "```text", text.rstrip(), "```", ""]
     return "\n".join(lines)
 
 
