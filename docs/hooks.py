@@ -2,8 +2,9 @@
 
 Nothing here is copied by hand into ``docs/``:
 
-* ``examples/README.md`` becomes ``examples/index.md`` and the figures that the
-  examples write to ``examples/figures/`` are added next to it;
+* ``examples/README.md`` becomes ``examples/index.md`` and one page per
+  script (``examples/NAME.md``), and the figures that the examples write to
+  ``examples/figures/`` are added next to them;
 * ``CHANGELOG.md`` becomes ``changelog.md``;
 * ``reference/cli.md`` holds the ``--help`` text of the ``jaxdse`` command and
   each subcommand, taken from :func:`jaxdse.cli.build_parser`;
@@ -62,8 +63,37 @@ def _cli_reference() -> str:
     return "\n".join(lines)
 
 
-def _examples_page() -> str:
-    return (ROOT / "examples" / "README.md").read_text()
+EXAMPLE = re.compile(r"^## (?P<stem>\w+)\.py\b")
+
+
+def _example_pages() -> dict[str, str]:
+    """``examples/README.md`` as pages: one per ``## NAME.py`` section, the rest on the index.
+
+    Every section about a script becomes ``examples/NAME.md`` with its heading as
+    the page title; the introduction and the other sections stay on
+    ``examples/index.md``, which links to each script's page.
+    """
+    head, tail, sections, titles = [], [], {}, {}
+    current, seen_section, fenced = None, False, False
+    for line in (ROOT / "examples" / "README.md").read_text().splitlines():
+        if line.lstrip().startswith("```"):
+            fenced = not fenced
+        if not fenced and line.startswith("## "):
+            seen_section = True
+            match = EXAMPLE.match(line)
+            current = match.group("stem") if match else None
+            if current:
+                titles[current] = line[3:].strip()
+                sections[current] = [f"# {titles[current]}", ""]
+                continue
+        if current:
+            sections[current].append(line)
+        else:
+            (tail if seen_section else head).append(line)
+    links = ["## The examples", ""] + [f"- [{titles[stem]}]({stem}.md)" for stem in sections] + [""]
+    pages = {"examples/index.md": "\n".join(head + links + tail)}
+    pages.update({f"examples/{stem}.md": "\n".join(lines) for stem, lines in sections.items()})
+    return pages
 
 
 def _changelog_page() -> str:
@@ -72,7 +102,7 @@ def _changelog_page() -> str:
 
 def on_files(files, config):
     generated = {
-        "examples/index.md": _examples_page(),
+        **_example_pages(),
         "changelog.md": _changelog_page(),
         "reference/cli.md": _cli_reference(),
     }
