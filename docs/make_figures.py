@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the checkout's jaxdse
 
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
