@@ -4,7 +4,7 @@
     python docs/check_reference.py --site site  # also: each name has an anchor in the built pages
 
 The public names are ``jaxdse.__all__`` and the ``__all__`` of
-``jaxdse.metrics``, ``jaxdse.probes``, ``jaxdse.baselines`` and ``jaxdse.io``
+``jaxdse.metrics``, ``jaxdse.monitor``, ``jaxdse.baselines`` and ``jaxdse.io``
 (for a module without ``__all__``: the names it defines that do not start with
 an underscore). A name counts as documented when a ``::: path`` directive
 resolves to the same object, or to a module that lists it among its public
@@ -23,7 +23,7 @@ from pathlib import Path
 
 DOCS = Path(__file__).resolve().parent
 ROOT = DOCS.parent
-MODULES = ("jaxdse", "jaxdse.metrics", "jaxdse.probes", "jaxdse.baselines", "jaxdse.io")
+MODULES = ("jaxdse", "jaxdse.metrics", "jaxdse.monitor", "jaxdse.baselines", "jaxdse.io")
 DIRECTIVE = re.compile(r"^::: *(?P<path>[\w.]+) *$", re.MULTILINE)
 
 
