@@ -19,6 +19,9 @@ from jaxdse.entropy import spectral_entropy
 from jaxdse.estimators import choose_t, diffusion_eigenvalues, dse, dse_estimate, dsmi, dsmi_terms
 from jaxdse.memory import get_memory_budget, set_memory_budget
 from jaxdse.metrics import alpha_req, participation_ratio, rankme, renyi_entropy, renyi_mutual_information
+from jaxdse.peer_kernels import AlphaDecayKernel, KNNKernel
+from jaxdse import recipes
+from jaxdse.recipes import eigenvalue_count
 from jaxdse.probes import RepresentationMetrics, knn_accuracy, make_representation_evaluator, ridge_accuracy
 from jaxdse.sharding import sharded_vmap
 from jaxdse.solvers import SLQ, Estimate, Exact
@@ -59,4 +62,8 @@ __all__ = [
     "make_representation_evaluator",
     "RepresentationMetrics",
     "data",
+    "KNNKernel",
+    "AlphaDecayKernel",
+    "eigenvalue_count",
+    "recipes",
 ]

@@ -34,6 +34,7 @@ from jaxdse.diffusion_entropy import DiffusionEntropy
 from jaxdse.engine import MutualInformation, as_options, mutual_information
 from jaxdse.knee import T_GRID, knee_index
 from jaxdse.memory import check_memory, dense_bytes, get_memory_budget
+from jaxdse.peer_kernels import affinity_eigenvalues, kernel_affinity
 from jaxdse.precomputed import check_bandwidth, check_matrix
 from jaxdse.sharding import replicate_input
 from jaxdse.solvers import SLQ, Estimate, Exact, as_solver
@@ -142,7 +143,7 @@ def _estimate(x, keep, params, key, *, entropy):
 
 def dse_estimate(
     x, *, sigma=10.0, t=1.0, alpha=0.0, base=2.0, mask=None, solver=None, key=None, max_n=None, precomputed=None,
-    standardize=False,
+    standardize=False, kernel=None,
 ) -> Estimate:
     """:func:`dse` with its standard error: an :class:`Estimate` ``(value, stderr, t)``.
 
@@ -158,6 +159,8 @@ def dse_estimate(
     True
     """
     solver = as_solver(solver)
+    if kernel is not None:  # its affinity matrix, then the precomputed path
+        x, sigma, precomputed = kernel_affinity(kernel, x, sigma=sigma, precomputed=precomputed, mask=mask, max_n=max_n), 10.0, "affinity"
     x, bandwidth, mask = _check_input(x, sigma, mask, precomputed)
     t_given = t
     t, alpha, base = _check_numbers(t, alpha, base)
@@ -186,7 +189,7 @@ def dse_estimate(
 
 def dse(
     x, *, sigma=10.0, t=1.0, alpha=0.0, base=2.0, mask=None, solver=None, key=None, max_n=None, precomputed=None,
-    standardize=False,
+    standardize=False, kernel=None,
 ):
     """Diffusion spectral entropy of the points ``x`` ``[n, d]``.
 
@@ -223,6 +226,11 @@ def dse(
         For tabular data whose columns have unrelated units (on scikit-learn's
         wine data one column sets the median distance); leave it off for
         network features, whose scale is part of the representation.
+      kernel: a kernel object in place of the Gaussian, :class:`jaxdse.KNNKernel`
+        (manylatents') or :class:`jaxdse.AlphaDecayKernel` (graphtools', PHATE's):
+        its dense affinity matrix of the kept points is used as with
+        ``precomputed="affinity"``. ``sigma`` must then be left out, and
+        ``precomputed`` and ``max_n`` are errors; see :mod:`jaxdse.peer_kernels`.
 
     Returns:
       Entropy in units of ``base`` (``t``'s shape); ``0 <= DSE <= log_b n``.
@@ -267,13 +275,13 @@ def subsample_indices(n: int, key, max_n: int):
     return jnp.sort(jax.random.choice(sub, n, (max_n,), replace=False)), key
 
 
-def diffusion_eigenvalues(x, *, sigma=10.0, alpha=0.0, mask=None, solver=None):
+def diffusion_eigenvalues(x, *, sigma=10.0, alpha=0.0, mask=None, solver=None, kernel=None):
     """The ``n`` eigenvalues of the diffusion operator of the points ``x`` ``[n, d]``, ascending.
 
     All in [-1, 1], the largest exactly 1; rows that ``mask`` drops give exact
     zeros. ``solver`` must be exact (:class:`jaxdse.Exact` or ``"exact"``/``"eigh"``).
     Works under ``jit``, ``vmap`` and ``grad``; non-finite kept rows under ``jit``
-    give NaN.
+    give NaN. ``kernel``: a kernel object in place of ``sigma``, as in :func:`dse`.
 
     >>> import jax.numpy as jnp
     >>> [round(float(v), 3) for v in diffusion_eigenvalues(jnp.eye(3) * 100.0)]
@@ -282,6 +290,9 @@ def diffusion_eigenvalues(x, *, sigma=10.0, alpha=0.0, mask=None, solver=None):
     solver = as_solver(solver)
     if not isinstance(solver, Exact):
         raise ValueError("diffusion_eigenvalues needs an exact solver (Exact(...)); SLQ estimates entropies only")
+    if kernel is not None:
+        G = kernel_affinity(kernel, x, sigma=sigma, mask=mask)
+        return affinity_eigenvalues(G, _checks.check_alpha(alpha), mask, solver.eigensolver)
     x, bandwidth, mask = check_points_and_bandwidth(x, sigma, mask)
     alpha = _checks.check_alpha(alpha)
     entropy = _entropy_for(bandwidth, solver, x.shape[0], x.dtype, None)
@@ -303,7 +314,8 @@ def _eigenvalues(x, keep, params, *, entropy):
 
 
 def dsmi_terms(
-    z, y, *, key=None, sigma=10.0, t=1.0, alpha=0.0, base=2.0, solver=None, precomputed=None, standardize=False, **options
+    z, y, *, key=None, sigma=10.0, t=1.0, alpha=0.0, base=2.0, solver=None, precomputed=None, standardize=False,
+    kernel=None, **options
 ) -> MutualInformation:
     """:func:`dsmi` with its per-class terms and standard error (a :class:`jaxdse.MutualInformation`).
 
@@ -312,6 +324,8 @@ def dsmi_terms(
     """
     solver = as_solver(solver)
     as_options(options)  # unknown or invalid settings first
+    if kernel is not None:  # one kernel on all of z; every subset takes its block
+        z, sigma, precomputed = kernel_affinity(kernel, z, sigma=sigma, precomputed=precomputed, name="z"), 10.0, "affinity"
     if isinstance(t, str) and t == "auto":
         t = choose_t(z, sigma=sigma, alpha=alpha, solver=solver, key=key, precomputed=precomputed, standardize=standardize)
     z, bandwidth, _ = _check_input(z, sigma, None, precomputed, name="z")
@@ -327,7 +341,8 @@ def dsmi_terms(
 
 
 def dsmi(
-    z, y, *, key=None, sigma=10.0, t=1.0, alpha=0.0, base=2.0, solver=None, precomputed=None, standardize=False, **options
+    z, y, *, key=None, sigma=10.0, t=1.0, alpha=0.0, base=2.0, solver=None, precomputed=None, standardize=False,
+    kernel=None, **options
 ):
     """Diffusion spectral mutual information ``DSMI(Z; Y)`` (units of ``base``; ``t``'s shape).
 
@@ -350,6 +365,8 @@ def dsmi(
         (``t="auto"``: the knee of DSE(Z) against t)
         (a precomputed ``z`` is ``[n, n]``; each subset takes its block); an array ``t``
         ``[*T]`` gives one DSMI per time from the same eigenvalues and subsets.
+      kernel: a kernel object in place of ``sigma`` (as in :func:`jaxdse.dse`),
+        built once on all of ``z``; every subset takes its block.
       **options: the estimator's settings, :class:`jaxdse.MIOptions`
         (``num_repetitions=5``, ``estimator``, ``comparison``, ``num_clusters``,
         ``num_classes``, ``max_class_size``, ``reference_discrete``,
@@ -371,7 +388,9 @@ def dsmi(
     return dsmi_terms(settings.pop("z"), settings.pop("y"), **settings, **options).value
 
 
-def choose_t(x, *, sigma=10.0, alpha=0.0, mask=None, solver=None, key=None, precomputed=None, standardize=False):
+def choose_t(
+    x, *, sigma=10.0, alpha=0.0, mask=None, solver=None, key=None, precomputed=None, standardize=False, kernel=None
+):
     """The diffusion time ``t="auto"`` picks: the knee of DSE against t (:mod:`jaxdse.knee`).
 
     One decomposition gives DSE for every t of the grid ``1, 2^(1/4), ..., 1024``;
@@ -394,5 +413,6 @@ def choose_t(x, *, sigma=10.0, alpha=0.0, mask=None, solver=None, key=None, prec
         key=key,
         precomputed=precomputed,
         standardize=standardize,
+        kernel=kernel,
     )
     return _knee(curve.value)[1]
