@@ -41,6 +41,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
+from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -65,8 +66,8 @@ class PeerKernel:
     def affinity(self, x, mask=None):  # pragma: no cover - overridden
         raise NotImplementedError
 
-    def _prepare(self, x, mask, name="x"):
-        """Validated points, mask and the standardised squared distances of the kept rows."""
+    def _dense(self, x, mask, name="x"):
+        """Validate ``x`` and ``mask`` (and the neighbour count against the kept rows), then build the matrix."""
         x = _checks.as_array(x, name)
         mask = _checks.check_mask(mask, np.shape(x)[0] if np.ndim(x) else 0)
         x = _checks.as_points(x, name, mask=mask)
@@ -79,12 +80,17 @@ class PeerKernel:
                 f"neighbours among the {kept} points"
             )
         keep = jnp.ones(n, bool) if mask is None else mask
-        # Both kernels depend on distances only through ratios: standardising
-        # (centring, a power-of-two scale) changes nothing but the range.
-        y, _ = standardise(x, keep)
-        d2 = self_sq_distances(y)
-        excluded = jnp.eye(n, dtype=bool) | ~keep[None, :]
-        return x, keep, d2, excluded
+        return _matrix(self, x, keep)
+
+
+@partial(jax.jit, static_argnames=("kernel",))
+def _matrix(kernel, x, keep):
+    # Both kernels depend on distances only through ratios: standardising
+    # (centring, a power-of-two scale) changes nothing but the range.
+    y, _ = standardise(x, keep)
+    d2 = self_sq_distances(y)
+    excluded = jnp.eye(x.shape[0], dtype=bool) | ~keep[None, :]
+    return kernel._from_sq_distances(d2, keep, excluded)
 
 
 def _sqrt0(v):
@@ -156,7 +162,9 @@ class KNNKernel(PeerKernel):
         the neighbour search (``G`` equals the kernel of ``x[mask]`` on the kept
         block). Jittable; see the module docstring for the gradient.
         """
-        x, keep, d2, excluded = self._prepare(x, mask)
+        return self._dense(x, mask)
+
+    def _from_sq_distances(self, d2, keep, excluded):
         n, k = d2.shape[0], self.k
         neg = jnp.where(excluded, -jnp.inf, -d2)
         _, idx = jax.lax.top_k(jax.lax.stop_gradient(neg), k)
@@ -243,7 +251,9 @@ class AlphaDecayKernel(PeerKernel):
         Rows and columns that ``mask`` ``[n]`` drops are 0 and take no part in
         the neighbour search. Jittable; see the module docstring for the gradient.
         """
-        x, keep, d2, excluded = self._prepare(x, mask)
+        return self._dense(x, mask)
+
+    def _from_sq_distances(self, d2, keep, excluded):
         n = d2.shape[0]
         eps2 = kth_neighbour_sq(d2, self.knn, excluded)  # inf when fewer than knn + 1 rows are kept
         eps2 = jnp.where(jnp.isfinite(eps2), eps2, jnp.nan)
