@@ -179,7 +179,7 @@ def eigenvalue_count(x, *, t, threshold=1e-6, sigma=10.0, kernel=None, alpha=0.0
 
     >>> import numpy as np
     >>> x = np.concatenate([np.zeros((20, 2)), np.full((20, 2), 100.0)]) + np.random.default_rng(0).normal(size=(40, 2))
-    >>> int(eigenvalue_count(x, t=100, kernel=KNNKernel(k=5), alpha=1.0))
+    >>> int(eigenvalue_count(x, t=100, kernel=KNNKernel(k=10), alpha=1.0))  # two clusters
     2
     """
     t = _checks.check_positive(t, "t")
