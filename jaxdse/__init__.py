@@ -19,6 +19,9 @@ from jaxdse.entropy import choose_t, diffusion_eigenvalues, dse, dse_estimate, s
 from jaxdse.kernels import gaussian_affinity, pairwise_sq_distances
 from jaxdse.metrics import alpha_req, participation_ratio, rankme, renyi_entropy, renyi_mutual_information
 from jaxdse.mi import MIOptions, MutualInformation, cluster_reference, dsmi, dsmi_terms, mutual_information
+from jaxdse import recipes
+from jaxdse.kernels import AlphaDecayKernel, KNNKernel
+from jaxdse.recipes import eigenvalue_count
 from jaxdse.monitor import RepresentationMetrics, knn_accuracy, make_representation_evaluator, ridge_accuracy
 from jaxdse.solvers import (
     SLQ,
@@ -68,6 +71,10 @@ __all__ = [
     "make_representation_evaluator",
     "RepresentationMetrics",
     "data",
+    "KNNKernel",
+    "AlphaDecayKernel",
+    "eigenvalue_count",
+    "recipes",
 ]
 
 

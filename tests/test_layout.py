@@ -23,7 +23,7 @@ TIERS = [
     ("solvers",),
     ("entropy",),
     ("mi",),
-    ("metrics", "baselines"),
+    ("metrics", "baselines", "recipes"),
     ("monitor",),
     ("jaxdse",),
     ("io",),

@@ -22,8 +22,9 @@ from jaxdse import _checks
 from jaxdse._checks import Bandwidth
 from jaxdse.entropy.diffusion_entropy import DiffusionEntropy
 from jaxdse.entropy.knee import T_GRID, knee_index
+from jaxdse.kernels.peers import kernel_affinity
 from jaxdse.kernels.points import ScaledPoints
-from jaxdse.solvers.diffusion import exact_spectrum
+from jaxdse.solvers.diffusion import affinity_eigenvalues, exact_spectrum
 from jaxdse.solvers.memory import check_memory, dense_bytes, get_memory_budget
 from jaxdse.solvers.objects import SLQ, Estimate, Exact, as_solver
 from jaxdse.solvers.sharding import replicate_input
@@ -97,7 +98,7 @@ def _estimate(x, keep, params, key, *, entropy):
 
 def dse_estimate(
     x, *, sigma=10.0, t=1.0, alpha=0.0, base=2.0, mask=None, solver=None, key=None, max_n=None, precomputed=None,
-    standardize=False,
+    standardize=False, kernel=None,
 ) -> Estimate:
     """:func:`dse` with its standard error: an :class:`Estimate` ``(value, stderr, t)``.
 
@@ -113,6 +114,9 @@ def dse_estimate(
     True
     """
     solver = as_solver(solver)
+    if kernel is not None:  # its affinity matrix, then the precomputed path
+        x = kernel_affinity(kernel, x, sigma=sigma, precomputed=precomputed, mask=mask, max_n=max_n)
+        sigma, precomputed = 10.0, "affinity"
     x, bandwidth, mask = _checks.check_input(x, sigma, mask, precomputed)
     t_given = t
     t, alpha, base = _checks.check_numbers(t, alpha, base, auto_grid=T_GRID)
@@ -141,7 +145,7 @@ def dse_estimate(
 
 def dse(
     x, *, sigma=10.0, t=1.0, alpha=0.0, base=2.0, mask=None, solver=None, key=None, max_n=None, precomputed=None,
-    standardize=False,
+    standardize=False, kernel=None,
 ):
     """Diffusion spectral entropy of the points ``x`` ``[n, d]``.
 
@@ -178,6 +182,12 @@ def dse(
         For tabular data whose columns have unrelated units (on scikit-learn's
         wine data one column sets the median distance); leave it off for
         network features, whose scale is part of the representation.
+
+      kernel: a kernel object in place of the Gaussian, :class:`jaxdse.KNNKernel`
+        (manylatents') or :class:`jaxdse.AlphaDecayKernel` (graphtools', PHATE's):
+        its dense affinity matrix of the kept points is used as with
+        ``precomputed="affinity"``. ``sigma`` must then be left out, and
+        ``precomputed`` and ``max_n`` are errors; see :mod:`jaxdse.kernels.peers`.
 
     Returns:
       Entropy in units of ``base`` (``t``'s shape); ``0 <= DSE <= log_b n``.
@@ -222,13 +232,13 @@ def subsample_indices(n: int, key, max_n: int):
     return jnp.sort(jax.random.choice(sub, n, (max_n,), replace=False)), key
 
 
-def diffusion_eigenvalues(x, *, sigma=10.0, alpha=0.0, mask=None, solver=None):
+def diffusion_eigenvalues(x, *, sigma=10.0, alpha=0.0, mask=None, solver=None, kernel=None):
     """The ``n`` eigenvalues of the diffusion operator of the points ``x`` ``[n, d]``, ascending.
 
     All in [-1, 1], the largest exactly 1; rows that ``mask`` drops give exact
     zeros. ``solver`` must be exact (:class:`jaxdse.Exact` or ``"exact"``/``"eigh"``).
     Works under ``jit``, ``vmap`` and ``grad``; non-finite kept rows under ``jit``
-    give NaN.
+    give NaN. ``kernel``: a kernel object in place of ``sigma``, as in :func:`dse`.
 
     >>> import jax.numpy as jnp
     >>> [round(float(v), 3) for v in diffusion_eigenvalues(jnp.eye(3) * 100.0)]
@@ -237,6 +247,9 @@ def diffusion_eigenvalues(x, *, sigma=10.0, alpha=0.0, mask=None, solver=None):
     solver = as_solver(solver)
     if not isinstance(solver, Exact):
         raise ValueError("diffusion_eigenvalues needs an exact solver (Exact(...)); SLQ estimates entropies only")
+    if kernel is not None:
+        G = kernel_affinity(kernel, x, sigma=sigma, mask=mask)
+        return affinity_eigenvalues(G, _checks.check_alpha(alpha), mask, solver.eigensolver)
     x, bandwidth, mask = _checks.check_points_and_bandwidth(x, sigma, mask)
     alpha = _checks.check_alpha(alpha)
     entropy = entropy_for(bandwidth, solver, x.shape[0], x.dtype, None)
@@ -257,7 +270,9 @@ def _eigenvalues(x, keep, params, *, entropy):
     return jnp.where(ok, lam, jnp.nan)
 
 
-def choose_t(x, *, sigma=10.0, alpha=0.0, mask=None, solver=None, key=None, precomputed=None, standardize=False):
+def choose_t(
+    x, *, sigma=10.0, alpha=0.0, mask=None, solver=None, key=None, precomputed=None, standardize=False, kernel=None
+):
     """The diffusion time ``t="auto"`` picks: the knee of DSE against t (:mod:`jaxdse.entropy.knee`).
 
     One decomposition gives DSE for every t of the grid ``1, 2^(1/4), ..., 1024``;
@@ -280,5 +295,6 @@ def choose_t(x, *, sigma=10.0, alpha=0.0, mask=None, solver=None, key=None, prec
         key=key,
         precomputed=precomputed,
         standardize=standardize,
+        kernel=kernel,
     )
     return _knee(curve.value)[1]

@@ -12,12 +12,14 @@ import jax.numpy as jnp
 
 from jaxdse import _checks
 from jaxdse.entropy.estimators import check_median, choose_t, entropy_for
+from jaxdse.kernels.peers import kernel_affinity
 from jaxdse.mi.engine import MutualInformation, as_options, mutual_information
 from jaxdse.solvers.objects import Exact, as_solver
 
 
 def dsmi_terms(
-    z, y, *, key=None, sigma=10.0, t=1.0, alpha=0.0, base=2.0, solver=None, precomputed=None, standardize=False, **options
+    z, y, *, key=None, sigma=10.0, t=1.0, alpha=0.0, base=2.0, solver=None, precomputed=None, standardize=False,
+    kernel=None, **options
 ) -> MutualInformation:
     """:func:`dsmi` with its per-class terms and standard error (a :class:`jaxdse.MutualInformation`).
 
@@ -26,6 +28,9 @@ def dsmi_terms(
     """
     solver = as_solver(solver)
     as_options(options)  # unknown or invalid settings first
+    if kernel is not None:  # one kernel on all of z; every subset takes its block
+        z = kernel_affinity(kernel, z, sigma=sigma, precomputed=precomputed, name="z")
+        sigma, precomputed = 10.0, "affinity"
     if isinstance(t, str) and t == "auto":
         t = choose_t(z, sigma=sigma, alpha=alpha, solver=solver, key=key, precomputed=precomputed, standardize=standardize)
     z, bandwidth, _ = _checks.check_input(z, sigma, None, precomputed, name="z")
@@ -41,7 +46,8 @@ def dsmi_terms(
 
 
 def dsmi(
-    z, y, *, key=None, sigma=10.0, t=1.0, alpha=0.0, base=2.0, solver=None, precomputed=None, standardize=False, **options
+    z, y, *, key=None, sigma=10.0, t=1.0, alpha=0.0, base=2.0, solver=None, precomputed=None, standardize=False,
+    kernel=None, **options
 ):
     """Diffusion spectral mutual information ``DSMI(Z; Y)`` (units of ``base``; ``t``'s shape).
 
@@ -64,6 +70,8 @@ def dsmi(
         (``t="auto"``: the knee of DSE(Z) against t)
         (a precomputed ``z`` is ``[n, n]``; each subset takes its block); an array ``t``
         ``[*T]`` gives one DSMI per time from the same eigenvalues and subsets.
+      kernel: a kernel object in place of ``sigma`` (as in :func:`jaxdse.dse`),
+        built once on all of ``z``; every subset takes its block.
       **options: the estimator's settings, :class:`jaxdse.MIOptions`
         (``num_repetitions=5``, ``estimator``, ``comparison``, ``num_clusters``,
         ``num_classes``, ``max_class_size``, ``reference_discrete``,

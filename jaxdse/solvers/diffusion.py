@@ -120,3 +120,24 @@ def symmetric_diffusion_operator(x, *, sigma=10.0, alpha=0.0, mask=None):
     points = ScaledPoints(jnp.where(ok, points.points, 0.0), jnp.where(ok & keep, points.scales, 1.0))
     S, v = dense_symmetric_operator(points, alpha, keep)
     return jnp.where(ok, S, jnp.nan), jnp.where(ok, v, jnp.nan)
+
+
+def affinity_eigenvalues(G, alpha, mask=None, eigensolver="auto"):
+    """The ``n`` diffusion eigenvalues ``[n]`` (ascending) of an affinity matrix ``G`` ``[n, n]``.
+
+    Rows that ``mask`` drops (0 in ``G``) give exact zeros; non-finite ``G``
+    gives NaN.
+    """
+    return _affinity_spectrum(G, jnp.ones(G.shape[0], bool) if mask is None else mask, alpha, resolve_eigensolver(eigensolver))
+
+
+def _affinity_spectrum_impl(G, keep, alpha, eigensolver):
+    ok = jnp.all(jnp.where(keep[:, None] & keep[None, :], jnp.isfinite(G), True))
+    ok = ok & (jnp.asarray(alpha) >= 0) & (jnp.asarray(alpha) <= 1)
+    G = jnp.where(ok, G, jnp.where(jnp.eye(G.shape[0], dtype=bool) & keep[:, None], 1.0, 0.0))
+    S, v = operator_from_affinity(G, alpha, keep)
+    lam = jnp.sort(spectrum_of(S, v, keep, eigensolver))
+    return jnp.where(ok, lam, jnp.nan)
+
+
+_affinity_spectrum = jax.jit(_affinity_spectrum_impl, static_argnames=("eigensolver",))
