@@ -60,3 +60,5 @@ __all__ = [
     "RepresentationMetrics",
     "data",
 ]
+from jaxdse.layers import LayerAccumulator, LayerProfile, layerwise  # noqa: E402
+__all__ += ["layerwise", "LayerProfile", "LayerAccumulator"]
