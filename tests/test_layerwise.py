@@ -98,42 +98,47 @@ def test_normalize_per_prompt(data):
 def test_labels_give_per_layer_dsmi(data):
     h, h_pad, mask = data
     y_tok = np.arange(B * T).reshape(B, T) % 2
-    plugin = {"estimator": "plugin"}
-    r = jaxdse.layerwise(h_pad, mask=mask, labels=y_tok, sigma=SIGMA, mi_options=plugin)
+    r = jaxdse.layerwise(h_pad, mask=mask, labels=y_tok, sigma=SIGMA, mi_options={"estimator": "plugin"})
     want = [float(jaxdse.dsmi(h[i][mask], y_tok[mask], sigma=SIGMA, estimator="plugin")) for i in range(L)]
     np.testing.assert_allclose(r.mi, want, rtol=RTOL, atol=ATOL)
     assert np.all(np.asarray(r.mi) > 0.01)  # not trivially zero
-    # dataset: labels [B], text classes
-    y = np.array(["a", "b", "a"])
-    r = jaxdse.layerwise(h_pad, mask=mask, granularity="dataset", labels=y, sigma=SIGMA, mi_options=plugin)
+
+
+@pytest.mark.slow
+def test_labels_dataset_and_default_estimator(data):
+    h, h_pad, mask = data
+    y = np.array(["a", "b", "a"])  # labels [B], text classes
+    r = jaxdse.layerwise(h_pad, mask=mask, granularity="dataset", labels=y, sigma=SIGMA,
+                         mi_options={"estimator": "plugin"})
     for i in range(L):
         v = np.stack([h[i, b][mask[b]].mean(0) for b in range(B)])
         assert float(r.mi[i]) == pytest.approx(float(jaxdse.dsmi(v, y, sigma=SIGMA, estimator="plugin")), abs=ATOL)
-    # default estimator (subsample) with a key
-    r = jaxdse.layerwise(h_pad, mask=mask, labels=y_tok, sigma=SIGMA, key=0)
+    y_tok = np.arange(B * T).reshape(B, T) % 2
+    r = jaxdse.layerwise(h_pad, mask=mask, labels=y_tok, sigma=SIGMA, key=0)  # "subsample" estimator
     assert r.mi.shape == (L,) and np.all(np.isfinite(r.mi))
 
 
-def test_streaming_equals_one_shot(data):
+@pytest.mark.parametrize("g", ["dataset", pytest.param("prompt", marks=pytest.mark.slow),
+                               pytest.param("tokens", marks=pytest.mark.slow)])
+def test_streaming_equals_one_shot(data, g):
     h, h_pad, mask = data
     y_tok = np.arange(B * T).reshape(B, T) % 2
-    parts = [slice(0, 2), slice(2, 3)]
-    for g in ("tokens", "prompt", "dataset"):
-        kw = dict(granularity=g, normalize="center+l2", sigma=SIGMA, mi_options={"estimator": "plugin"})
-        labels = None if g == "prompt" else (y_tok if g == "tokens" else np.array([0, 1, 1]))
-        acc = jaxdse.LayerAccumulator(**kw)
-        for s in parts:
-            acc.add(h_pad[:, s], mask=mask[s], labels=None if labels is None else labels[s])
-        got = acc.result()
-        want = jaxdse.layerwise(h_pad, mask=mask, labels=labels, **kw)
-        for name in ("value", "count", "normalized", "depth", "mi"):
-            a, b = getattr(got, name), getattr(want, name)
-            if b is None:
-                assert a is None
-            else:
-                np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5, err_msg=f"{g} {name}")
+    kw = dict(granularity=g, normalize="center+l2", sigma=SIGMA, mi_options={"estimator": "plugin"})
+    labels = None if g == "prompt" else (y_tok if g == "tokens" else np.array([0, 1, 1]))
+    acc = jaxdse.LayerAccumulator(**kw)
+    for s in (slice(0, 2), slice(2, 3)):
+        acc.add(h_pad[:, s], mask=mask[s], labels=None if labels is None else labels[s])
+    got = acc.result()
+    want = jaxdse.layerwise(h_pad, mask=mask, labels=labels, **kw)
+    for name in ("value", "count", "normalized", "depth", "mi"):
+        a, b = getattr(got, name), getattr(want, name)
+        if b is None:
+            assert a is None
+        else:
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5, err_msg=f"{g} {name}")
 
 
+@pytest.mark.slow
 def test_points_without_token_axis(data):
     h, _, _ = data
     x = h.reshape(L, B * T, D)  # [L, N, D]
@@ -144,6 +149,7 @@ def test_points_without_token_axis(data):
     np.testing.assert_allclose(r.value, [_dse(x[i]) for i in range(L)], rtol=RTOL, atol=ATOL)
 
 
+@pytest.mark.slow
 def test_layers_of_different_widths(data):
     h, h_pad, mask = data
     rng = np.random.default_rng(1)
@@ -182,6 +188,7 @@ def test_short_prompt_nan_under_jit_only_for_itself(data):
                                rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_grad_matches_loop(data):
     h, _, mask = data
     m = jnp.asarray(mask.reshape(-1))

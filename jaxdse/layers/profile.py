@@ -365,8 +365,8 @@ def layerwise(
     else:
         if granularity == "prompt":
             raise ValueError("granularity='prompt' needs a token axis: hidden_states [L, B, T, D]")
-        N = layers[0].shape[0]
-        B, T = (1, N) if granularity == "tokens" else (N, 1)
+        granularity = "tokens"  # each row is one point: "dataset" and "tokens" agree
+        B, T = 1, layers[0].shape[0]
     mask = check_mask(mask, (B, T) if token_axis else (B * T,))
     if mask is not None:
         mask = mask.reshape(B, T)

@@ -35,7 +35,7 @@ class LayerAccumulator:
     >>> import numpy as np
     >>> acc = LayerAccumulator(granularity="dataset", sigma=1.0)
     >>> for seed in range(2):
-    ...     acc.add(np.random.default_rng(seed).normal(size=(3, 8, 5, 4)))  # [L, B, T, D]
+    ...     _ = acc.add(np.random.default_rng(seed).normal(size=(3, 8, 5, 4)))  # [L, B, T, D]
     >>> acc.result().value.shape
     (3,)
     """
@@ -72,8 +72,8 @@ class LayerAccumulator:
         if token_axis:
             B, T = layers[0].shape[:2]
         else:
-            N = layers[0].shape[0]
-            B, T = (1, N) if g == "tokens" else (N, 1)
+            g = "tokens"  # each row is one point: keep the kept rows
+            B, T = 1, layers[0].shape[0]
         m = check_mask(mask, (B, T) if token_axis else (B * T,))
         m = None if m is None else np.asarray(m).reshape(B, T)
         if m is not None and g == "dataset" and m.sum(-1).min() < 1:
@@ -96,7 +96,7 @@ class LayerAccumulator:
             acc.append(r)
         if labels is not None:
             y = np.asarray(labels)
-            want = (B,) if g == "dataset" else ((B, T) if token_axis else (B * T,))
+            want = (B,) if g == "dataset" else ((B, T) if token_axis else (T,))
             if y.shape != want:
                 raise ValueError(f"labels must have shape {want} for granularity {g!r}, got {y.shape}")
             y = y.reshape(-1)
