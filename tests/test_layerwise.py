@@ -261,3 +261,12 @@ def test_bad_input_errors(data):
         acc.add(h[:2], mask=mask)
     with pytest.raises(ValueError, match="nothing"):
         jaxdse.LayerAccumulator().result()
+
+
+def test_vmap_over_stacks(data):
+    h, h_pad, mask = data
+    stacks = jnp.stack([h_pad, h_pad[::-1]])
+    got = jax.vmap(lambda x: jaxdse.layerwise(x, mask=mask, sigma=SIGMA).value)(stacks)
+    want = np.stack([jaxdse.layerwise(s, mask=mask, sigma=SIGMA).value for s in (h_pad, h_pad[::-1])])
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(got[1], got[0][::-1], rtol=1e-6, atol=1e-6)
