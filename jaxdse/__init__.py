@@ -21,6 +21,7 @@ from jaxdse.metrics import alpha_req, participation_ratio, rankme, renyi_entropy
 from jaxdse.mi import MIOptions, MutualInformation, cluster_reference, dsmi, dsmi_terms, mutual_information
 from jaxdse import recipes
 from jaxdse.kernels import AlphaDecayKernel, KNNKernel
+from jaxdse.layers import LayerAccumulator, LayerProfile, layerwise
 from jaxdse.recipes import eigenvalue_count
 from jaxdse.monitor import RepresentationMetrics, knn_accuracy, make_representation_evaluator, ridge_accuracy
 from jaxdse.solvers import (
@@ -75,6 +76,9 @@ __all__ = [
     "AlphaDecayKernel",
     "eigenvalue_count",
     "recipes",
+    "layerwise",
+    "LayerProfile",
+    "LayerAccumulator",
 ]
 
 

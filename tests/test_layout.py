@@ -24,7 +24,7 @@ TIERS = [
     ("entropy",),
     ("mi",),
     ("metrics", "baselines", "recipes"),
-    ("monitor",),
+    ("monitor", "layers"),
     ("jaxdse",),
     ("io",),
     ("zoo",),

@@ -1,0 +1,434 @@
+"""DSE of every layer of a stack of hidden states, in one compiled program.
+
+Shapes: ``L`` layers, ``B`` sequences (prompts), ``T`` tokens, ``D`` features,
+``N`` points without a token axis. Values are in units of ``base`` (bits).
+"""
+
+from __future__ import annotations
+
+import math
+from functools import partial
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxdse.entropy.estimators import dse_estimate
+from jaxdse.mi.engine import MIOptions
+from jaxdse.mi.estimators import dsmi_terms
+from jaxdse.solvers import SLQ, Exact, get_memory_budget
+
+GRANULARITIES = ("tokens", "prompt", "dataset")
+POOLS = ("mean", "last", "first")
+NORMALIZE = (None, "l2", "center", "center+l2")
+
+
+class LayerProfile(NamedTuple):
+    """Per-layer DSE (a pytree).
+
+    Attributes:
+      value: DSE, ``[L]`` (``"tokens"``, ``"dataset"``) or ``[L, B]`` (``"prompt"``).
+      stderr: its standard error (0 for the exact solver), shaped as ``value``.
+      t: the diffusion time of each value.
+      count: points in each set, shaped as ``value``.
+      normalized: ``value / log_base(count)`` in [0, 1] (NaN below 2 points).
+      depth: ``layer / (L - 1)``, ``[L]`` (0 for a single layer).
+      mi: per-layer ``DSMI(Z; Y)`` ``[L]`` when labels are given, else None.
+    """
+
+    value: jax.Array
+    stderr: jax.Array
+    t: jax.Array
+    count: jax.Array
+    normalized: jax.Array
+    depth: jax.Array
+    mi: jax.Array | None = None
+
+
+def _is_tracer(x):
+    return isinstance(x, jax.core.Tracer)
+
+
+def as_array(x, name="hidden_states"):
+    """A JAX array (tracers kept) or numpy array from numpy, JAX, torch or lists."""
+    if isinstance(x, jax.Array):
+        return x
+    if type(x).__module__.split(".")[0] == "torch":
+        x = x.detach().cpu()
+        if x.is_floating_point() and x.element_size() < 4:  # bfloat16/float16 have no numpy form
+            x = x.float()
+        x = x.numpy()
+    try:
+        return np.asarray(x)
+    except Exception as err:
+        raise TypeError(f"{name}: cannot read {type(x).__name__} as an array") from err
+
+
+def _float(x):
+    return x if jnp.issubdtype(x.dtype, jnp.floating) and x.dtype.itemsize >= 4 else x.astype(jnp.float32)
+
+
+def as_layers(hidden_states):
+    """``(layers, token_axis)``: a list of ``[B, T, D]`` (or ``[N, D]``) arrays, one per layer.
+
+    Raises ValueError/TypeError naming ``hidden_states`` for ranks other than
+    3/4 (stack) or 2/3 (sequence elements) and for layers of different lengths.
+    """
+    if isinstance(hidden_states, (list, tuple)):
+        if len(hidden_states) == 0:
+            raise ValueError("hidden_states: an empty sequence of layers")
+        layers = [as_array(h) for h in hidden_states]
+        ranks = {h.ndim for h in layers}
+        if len(ranks) != 1 or ranks.pop() not in (2, 3):
+            raise ValueError(
+                "hidden_states: a sequence needs layers all [B, T, D] or all [N, D], got shapes "
+                f"{[tuple(h.shape) for h in layers]}"
+            )
+    else:
+        h = as_array(hidden_states)
+        if h.ndim not in (3, 4):
+            raise ValueError(
+                f"hidden_states must be [L, B, T, D] or [L, N, D] (rank 4 or 3), got shape {tuple(h.shape)}"
+            )
+        layers = [h[i] for i in range(h.shape[0])]  # views
+    lead = {tuple(h.shape[:-1]) for h in layers}
+    if len(lead) != 1:
+        raise ValueError(
+            "hidden_states: layers of different lengths (token counts) in one stack: "
+            f"{[tuple(h.shape) for h in layers]}; every layer must hold the same points"
+        )
+    for h in layers:
+        if not (np.issubdtype(h.dtype, np.number) or h.dtype == jnp.bfloat16) or np.issubdtype(h.dtype, np.complexfloating):
+            raise TypeError(f"hidden_states must hold real numbers, got dtype {h.dtype}")
+    return layers, layers[0].ndim == 3
+
+
+def check_mask(mask, shape):
+    """A bool mask of ``shape`` (numpy if concrete), or None. Accepts bool or 0/1."""
+    if mask is None:
+        return None
+    m = as_array(mask, "mask")
+    if tuple(m.shape) != tuple(shape):
+        raise ValueError(f"mask must have shape {tuple(shape)} ([B, T] or [N]), got {tuple(m.shape)}")
+    if _is_tracer(m):
+        return m != 0 if m.dtype != jnp.bool_ else m
+    m = np.asarray(m)
+    if m.dtype != np.bool_:
+        if not np.all((m == 0) | (m == 1)):
+            raise ValueError("mask must be bool or 0/1")
+        m = m != 0
+    return m
+
+
+def _check_settings(granularity, pool, normalize, sigma, t, alpha, base, solver, key):
+    if granularity not in GRANULARITIES:
+        raise ValueError(f"granularity must be one of {GRANULARITIES}, got {granularity!r}")
+    if pool not in POOLS:
+        raise ValueError(f"pool must be one of {POOLS}, got {pool!r}")
+    if normalize not in NORMALIZE:
+        raise ValueError(f"normalize must be one of {NORMALIZE}, got {normalize!r}")
+    for name, v, ok in (
+        ("sigma", sigma, lambda v: v > 0),
+        ("t", t, lambda v: v > 0),
+        ("alpha", alpha, lambda v: 0 <= v <= 1),
+        ("base", base, lambda v: v > 0 and v != 1),
+    ):
+        if isinstance(v, str) or _is_tracer(v):
+            continue
+        a = np.asarray(v)
+        if not np.issubdtype(a.dtype, np.number) or a.dtype == np.bool_:
+            raise TypeError(f"{name} must be a number, got {v!r}")
+        if not np.all(np.isfinite(a)) or not np.all(ok(a)):
+            raise ValueError(f"{name} out of range: {v!r}")
+    if isinstance(solver, SLQ) and key is None:
+        raise ValueError("solver=SLQ(...) needs key= (a jax.random key or an integer seed)")
+
+
+def _as_key(key):
+    if key is None:
+        return jax.random.key(0)
+    if isinstance(key, (int, np.integer)):
+        return jax.random.key(int(key))
+    if jnp.issubdtype(getattr(key, "dtype", None), jax.dtypes.prng_key):
+        return key
+    return jax.random.wrap_key_data(key)
+
+
+# ---------------------------------------------------------------- compiled core
+
+
+def normalize_rows(pts, m, how):
+    """Rows of ``pts`` ``[..., n, D]`` centred (on the kept rows of ``m`` ``[..., n]``) and/or scaled to unit norm."""
+    if how is None:
+        return pts
+    if "center" in how:
+        if m is None:
+            mu = pts.mean(-2, keepdims=True)
+        else:
+            w = m[..., None].astype(pts.dtype)
+            mu = (pts * w).sum(-2, keepdims=True) / jnp.maximum(w.sum(-2, keepdims=True), 1)
+        pts = pts - mu
+    if "l2" in how:
+        sq = (pts * pts).sum(-1, keepdims=True)
+        pts = jnp.where(sq > 0, pts / jnp.sqrt(jnp.where(sq > 0, sq, 1)), 0)
+    if m is not None:
+        pts = jnp.where(m[..., None], pts, 0)
+    return pts
+
+
+def pool_tokens(x, m, pool):
+    """One vector per sequence: ``x`` ``[..., B, T, D]``, ``m`` ``[B, T]`` or None -> ``[..., B, D]``."""
+    T = x.shape[-2]
+    if m is None:
+        return {"mean": lambda: x.mean(-2), "last": lambda: x[..., -1, :], "first": lambda: x[..., 0, :]}[pool]()
+    if pool == "mean":
+        w = m[..., None].astype(x.dtype)
+        return (jnp.where(m[..., None], x, 0) * w).sum(-2) / w.sum(-2)
+    idx = jnp.argmax(m, -1) if pool == "first" else T - 1 - jnp.argmax(m[:, ::-1], -1)  # [B]
+    return jnp.take_along_axis(x, jnp.broadcast_to(idx[:, None, None], x.shape[:-2] + (1, x.shape[-1])), -2)[..., 0, :]
+
+
+class _Config(NamedTuple):
+    granularity: str
+    pool: str
+    normalize: str | None
+    solver: object
+    sigma: object  # a rule string, or None when numeric (then traced)
+    t_auto: bool
+    layer_batch: int  # layers at once: >= L means vmap
+    prompt_batch: int
+    labelled: bool
+    mi_options: tuple
+
+
+def _map(f, xs, batch, n):
+    if batch >= n:
+        return jax.vmap(f)(*xs)
+    return jax.lax.map(lambda a: f(*a), xs, batch_size=max(1, batch) if batch > 1 else None)
+
+
+@partial(jax.jit, static_argnames=("cfg",))
+def _core(x, mask, idx, labels, keys, num, *, cfg):
+    """``x`` ``[L, B, T, D]``, ``mask`` ``[B, T]`` or None -> (Estimate fields, count, mi)."""
+    L, B, T, D = x.shape
+    sigma = cfg.sigma if cfg.sigma is not None else num["sigma"]
+    t = "auto" if cfg.t_auto else num["t"]
+    settings = dict(sigma=sigma, t=t, alpha=num["alpha"], base=num["base"], solver=cfg.solver)
+
+    def est(pts, m, k):
+        e = dse_estimate(pts, mask=m, key=k, **settings)
+        return e.value, e.stderr, e.t
+
+    mi = None
+    if cfg.granularity == "prompt":
+        pts = normalize_rows(x, mask, cfg.normalize)  # [L, B, T, D]
+
+        def layer(p, k):
+            ks = jax.random.split(k, B)
+            if mask is None:
+                return _map(lambda a, kk: est(a, None, kk), (p, ks), cfg.prompt_batch, B)
+            return _map(est, (p, mask, ks), cfg.prompt_batch, B)
+
+        out = _map(layer, (pts, keys), cfg.layer_batch, L)
+        count = jnp.broadcast_to(T if mask is None else mask.sum(-1), (L, B))
+        return out, count, mi
+    if cfg.granularity == "tokens":
+        pts = x.reshape(L, B * T, D)
+        m = None if mask is None else mask.reshape(B * T)
+        n = B * T if m is None else m.sum()
+    else:
+        pts = pool_tokens(x, mask, cfg.pool)  # [L, B, D]
+        m, n = None, B
+    pts = normalize_rows(pts, m, cfg.normalize)
+    out = _map(lambda p, k: est(p, m, k), (pts, keys), cfg.layer_batch, L)
+    if cfg.labelled:
+        rows = pts if idx is None else pts[:, idx]
+        opts = dict(cfg.mi_options)
+
+        def one_mi(r, k):
+            return dsmi_terms(r, labels, key=jax.random.fold_in(k, 1), **settings, **opts).value
+
+        mi = _map(one_mi, (rows, keys), cfg.layer_batch, L)
+    return out, jnp.broadcast_to(n, (L,)), mi
+
+
+# ---------------------------------------------------------------- public
+
+
+def _labels(labels, granularity, token_axis, shape, mask, mi_options):
+    """``(labels, idx, options)`` for the core: class indices, the kept flat rows (tokens) and static sizes."""
+    if granularity == "prompt":
+        raise ValueError("labels: per-layer DSMI needs granularity 'tokens' or 'dataset', not 'prompt'")
+    B, T = shape
+    y = as_array(labels, "labels")
+    want = (B,) if granularity == "dataset" else ((B, T) if token_axis else (T,))
+    if tuple(y.shape[: len(want)]) != want or y.ndim != len(want):
+        raise ValueError(f"labels must have shape {want} for granularity {granularity!r}, got {tuple(y.shape)}")
+    y = y.reshape(-1)
+    idx = None
+    if granularity == "tokens" and mask is not None:
+        if _is_tracer(mask):
+            raise ValueError("labels with a traced mask: pass a concrete mask (the kept rows set the class sizes)")
+        keep = np.flatnonzero(np.asarray(mask).reshape(-1))
+        idx = jnp.asarray(keep)
+        y = y[keep]
+    opts = dict(mi_options or {})
+    if not _is_tracer(y):
+        classes, y = np.unique(np.asarray(y), return_inverse=True)
+        counts = np.bincount(y)
+        opts.setdefault("num_classes", len(classes))
+        opts.setdefault("max_class_size", int(counts.max()))
+        y = jnp.asarray(y.astype(np.int32))
+    return y, idx, tuple(sorted(opts.items()))
+
+
+def _plan(granularity, L, B, T, dtype, solver):
+    """Layers (and prompts) evaluated at once so that ~3 dense n x n arrays each fit the memory budget."""
+    budget = get_memory_budget(getattr(solver, "memory_budget", None))
+    item = jnp.dtype(dtype).itemsize * 3
+    if granularity == "prompt":
+        per_prompt = T * T * item
+        prompt_batch = max(1, budget // per_prompt)
+        layer_batch = budget // (per_prompt * B) if prompt_batch >= B else 1
+        return int(layer_batch), int(prompt_batch)
+    n = B * T if granularity == "tokens" else B
+    return int(budget // (n * n * item)), 1
+
+
+def layerwise(
+    hidden_states,
+    *,
+    mask=None,
+    granularity="tokens",
+    pool="mean",
+    normalize=None,
+    labels=None,
+    sigma=10.0,
+    t=1.0,
+    alpha=0.0,
+    base=2.0,
+    solver=None,
+    key=None,
+    mi_options=None,
+) -> LayerProfile:
+    """DSE of the hidden states of every layer (units of ``base``: bits by default).
+
+    Args:
+      hidden_states: ``[L, B, T, D]``, a sequence of ``L`` arrays ``[B, T, D]``
+        (Hugging Face's ``output_hidden_states``; numpy, JAX or torch), or
+        ``[L, N, D]`` / a sequence of ``[N, D]`` (points without a token axis).
+        Layers of different widths ``D`` are accepted as a sequence.
+      mask: ``[B, T]`` (or ``[N]``) attention mask, bool or 0/1; padded tokens
+        count nowhere.
+      granularity: ``"tokens"`` (all kept tokens of a layer form one set ->
+        ``[L]``), ``"prompt"`` (each sequence's kept tokens -> ``[L, B]``) or
+        ``"dataset"`` (one vector per sequence, by ``pool`` -> ``[L]``).
+      pool: ``"mean"`` of the kept tokens, ``"last"`` or ``"first"`` kept token.
+      normalize: None, ``"l2"`` (unit rows), ``"center"`` or ``"center+l2"``,
+        applied to the points of each set (the pooled vectors for
+        ``"dataset"``), centring on the kept rows.
+      labels: ``[B]`` (``"dataset"``), ``[B, T]`` or ``[N]`` (``"tokens"``):
+        adds per-layer ``DSMI(Z; Y)`` (:func:`dsmi_terms`, its default
+        ``"subsample"`` estimator, which needs ``key``, unless
+        ``mi_options={"estimator": "plugin"}``).
+      sigma, t, alpha, base, solver, key: as in :func:`jaxdse.dse` (``key`` is
+        needed for :class:`SLQ`; layer ``l`` uses ``split(key, L)[l]``).
+      mi_options: dict of :class:`MIOptions` settings for ``labels``.
+
+    Returns:
+      A :class:`LayerProfile`.
+
+    Raises:
+      ValueError/TypeError naming the argument (before tracing) for hidden
+      states of the wrong rank, layers of different lengths, a mask or labels
+      of the wrong shape, unknown granularity/pool/normalize, or a prompt
+      (``"prompt"``) or sequence (``"dataset"``) keeping too few tokens. Under
+      ``jit`` such a prompt gives NaN for itself only.
+
+    One compiled program per stack of equal-width layers: layers go through
+    ``vmap`` when ``L`` dense ``n x n`` problems fit
+    :func:`get_memory_budget`, else ``lax.map`` (one at a time). Works
+    under ``jit``, ``vmap`` and ``grad`` (w.r.t. the hidden states).
+
+    >>> import numpy as np
+    >>> h = np.random.default_rng(0).normal(size=(3, 2, 8, 4))  # [L, B, T, D]
+    >>> mask = np.ones((2, 8), bool); mask[1, 5:] = False
+    >>> layerwise(h, mask=mask, sigma=1.0).value.shape
+    (3,)
+    """
+    _check_settings(granularity, pool, normalize, sigma, t, alpha, base, solver, key)
+    solver = Exact() if solver is None else solver
+    if isinstance(solver, str):
+        solver = {"exact": Exact(), "eigh": Exact(), "slq": SLQ()}.get(solver, solver)
+    layers, token_axis = as_layers(hidden_states)
+    L = len(layers)
+    if token_axis:
+        B, T = layers[0].shape[:2]
+    else:
+        if granularity == "prompt":
+            raise ValueError("granularity='prompt' needs a token axis: hidden_states [L, B, T, D]")
+        granularity = "tokens"  # each row is one point: "dataset" and "tokens" agree
+        B, T = 1, layers[0].shape[0]
+    mask = check_mask(mask, (B, T) if token_axis else (B * T,))
+    if mask is not None:
+        mask = mask.reshape(B, T)
+        if not _is_tracer(mask):
+            counts = mask.sum(-1)
+            if granularity == "prompt" and counts.min() < 2:
+                i = int(np.argmin(counts))
+                raise ValueError(f"mask: prompt {i} keeps {int(counts[i])} tokens; granularity 'prompt' needs >= 2")
+            if granularity == "dataset" and counts.min() < 1:
+                raise ValueError(f"mask: sequence {int(np.argmin(counts))} keeps no tokens; nothing to pool")
+            if granularity == "dataset" and B < 2:
+                raise ValueError("hidden_states: granularity 'dataset' needs >= 2 sequences")
+            if granularity == "tokens" and counts.sum() < 2:
+                raise ValueError(f"mask keeps {int(counts.sum())} tokens; DSE needs >= 2")
+            mask = jnp.asarray(mask)
+    y = idx = None
+    opts = ()
+    if labels is not None:
+        y, idx, opts = _labels(labels, granularity, token_axis, (B, T), mask, mi_options)
+        if key is None and dict(opts).get("estimator", "subsample") == "subsample":
+            raise ValueError("labels: DSMI's 'subsample' estimator needs key=; or pass mi_options={'estimator': 'plugin'}")
+    keys = jax.random.split(_as_key(key), L)
+    num = {
+        "sigma": None if isinstance(sigma, str) else jnp.asarray(sigma, jnp.float32),
+        "t": None if isinstance(t, str) else jnp.asarray(t, jnp.float32),
+        "alpha": jnp.asarray(alpha, jnp.float32),
+        "base": jnp.asarray(base, jnp.float32),
+    }
+    groups = {}
+    for i, h in enumerate(layers):
+        groups.setdefault(int(h.shape[-1]), []).append(i)
+    parts, order = [], []
+    for members in groups.values():
+        if len(groups) == 1 and not isinstance(hidden_states, (list, tuple)):
+            x = _float(jnp.asarray(as_array(hidden_states)))  # the stack as given
+        else:
+            x = _float(jnp.stack([jnp.asarray(layers[i]) for i in members]))
+        x = x.reshape(len(members), B, T, x.shape[-1])
+        lb, pb = _plan(granularity, len(members), B, T, x.dtype, solver)
+        cfg = _Config(
+            granularity, pool, normalize, solver, sigma if isinstance(sigma, str) else None, isinstance(t, str),
+            lb, pb, labels is not None, opts,
+        )
+        parts.append(_core(x, mask, idx, y, keys[np.asarray(members)], num, cfg=cfg))
+        order += members
+    if len(parts) == 1:
+        ((value, stderr, tt), count, mi) = parts[0]
+    else:
+        inv = np.argsort(order)
+        cat = lambda *a: None if a[0] is None else jnp.concatenate(a)[inv]  # noqa: E731
+        ((value, stderr, tt), count, mi) = jax.tree.map(cat, *parts, is_leaf=lambda a: a is None)
+    return profile(value, stderr, tt, count, base, mi)
+
+
+def profile(value, stderr, t, count, base, mi=None) -> LayerProfile:
+    """A :class:`LayerProfile` from per-layer values (``count`` shaped as ``value``'s leading axes)."""
+    L = value.shape[0]
+    c = jnp.reshape(count, count.shape + (1,) * (value.ndim - count.ndim)).astype(value.dtype)
+    log_n = jnp.log(jnp.where(c >= 2, c, 2)) / jnp.log(jnp.asarray(base, value.dtype))
+    normalized = jnp.where(c >= 2, value / log_n, jnp.nan)
+    depth = jnp.arange(L, dtype=value.dtype) / max(L - 1, 1)
+    return LayerProfile(value, stderr, t, jnp.asarray(count), normalized, depth, mi)
