@@ -19,6 +19,7 @@ from jaxdse.entropy import spectral_entropy
 from jaxdse.estimators import choose_t, diffusion_eigenvalues, dse, dse_estimate, dsmi, dsmi_terms
 from jaxdse.memory import get_memory_budget, set_memory_budget
 from jaxdse.metrics import alpha_req, participation_ratio, rankme, renyi_entropy, renyi_mutual_information
+from jaxdse.nystrom import LowRankWarning, Nystrom
 from jaxdse.probes import RepresentationMetrics, knn_accuracy, make_representation_evaluator, ridge_accuracy
 from jaxdse.sharding import sharded_vmap
 from jaxdse.solvers import SLQ, Estimate, Exact
@@ -31,6 +32,8 @@ except _metadata.PackageNotFoundError:  # running from a source tree that is not
 __all__ = [
     "Exact",
     "SLQ",
+    "Nystrom",
+    "LowRankWarning",
     "Estimate",
     "dse",
     "dse_estimate",

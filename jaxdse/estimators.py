@@ -16,6 +16,7 @@ eagerly or under ``jit``/``vmap``/``grad``.
 
 from __future__ import annotations
 
+import dataclasses
 from functools import partial
 
 import jax
@@ -33,6 +34,7 @@ from jaxdse.diffusion import exact_spectrum
 from jaxdse.diffusion_entropy import DiffusionEntropy
 from jaxdse.engine import MutualInformation, as_options, mutual_information
 from jaxdse.knee import T_GRID, knee_index
+from jaxdse import nystrom
 from jaxdse.memory import check_memory, dense_bytes, get_memory_budget
 from jaxdse.precomputed import check_bandwidth, check_matrix
 from jaxdse.sharding import replicate_input
@@ -92,6 +94,8 @@ def _at_knee(est: Estimate) -> Estimate:
 
 def _entropy_for(bandwidth: Bandwidth, solver, n: int, dtype, key, precomputed=None, standardize=False):
     """The :class:`DiffusionEntropy` of a call, after the checks that need its solver."""
+    if isinstance(solver, nystrom.Nystrom):
+        return nystrom.entropy_for(bandwidth, solver, n, key, precomputed, standardize)
     if precomputed and isinstance(solver, SLQ) and (solver.operator == "blockwise" or solver.mesh is not None):
         raise ValueError("solver: a precomputed matrix is held in memory; use SLQ(operator='dense') or 'auto'")
     if isinstance(solver, SLQ):
@@ -176,9 +180,13 @@ def dse_estimate(
     if isinstance(solver, SLQ):
         x = replicate_input(x, solver.mesh)
     params = (bandwidth.number, t, alpha, base)
-    _check_median(entropy, x, params, mask)
     key = jax.random.key(0) if key is None else key
+    if isinstance(solver, nystrom.Nystrom):
+        params = params + (key,)
+    _check_median(entropy, x, params, mask)
     est = _estimate(x, mask, params, key, entropy=entropy)
+    if isinstance(solver, nystrom.Nystrom):
+        nystrom.warn_if_coarse(est, base)
     if isinstance(t_given, str):
         return _at_knee(est)
     return est._replace(t=jnp.broadcast_to(jnp.asarray(t, est.value.dtype), est.value.shape))
@@ -321,8 +329,13 @@ def dsmi_terms(
     n_check = 2 if isinstance(solver, Exact) else z.shape[0]
     entropy = _entropy_for(bandwidth, solver, n_check, z.dtype, key, precomputed, standardize)
     params = (bandwidth.number, t, alpha, base)
+    if isinstance(solver, nystrom.Nystrom):
+        entropy = dataclasses.replace(entropy, factored=True)
+        params = params + (jax.random.key(0) if key is None else key,)
     _check_median(entropy, z, params, None)
     result = mutual_information(z, y, entropy=entropy, params=params, key=key, **options)
+    if isinstance(solver, nystrom.Nystrom):
+        nystrom.warn_if_coarse(result, base)
     return result._replace(t=jnp.broadcast_to(jnp.asarray(t, result.value.dtype), result.value.shape))
 
 

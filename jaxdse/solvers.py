@@ -141,10 +141,14 @@ def as_solver(solver, name: str = "solver"):
     """A solver object from a solver or a shorthand string (``None``: ``Exact()``)."""
     if solver is None:
         return Exact()
-    if isinstance(solver, (Exact, SLQ)):
+    from jaxdse.nystrom import Nystrom  # a module of its own, above this one
+
+    if isinstance(solver, (Exact, SLQ, Nystrom)):
         return solver
     if isinstance(solver, str):
+        if solver == "nystrom":
+            return Nystrom()
         if solver not in SHORTHANDS:
             raise ValueError(f"{name} must be Exact(...), SLQ(...) or one of {sorted(SHORTHANDS)}, got {solver!r}")
         return SHORTHANDS[solver]
-    raise TypeError(f"{name} must be jaxdse.Exact(...) or jaxdse.SLQ(...), got {type(solver).__name__}")
+    raise TypeError(f"{name} must be jaxdse.Exact(...), jaxdse.SLQ(...) or jaxdse.Nystrom(...), got {type(solver).__name__}")
