@@ -22,6 +22,7 @@ from jaxdse.metrics import alpha_req, participation_ratio, rankme, renyi_entropy
 from jaxdse.nystrom import LowRankWarning, Nystrom
 from jaxdse.probes import RepresentationMetrics, knn_accuracy, make_representation_evaluator, ridge_accuracy
 from jaxdse.sharding import sharded_vmap
+from jaxdse.streaming import stream_dse, stream_dsmi
 from jaxdse.solvers import SLQ, Estimate, Exact
 
 try:
@@ -37,6 +38,8 @@ __all__ = [
     "Estimate",
     "dse",
     "dse_estimate",
+    "stream_dse",
+    "stream_dsmi",
     "choose_t",
     "diffusion_eigenvalues",
     "spectral_entropy",

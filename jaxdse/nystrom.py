@@ -150,7 +150,6 @@ def top_rows(key, keep, size):
 
 def kmeanspp(key, points, m):
     """Indices of ``m`` k-means++ seeds among ``points`` ``[s, d]`` (first: row 0)."""
-    s = points.shape[0]
     sq = jnp.sum(points * points, 1)
 
     def dist_to(i):
@@ -166,7 +165,7 @@ def kmeanspp(key, points, m):
 
     chosen = jnp.zeros(m, jnp.int32)
     chosen, _ = jax.lax.fori_loop(1, m, step, (chosen, dist_to(0)))
-    return jax.lax.stop_gradient(chosen) if s else chosen
+    return chosen
 
 
 # --------------------------------------------------------------------------- preparation
@@ -285,6 +284,22 @@ def _scan(fn, init, blocks):
     return jax.lax.scan(body, init, blocks)[0]
 
 
+def anisotropy(G, sg, keep, alpha):
+    """``q^-alpha`` ``[B]`` with ``q = G sg`` on the kept rows (0 elsewhere)."""
+    q = jnp.matmul(G, sg, precision=HIGHEST)
+    ok = keep & (q > 0)
+    return jnp.where(ok, jnp.exp(-alpha * jnp.log(jnp.where(ok, q, 1.0))), 0.0)
+
+
+def gram(G, w, sg):
+    """``sum_i w_i^2 G_i G_i^T / d_i`` ``[k, k]`` with ``d_i = w_i G_i . sg`` (rows with ``d_i <= 0`` left out)."""
+    G = G * w[:, None]
+    deg = jnp.matmul(G, sg, precision=HIGHEST)
+    ok = deg > 0
+    Gs = G * jnp.where(ok, jax.lax.rsqrt(jnp.where(ok, deg, 1.0)), 0.0)[:, None]
+    return jnp.matmul(Gs.T, Gs, precision=HIGHEST)
+
+
 def accumulate(blocks, factors, alpha):
     """:class:`Sums` over ``blocks`` (a pytree with a leading block axis; ``factors(*block) -> (F, Fh, keep)``).
 
@@ -301,38 +316,25 @@ def accumulate(blocks, factors, alpha):
     zero = (jnp.zeros(F0.shape[1], F0.dtype), jnp.zeros(Fh0.shape[1], F0.dtype))
     s0 = _scan(ones_sums, zero, blocks)
 
-    def weights(F, Fh, keep, s):
-        def q_alpha(G, sg):
-            q = jnp.matmul(G, sg, precision=HIGHEST)
-            ok = keep & (q > 0)
-            return jnp.where(ok, jnp.exp(-alpha * jnp.log(jnp.where(ok, q, 1.0))), 0.0)
-
-        return q_alpha(F, s[0]), q_alpha(Fh, s[1])
+    def weights(F, Fh, keep):
+        return anisotropy(F, s0[0], keep, alpha), anisotropy(Fh, s0[1], keep, alpha)
 
     def weighted_sums(*b):
         F, Fh, keep = factors(*b)
-        a, ah = weights(F, Fh, keep, s0)
+        a, ah = weights(F, Fh, keep)
         return jnp.matmul(a, F, precision=HIGHEST), jnp.matmul(ah, Fh, precision=HIGHEST)
 
     s = jax.lax.cond(alpha == 0, lambda: s0, lambda: _scan(weighted_sums, zero, blocks))
 
-    def gram(*b):
+    def grams(*b):
         F, Fh, keep = factors(*b)
-        a, ah = jax.lax.cond(alpha == 0, lambda: (keep.astype(F.dtype),) * 2, lambda: weights(F, Fh, keep, s0))
-
-        def one(G, w, sg):
-            G = G * w[:, None]
-            deg = jnp.matmul(G, sg, precision=HIGHEST)
-            ok = deg > 0
-            Gs = G * jnp.where(ok, jax.lax.rsqrt(jnp.where(ok, deg, 1.0)), 0.0)[:, None]
-            return jnp.matmul(Gs.T, Gs, precision=HIGHEST)
-
+        a, ah = jax.lax.cond(alpha == 0, lambda: (keep.astype(F.dtype),) * 2, lambda: weights(F, Fh, keep))
         kept = keep.astype(F.dtype)
-        return Sums(one(F, a, s[0]), one(Fh, ah, s[1]), jnp.sum(kept[:, None] * F * F), jnp.sum(kept))
+        return Sums(gram(F, a, s[0]), gram(Fh, ah, s[1]), jnp.sum(kept[:, None] * F * F), jnp.sum(kept))
 
     m, h = F0.shape[1], Fh0.shape[1]
     init = Sums(jnp.zeros((m, m), F0.dtype), jnp.zeros((h, h), F0.dtype), jnp.zeros((), F0.dtype), jnp.zeros((), F0.dtype))
-    return _scan(gram, init, blocks)
+    return _scan(grams, init, blocks)
 
 
 def eigenvalues(A):
