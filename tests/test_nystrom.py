@@ -51,6 +51,7 @@ def test_blobs_few_landmarks_small_error():
     assert abs(float(est.value) - exact) <= 2 * float(est.stderr)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name,sigma", [("blobs", 6.0), ("gaussian", 2.0), ("circle", 0.5), ("lowrank", 3.0)])
 def test_indicator_covers_error(name, sigma):
     x = DATA[name]
@@ -93,6 +94,7 @@ def test_jit_vmap_grad():
 
 
 
+@pytest.mark.slow
 def test_gradient_matches_finite_difference():
     # In float64, where a central difference of step 1e-4 is accurate.
     with jax.enable_x64(True):
@@ -117,6 +119,7 @@ def test_dsmi_all_rows_matches_exact():
     assert np.isfinite(sub)
 
 
+@pytest.mark.slow
 def test_streaming_equals_one_shot():
     x = DATA["lowrank"]
     y = np.random.default_rng(3).integers(0, 3, N)
