@@ -22,12 +22,15 @@ from jaxdse.mi import MIOptions, MutualInformation, cluster_reference, dsmi, dsm
 from jaxdse import recipes
 from jaxdse.kernels import AlphaDecayKernel, KNNKernel
 from jaxdse.layers import LayerAccumulator, LayerProfile, layerwise
+from jaxdse.layers.streaming import stream_dse, stream_dsmi
 from jaxdse.recipes import eigenvalue_count
 from jaxdse.monitor import RepresentationMetrics, knn_accuracy, make_representation_evaluator, ridge_accuracy
 from jaxdse.solvers import (
     SLQ,
     Estimate,
     Exact,
+    LowRankWarning,
+    Nystrom,
     get_memory_budget,
     set_memory_budget,
     sharded_vmap,
@@ -44,9 +47,13 @@ except _metadata.PackageNotFoundError:  # running from a source tree that is not
 __all__ = [
     "Exact",
     "SLQ",
+    "Nystrom",
+    "LowRankWarning",
     "Estimate",
     "dse",
     "dse_estimate",
+    "stream_dse",
+    "stream_dsmi",
     "choose_t",
     "diffusion_eigenvalues",
     "spectral_entropy",

@@ -169,6 +169,7 @@ def build_parser(version: str = "") -> argparse.ArgumentParser:
     _add_solver(p, SOLVERS)
     p.add_argument("--num-probes", type=_int_at_least(1), help="--solver slq: random probe vectors (default the library's)")
     p.add_argument("--num-matvecs", type=_int_at_least(1), help="--solver slq: Lanczos steps per probe (default the library's)")
+    p.add_argument("--num-landmarks", type=_int_at_least(2), help="--solver nystrom: landmarks (default 1024)")
 
     p = _command(
         sub, "dsmi", [kernel, mi, data, common], "representation Z [n, d]",
@@ -283,6 +284,7 @@ def _add_solver(p, choices):
         choices=choices,
         default="exact",
         help="eigenvalues: exact (default), eigh (a full symmetric eigendecomposition)"
-        + (", or slq (matrix-free stochastic Lanczos estimate with a standard error)" if "slq" in choices else ""),
+        + (", slq (matrix-free stochastic Lanczos estimate with a standard error)" if "slq" in choices else "")
+        + (", or nystrom (low-rank landmark estimate with an error indicator)" if "nystrom" in choices else ""),
     )
 

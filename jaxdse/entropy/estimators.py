@@ -20,6 +20,7 @@ import jax.numpy as jnp
 
 from jaxdse import _checks
 from jaxdse._checks import Bandwidth
+from jaxdse.entropy import nystrom
 from jaxdse.entropy.diffusion_entropy import DiffusionEntropy
 from jaxdse.entropy.knee import T_GRID, knee_index
 from jaxdse.kernels.peers import kernel_affinity
@@ -48,6 +49,8 @@ def _at_knee(est: Estimate) -> Estimate:
 
 def entropy_for(bandwidth: Bandwidth, solver, n: int, dtype, key, precomputed=None, standardize=False):
     """The :class:`DiffusionEntropy` of a call, after the checks that need its solver."""
+    if isinstance(solver, nystrom.Nystrom):
+        return nystrom.entropy_for(bandwidth, solver, n, key, precomputed, standardize)
     if precomputed and isinstance(solver, SLQ) and (solver.operator == "blockwise" or solver.mesh is not None):
         raise ValueError("solver: a precomputed matrix is held in memory; use SLQ(operator='dense') or 'auto'")
     if isinstance(solver, SLQ):
@@ -135,9 +138,13 @@ def dse_estimate(
     if isinstance(solver, SLQ):
         x = replicate_input(x, solver.mesh)
     params = (bandwidth.number, t, alpha, base)
-    check_median(entropy, x, params, mask)
     key = jax.random.key(0) if key is None else key
+    if isinstance(solver, nystrom.Nystrom):
+        params = params + (key,)
+    check_median(entropy, x, params, mask)
     est = _estimate(x, mask, params, key, entropy=entropy)
+    if isinstance(solver, nystrom.Nystrom):
+        nystrom.warn_if_coarse(est, base)
     if isinstance(t_given, str):
         return _at_knee(est)
     return est._replace(t=jnp.broadcast_to(jnp.asarray(t, est.value.dtype), est.value.shape))

@@ -8,9 +8,13 @@ each class and comparison subset, all with the kernel of the whole set.
 
 from __future__ import annotations
 
+import dataclasses
+
+import jax
 import jax.numpy as jnp
 
 from jaxdse import _checks
+from jaxdse.entropy import nystrom
 from jaxdse.entropy.estimators import check_median, choose_t, entropy_for
 from jaxdse.kernels.peers import kernel_affinity
 from jaxdse.mi.engine import MutualInformation, as_options, mutual_information
@@ -40,8 +44,13 @@ def dsmi_terms(
     n_check = 2 if isinstance(solver, Exact) else z.shape[0]
     entropy = entropy_for(bandwidth, solver, n_check, z.dtype, key, precomputed, standardize)
     params = (bandwidth.number, t, alpha, base)
+    if isinstance(solver, nystrom.Nystrom):
+        entropy = dataclasses.replace(entropy, factored=True)
+        params = params + (jax.random.key(0) if key is None else key,)
     check_median(entropy, z, params, None)
     result = mutual_information(z, y, entropy=entropy, params=params, key=key, **options)
+    if isinstance(solver, nystrom.Nystrom):
+        nystrom.warn_if_coarse(result, base)
     return result._replace(t=jnp.broadcast_to(jnp.asarray(t, result.value.dtype), result.value.shape))
 
 

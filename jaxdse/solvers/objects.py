@@ -7,6 +7,9 @@ jitted function; every function that computes a diffusion entropy takes one as
 
 * :class:`Exact`: all eigenvalues of the dense ``n x n`` operator. ``O(n^3)``
   time, ``O(n^2)`` memory; reference-exact.
+* :class:`Nystrom`: a rank-``m`` landmark factor of the kernel
+  (:mod:`jaxdse.entropy.nystrom`), ``O(n m (d + m))`` time, ``O(m^2 + block m)``
+  memory, with an error indicator as its standard error.
 * :class:`SLQ`: stochastic Lanczos quadrature (matrix-free, :mod:`jaxdse.solvers.slq`),
   an estimate with a standard error, for large n. ``O(n^2 d)`` time per product,
   ``O(n (d + p))`` memory with the blockwise operator.
@@ -21,6 +24,7 @@ import dataclasses
 from typing import NamedTuple
 
 import jax
+import numpy as np
 
 from jaxdse import _checks
 
@@ -140,10 +144,100 @@ def as_solver(solver, name: str = "solver"):
     """A solver object from a solver or a shorthand string (``None``: ``Exact()``)."""
     if solver is None:
         return Exact()
-    if isinstance(solver, (Exact, SLQ)):
+    if isinstance(solver, (Exact, SLQ, Nystrom)):
         return solver
     if isinstance(solver, str):
+        if solver == "nystrom":
+            return Nystrom()
         if solver not in SHORTHANDS:
             raise ValueError(f"{name} must be Exact(...), SLQ(...) or one of {sorted(SHORTHANDS)}, got {solver!r}")
         return SHORTHANDS[solver]
-    raise TypeError(f"{name} must be jaxdse.Exact(...) or jaxdse.SLQ(...), got {type(solver).__name__}")
+    raise TypeError(f"{name} must be jaxdse.Exact(...), jaxdse.SLQ(...) or jaxdse.Nystrom(...), got {type(solver).__name__}")
+
+
+# ---------------------------------------------------------------- the low-rank solver
+
+LANDMARK_RULES = ("uniform", "kmeans++")
+MEDIAN_SAMPLE = 2048  # rows from which sigma="median" is resolved
+
+
+class LowRankWarning(UserWarning):
+    """The Nystrom error indicator is above 0.05 bits: use more landmarks (or the exact solver)."""
+
+
+class _Fixed:
+    """A landmark array held by a static solver: hashable by value, compared by value."""
+
+    def __init__(self, array):
+        self.array = np.asarray(array)
+        self._hash = hash((self.array.shape, self.array.dtype.str, self.array.tobytes()))
+
+    def __hash__(self):
+        return self._hash
+
+    def __eq__(self, other):
+        return isinstance(other, _Fixed) and self._hash == other._hash and np.array_equal(self.array, other.array)
+
+    def __repr__(self):
+        return f"array(shape={self.array.shape})"
+
+
+@_static
+class Nystrom:
+    """Nystrom low-rank DSE with ``num_landmarks`` landmarks (see :mod:`jaxdse.entropy.nystrom`).
+
+    Cost ``O(n m (d + m))`` time and ``O(m^2 + block_size m)`` memory for
+    :func:`jaxdse.dse` (two passes over row blocks of the data); DSMI holds the
+    factor ``F`` ``[n, 3m/2]`` (class subsets reuse the same landmarks and the
+    factor's rows). Its standard error is the indicator of :func:`indicator`.
+
+    Args:
+      num_landmarks: ``m``, from 2 to the number of kept rows (an array of
+        landmarks sets it to its row count).
+      landmarks: ``"uniform"`` (``m`` kept rows drawn with ``key`` without
+        replacement), ``"kmeans++"`` (k-means++ seeding on a uniform sample of
+        ``min(n, 4m)`` kept rows) or an array ``[m, d]`` of points in the units of
+        ``x`` (no gradient flows to it; not with ``standardize=True``).
+      block_size: rows per block of the passes over the data.
+      mesh: reserved; only ``None`` is supported (a mesh raises a ValueError).
+
+    Bandwidths: numbers and ``"sqrt_dim"``; ``"median"`` from a uniform sample
+    of 2048 kept rows (all rows when fewer: then equal to the exact rule);
+    ``"knn"`` raises a ValueError (per-point neighbours need all ``n^2``
+    distances). Needs ``key`` unless ``landmarks`` is an array.
+
+    >>> Nystrom(num_landmarks=256).num_landmarks
+    256
+    """
+
+    num_landmarks: int = 1024
+    landmarks: object = "uniform"
+    block_size: int = 4096
+    mesh: object = None
+
+    def __post_init__(self):
+        if isinstance(self.landmarks, str):
+            _checks.check_choice(self.landmarks, "landmarks", LANDMARK_RULES)
+        elif not isinstance(self.landmarks, _Fixed):
+            if not _checks.is_concrete(self.landmarks):
+                raise TypeError("landmarks: an array of landmarks must be concrete (not traced under jit)")
+            arr = np.asarray(self.landmarks)
+            if arr.ndim != 2 or not np.issubdtype(arr.dtype, np.number) or not np.all(np.isfinite(arr)):
+                raise ValueError(f"landmarks must be 'uniform', 'kmeans++' or a finite [m, d] array, got shape {arr.shape}")
+            object.__setattr__(self, "landmarks", _Fixed(arr.astype(np.float32 if arr.dtype != np.float64 else arr.dtype)))
+            object.__setattr__(self, "num_landmarks", arr.shape[0])
+        _checks.check_int(self.num_landmarks, "num_landmarks", minimum=2)
+        _checks.check_int(self.block_size, "block_size", minimum=1)
+        if self.mesh is not None:
+            raise ValueError("mesh: the Nystrom solver runs on one device; pass mesh=None")
+
+    @property
+    def fixed_landmarks(self):
+        """The landmark array ``[m, d]`` (numpy), or None for a rule."""
+        return self.landmarks.array if isinstance(self.landmarks, _Fixed) else None
+
+    @property
+    def sample_size(self) -> int:
+        """Rows kept by the uniform draw (landmarks, k-means++ and median samples are its prefixes)."""
+        m = self.num_landmarks
+        return max(m, MEDIAN_SAMPLE, 4 * m if self.landmarks == "kmeans++" else 0)

@@ -1,0 +1,132 @@
+"""Nystrom DSE on CPU: large-n wall time and peak RSS, and accuracy against the exact solver.
+
+Writes benchmarks/results_lowrank.md. Sizes are arguments (the defaults are
+the targets: n = 1,000,000, d = 64, m = 1024); data are generated in blocks.
+
+    python benchmarks/bench_lowrank.py --n-large 1000000 --m-large 1024 --n-exact 8000 --m-exact 1024
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import resource
+import subprocess
+import sys
+import time
+import warnings
+
+import numpy as np
+
+import jaxdse
+from jaxdse import LowRankWarning, Nystrom
+
+warnings.simplefilter("ignore", LowRankWarning)
+
+
+def blobs(n, d, seed=0, classes=10, block=100_000):
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(classes, d)).astype(np.float32) * 4.0
+    x = np.empty((n, d), np.float32)
+    y = np.empty(n, np.int32)
+    for s in range(0, n, block):
+        b = min(block, n - s)
+        y[s : s + b] = rng.integers(0, classes, b)
+        x[s : s + b] = centres[y[s : s + b]] + rng.normal(size=(b, d)).astype(np.float32)
+    return x, y
+
+
+def manifold(n, d, seed=1, block=100_000):
+    """A noisy closed curve (2 angles mapped through a random linear map) in d dimensions."""
+    rng = np.random.default_rng(seed)
+    A = rng.normal(size=(4, d)).astype(np.float32)
+    x = np.empty((n, d), np.float32)
+    for s in range(0, n, block):
+        b = min(block, n - s)
+        th = rng.uniform(0, 2 * np.pi, (b, 2)).astype(np.float32)
+        base = np.concatenate([np.cos(th), np.sin(th)], 1) * 3.0
+        x[s : s + b] = base @ A + 0.1 * rng.normal(size=(b, d)).astype(np.float32)
+    return x
+
+
+def peak_rss_gib():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+def timed(fn):
+    t0 = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t0
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--n-large", type=int, default=1_000_000)
+    p.add_argument("--m-large", type=int, default=1024)
+    p.add_argument("--n-exact", type=int, default=8000)
+    p.add_argument("--m-exact", type=int, default=1024)
+    p.add_argument("--d", type=int, default=64)
+    p.add_argument("--dsmi", action="store_true", help="also stream_dsmi with 10 classes at n-large")
+    p.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results_lowrank.md"))
+    a = p.parse_args()
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    load = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+    lines = [
+        f"commit {commit}, {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, "
+        f"`python {' '.join(sys.argv)}`, load: `{load}`",
+        "",
+        f"CPU ({os.cpu_count()} cores, shared with other jobs: wall times are upper bounds), jax {jaxdse.__version__}.",
+        "",
+    ]
+
+    def emit(line=""):
+        lines.append(line)
+        print(line, flush=True)
+        with open(a.out, "w") as f:
+            f.write("\n".join(lines) + "\n")
+
+    # Accuracy and speed-up against the exact solver.
+    emit(f"## Nystrom (m = {a.m_exact}) against exact, n = {a.n_exact}, d = {a.d}")
+    emit("")
+    emit("| data | sigma | exact DSE (bits) | Nystrom | error | indicator | covered (abs err <= 2 ind.) | exact s | Nystrom s | speed-up |")
+    emit("|---|---|---|---|---|---|---|---|---|---|")
+    xb, _ = blobs(a.n_exact, a.d)
+    xm = manifold(a.n_exact, a.d)
+    for name, x in (("blobs", xb), ("manifold", xm)):
+        med = float(jaxdse.affinity.resolved_sigma(x[:2000], "median"))
+        for mult in (4.0, 1.0, 0.25):  # low, middle, high DSE
+            sigma = med * mult
+            exact, te = timed(lambda: float(jaxdse.dse(x, sigma=sigma)))
+            solver = Nystrom(num_landmarks=a.m_exact)
+            jaxdse.dse_estimate(x[:4096], sigma=sigma, solver=Nystrom(num_landmarks=a.m_exact), key=0)  # compile
+            est, tn = timed(lambda: jaxdse.dse_estimate(x, sigma=sigma, solver=solver, key=0))
+            err, ind = float(est.value) - exact, float(est.stderr)
+            emit(
+                f"| {name} | {sigma:.3g} ({mult} x median) | {exact:.4f} | {float(est.value):.4f} | {err:+.4f} | "
+                f"{ind:.4f} | {'yes' if abs(err) <= 2 * ind else 'no'} | {te:.1f} | {tn:.1f} | {te / tn:.1f} |"
+            )
+    del xb, xm
+    emit("")
+    emit(f"## Large n: n = {a.n_large}, d = {a.d}, m = {a.m_large}")
+    emit("")
+    emit("| data | call | value (bits) | indicator | wall s | peak RSS GiB (process so far) |")
+    emit("|---|---|---|---|---|---|")
+    for name in ("blobs", "manifold"):
+        if name == "blobs":
+            x, y = blobs(a.n_large, a.d)
+        else:
+            x, y = manifold(a.n_large, a.d), None
+        sigma = float(jaxdse.affinity.resolved_sigma(x[:2000], "median"))
+        solver = Nystrom(num_landmarks=a.m_large)
+        est, t = timed(lambda: jaxdse.dse_estimate(x, sigma=sigma, solver=solver, key=0))
+        emit(f"| {name} | dse, sigma = median {sigma:.3g} | {float(est.value):.4f} | {float(est.stderr):.4f} | {t:.1f} | {peak_rss_gib():.2f} |")
+        if a.dsmi and y is not None:
+            batches = lambda: iter(zip(np.array_split(x, 50), np.array_split(y, 50)))  # noqa: E731
+            est, t = timed(lambda: jaxdse.stream_dsmi(batches, sigma=sigma, solver=solver, key=0))
+            emit(f"| {name} | stream_dsmi, 10 classes | {float(est.value):.4f} | {float(est.stderr):.4f} | {t:.1f} | {peak_rss_gib():.2f} |")
+        del x, y
+
+
+if __name__ == "__main__":
+    main()

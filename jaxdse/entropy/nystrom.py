@@ -1,0 +1,402 @@
+"""Nystrom low-rank DSE: ``m`` landmarks instead of the ``n x n`` kernel.
+
+With landmarks ``L`` ``[m, d]`` (rows of the data), ``C = G(x, L)`` ``[n, m]``
+and ``W = G(L, L)`` ``[m, m]``, the kernel is approximated by
+``K ~ C W^+ C^T = F F^T`` with ``F = C W^{+1/2}`` ``[n, m]``. ``W^{+1/2}`` is the
+pseudo-inverse square root: eigenvalues of ``W`` below ``RCOND * m * eps *
+max eig(W)`` are dropped (a rank-deficient landmark matrix, e.g. duplicated
+landmarks, gives a lower-rank factor, never NaN).
+
+Anisotropy (``alpha``): ``q = F (F^T 1)``, ``F <- diag(q^-alpha) F``. Degrees
+``d = F (F^T 1)``. The nonzero eigenvalues of ``S = D^-1/2 F F^T D^-1/2`` are
+those of the ``m x m`` matrix ``A = F^T D^-1 F``; the other ``n - m`` are 0 and
+add nothing to the entropy. ``F`` is computed in row blocks and never held
+whole: one pass for ``F^T 1`` (two with anisotropy), one for ``A``:
+``O(n m (d + m))`` time, ``O(m^2 + block m)`` memory. Rows a mask drops get
+zero rows in ``F``.
+
+Error indicator (``Estimate.stderr``): the same passes also give the DSE of
+the first ``m/2`` landmarks, ``H_half``, and the unexplained kernel mass
+``rho = tr(K - F F^T) / n = 1 - |F|_F^2 / n`` (``diag K = 1`` exactly for the
+Gaussian kernel). ``stderr = |H - H_half| + rho * log_b(n)`` (see
+:func:`indicator`); :class:`LowRankWarning` is raised eagerly above 0.05 bits.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import warnings
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxdse import _checks
+from jaxdse._checks import Bandwidth
+from jaxdse.entropy.spectral import entropy_of_spectrum
+from jaxdse.kernels.points import _power_of_two_scale, kernel, resolve_scales, sq_distances, standardise, zscore
+from jaxdse.solvers._linalg import HIGHEST, _eigh, symmetric_eigvals
+from jaxdse.solvers.diffusion import resolve_eigensolver
+from jaxdse.solvers.objects import MEDIAN_SAMPLE, Estimate, LowRankWarning, Nystrom, _Fixed
+
+RCOND = 1.0  # relative cutoff on W's eigenvalues, in units of m * eps * max eig(W)
+WARN_BITS = 0.05
+
+
+# --------------------------------------------------------------------------- landmarks
+
+
+def row_scores(key, start, count):
+    """Uniform scores of rows ``start .. start + count - 1``: ``U(fold_in(key, i))``, one per row.
+
+    The uniform draw keeps the rows of highest score, so the same rows are chosen
+    whatever the order of batches.
+    """
+    idx = start + jnp.arange(count, dtype=jnp.uint32)
+    return jax.vmap(lambda i: jax.random.uniform(jax.random.fold_in(key, i)))(idx)
+
+
+def top_rows(key, keep, size):
+    """Indices of the ``size`` kept rows of highest :func:`row_scores`, by descending score."""
+    n = keep.shape[0]
+    scores = jnp.where(keep, row_scores(key, 0, n), -1.0)
+    return jax.lax.top_k(scores, min(size, n))[1]
+
+
+def kmeanspp(key, points, m):
+    """Indices of ``m`` k-means++ seeds among ``points`` ``[s, d]`` (first: row 0)."""
+    sq = jnp.sum(points * points, 1)
+
+    def dist_to(i):
+        p = points[i]
+        return jnp.maximum(sq - 2.0 * jnp.matmul(points, p, precision=HIGHEST) + p @ p, 0.0)
+
+    def step(j, carry):
+        chosen, d2 = carry
+        logits = jnp.where(d2 > 0, jnp.log(jnp.where(d2 > 0, d2, 1.0)), -jnp.inf)
+        logits = jnp.where(jnp.any(d2 > 0), logits, 0.0)
+        nxt = jax.random.categorical(jax.random.fold_in(key, j), logits)
+        return chosen.at[j].set(nxt), jnp.minimum(d2, dist_to(nxt))
+
+    chosen = jnp.zeros(m, jnp.int32)
+    chosen, _ = jax.lax.fori_loop(1, m, step, (chosen, dist_to(0)))
+    return chosen
+
+
+# --------------------------------------------------------------------------- preparation
+
+
+class Prepared(NamedTuple):
+    """Standardised points ``[n, d]``, their bandwidths ``[n]`` and the landmarks ``[m, d]``, ``[m]``."""
+
+    points: jax.Array
+    scales: jax.Array
+    landmarks: jax.Array
+    landmark_scales: jax.Array
+
+
+class Factor(NamedTuple):
+    """Per-row factors (DSMI): ``F`` ``[n, m]``, ``Fh`` ``[n, m/2]`` (first half of the landmarks), bandwidths ``[n]``."""
+
+    F: jax.Array
+    Fh: jax.Array
+    scales: jax.Array
+
+
+def standardise_with(x, keep, standardize):
+    """``(y, e, shift)``: :func:`jaxdse.affinity.standardise` and the map it applied, ``y = (x - shift) 2^-e``."""
+    if standardize:
+        x = zscore(x, keep)
+    y, e = standardise(x, keep)
+    w = jnp.ones(x.shape[0], x.dtype) if keep is None else keep.astype(x.dtype)
+    xm = jnp.where(w[:, None] > 0, x, 0.0)
+    shift = jnp.matmul(w, xm, precision=HIGHEST) / jnp.sum(w)
+    return y, e, shift
+
+
+def sample_scales(bandwidth: Bandwidth, sample, n, dtype, e):
+    """Bandwidths ``[n]`` from the rule: numbers and ``sqrt_dim`` as always, ``median`` on ``sample`` rows."""
+    d = sample.shape[1]
+    if bandwidth.rule != "median":
+        return resolve_scales(bandwidth, (n, d), dtype, e)
+    d2 = sq_distances(sample, sample)
+    iu, ju = np.triu_indices(sample.shape[0], k=1)
+    med = jnp.median(d2[iu, ju])
+    return jnp.broadcast_to(jnp.sqrt(jnp.where(med > 0, med, jnp.nan) / 2.0), (n,))
+
+
+def choose_landmarks(solver: Nystrom, key, sample, sample_keep):
+    """Landmark rows ``[m, d]`` from the uniform ``sample`` (ordered by descending score)."""
+    m = solver.num_landmarks
+    if solver.landmarks == "kmeans++":
+        pool = sample[: min(sample.shape[0], 4 * m)]
+        idx = kmeanspp(jax.random.fold_in(key, 1), jax.lax.stop_gradient(pool), m)
+        return pool[idx], jnp.all(sample_keep[: pool.shape[0]])
+    return sample[:m], jnp.all(sample_keep[:m])
+
+
+def prepare(solver: Nystrom, bandwidth: Bandwidth, x, keep, key, standardize=False) -> Prepared:
+    """Standardise ``x`` ``[n, d]`` on the kept rows, resolve the bandwidth, pick the landmarks."""
+    n, d = x.shape
+    keep = jnp.ones(n, bool) if keep is None else keep
+    y, e, shift = standardise_with(x, keep, standardize)
+    fixed = solver.fixed_landmarks
+    idx = top_rows(jax.random.fold_in(key, 0), keep, solver.sample_size)
+    sample, sample_keep = y[idx], keep[idx]
+    scales = sample_scales(bandwidth, sample[: min(MEDIAN_SAMPLE, sample.shape[0])], n, y.dtype, e)
+    if fixed is not None:
+        if fixed.shape[1] != d:
+            raise ValueError(f"landmarks: an array of width {fixed.shape[1]} for points of width d={d}")
+        L = _power_of_two_scale(jnp.asarray(fixed, y.dtype) - shift, -e)
+        enough = True
+    else:
+        L, enough = choose_landmarks(solver, key, sample, sample_keep)
+    scales = jnp.where(enough, scales, jnp.nan)  # fewer kept rows than landmarks: NaN
+    return Prepared(y, scales, L, jnp.broadcast_to(scales[0], (L.shape[0],)))
+
+
+# --------------------------------------------------------------------------- the factor and its passes
+
+
+def inv_sqrt(W):
+    """``W^{+1/2}`` ``[m, m]`` (``V diag(w^-1/2) V^T`` restricted to eigenvalues above the cutoff) as ``V diag(.)``."""
+    m = W.shape[0]
+    w, V = _eigh(W)
+    cut = RCOND * m * jnp.finfo(W.dtype).eps * jnp.max(w)
+    ok = w > cut
+    return V * jnp.where(ok, jax.lax.rsqrt(jnp.where(ok, w, 1.0)), 0.0)[None, :]
+
+
+def factor_maps(prep: Prepared):
+    """``(R, Rh)``: ``F = C R`` for all landmarks, ``Fh = C[:, :h] Rh`` for the first ``h = m // 2``."""
+    L, sL = prep.landmarks, prep.landmark_scales
+    W = kernel(sq_distances(L, L), sL, sL)
+    W = jnp.where(jnp.eye(L.shape[0], dtype=bool), 1.0, W)
+    h = L.shape[0] // 2
+    return inv_sqrt(W), inv_sqrt(W[:h, :h])
+
+
+def factor_rows(prep: Prepared, maps, points, scales, keep):
+    """``(F, Fh)`` for a block of rows ``[B, d]`` (zero rows where not kept)."""
+    R, Rh = maps
+    C = kernel(sq_distances(points, prep.landmarks), scales, prep.landmark_scales)
+    C = jnp.where(keep[:, None], C, 0.0)
+    h = Rh.shape[0]
+    return jnp.matmul(C, R, precision=HIGHEST), jnp.matmul(C[:, :h], Rh, precision=HIGHEST)
+
+
+class Sums(NamedTuple):
+    """What the passes accumulate, for the full and the half factor."""
+
+    A: jax.Array  # [m, m]  F^T D^-1 F
+    Ah: jax.Array  # [h, h]
+    mass: jax.Array  # sum over kept rows of |F_i|^2
+    count: jax.Array  # kept rows
+
+
+def _scan(fn, init, blocks):
+    body = jax.checkpoint(lambda c, b: (jax.tree.map(jnp.add, c, fn(*b)), None))
+    return jax.lax.scan(body, init, blocks)[0]
+
+
+def anisotropy(G, sg, keep, alpha):
+    """``q^-alpha`` ``[B]`` with ``q = G sg`` on the kept rows (0 elsewhere)."""
+    q = jnp.matmul(G, sg, precision=HIGHEST)
+    ok = keep & (q > 0)
+    return jnp.where(ok, jnp.exp(-alpha * jnp.log(jnp.where(ok, q, 1.0))), 0.0)
+
+
+def gram(G, w, sg):
+    """``sum_i w_i^2 G_i G_i^T / d_i`` ``[k, k]`` with ``d_i = w_i G_i . sg`` (rows with ``d_i <= 0`` left out)."""
+    G = G * w[:, None]
+    deg = jnp.matmul(G, sg, precision=HIGHEST)
+    ok = deg > 0
+    Gs = G * jnp.where(ok, jax.lax.rsqrt(jnp.where(ok, deg, 1.0)), 0.0)[:, None]
+    return jnp.matmul(Gs.T, Gs, precision=HIGHEST)
+
+
+def accumulate(blocks, factors, alpha):
+    """:class:`Sums` over ``blocks`` (a pytree with a leading block axis; ``factors(*block) -> (F, Fh, keep)``).
+
+    Passes: ``F^T 1`` (and, with anisotropy, ``q = F F^T 1`` then ``(q^-a F)^T 1``),
+    then ``A = sum_i F_i F_i^T / d_i`` with ``d_i = F_i . (F^T 1)``.
+    """
+    alpha = jnp.asarray(alpha)
+
+    def ones_sums(*b):
+        F, Fh, keep = factors(*b)
+        return jnp.sum(F, 0), jnp.sum(Fh, 0)
+
+    F0, Fh0, _ = jax.eval_shape(factors, *jax.tree.map(lambda a: a[0], blocks))
+    zero = (jnp.zeros(F0.shape[1], F0.dtype), jnp.zeros(Fh0.shape[1], F0.dtype))
+    s0 = _scan(ones_sums, zero, blocks)
+
+    def weights(F, Fh, keep):
+        return anisotropy(F, s0[0], keep, alpha), anisotropy(Fh, s0[1], keep, alpha)
+
+    def weighted_sums(*b):
+        F, Fh, keep = factors(*b)
+        a, ah = weights(F, Fh, keep)
+        return jnp.matmul(a, F, precision=HIGHEST), jnp.matmul(ah, Fh, precision=HIGHEST)
+
+    s = jax.lax.cond(alpha == 0, lambda: s0, lambda: _scan(weighted_sums, zero, blocks))
+
+    def grams(*b):
+        F, Fh, keep = factors(*b)
+        a, ah = jax.lax.cond(alpha == 0, lambda: (keep.astype(F.dtype),) * 2, lambda: weights(F, Fh, keep))
+        kept = keep.astype(F.dtype)
+        return Sums(gram(F, a, s[0]), gram(Fh, ah, s[1]), jnp.sum(kept[:, None] * F * F), jnp.sum(kept))
+
+    m, h = F0.shape[1], Fh0.shape[1]
+    init = Sums(jnp.zeros((m, m), F0.dtype), jnp.zeros((h, h), F0.dtype), jnp.zeros((), F0.dtype), jnp.zeros((), F0.dtype))
+    return _scan(grams, init, blocks)
+
+
+def eigenvalues(A):
+    """Eigenvalues of the symmetric PSD ``A``, those within rounding (``sqrt(m) eps``) set to 0."""
+    lam = symmetric_eigvals(0.5 * (A + A.T), resolve_eigensolver("auto"))
+    floor = math.sqrt(A.shape[0]) * jnp.finfo(A.dtype).eps * jnp.max(jnp.abs(lam))
+    return jnp.where(jnp.abs(lam) > floor, lam, 0.0)
+
+
+def indicator(h_full, h_half, rho, count, base):
+    """The error indicator: ``|H_m - H_{m/2}| + rho log_b(n)``, in units of ``base``.
+
+    ``H_m - H_{m/2}`` is the change from halving the landmarks (the error at
+    ``m/2`` is about twice that at ``m`` when the error falls like ``1/m``);
+    ``rho = 1 - |F|_F^2 / n`` is the fraction of the kernel's trace the factor
+    misses, and ``rho log_b n`` the most entropy that mass could carry.
+    """
+    return jnp.abs(h_full - h_half) + jnp.maximum(rho, 0.0) * jnp.log(count) / jnp.log(jnp.asarray(base, rho.dtype))
+
+
+def entropy_from_sums(sums: Sums, t, base) -> Estimate:
+    """``Estimate(DSE, indicator)`` from accumulated :class:`Sums` (``t`` may be an array ``[*T]``)."""
+    h = entropy_of_spectrum(eigenvalues(sums.A), t, base)
+    hh = entropy_of_spectrum(eigenvalues(sums.Ah), t, base)
+    rho = 1.0 - sums.mass / sums.count
+    return Estimate(h, jax.lax.stop_gradient(indicator(h, hh, rho, sums.count, base)))
+
+
+def blocked(arrays, block):
+    """Pad the leading axis of every array to a multiple of ``block`` and reshape to ``[nb, block, ...]``."""
+    n = jax.tree.leaves(arrays)[0].shape[0]
+    block = max(1, min(block, n))
+    pad = (-n) % block
+    return jax.tree.map(lambda a: jnp.pad(a, ((0, pad),) + ((0, 0),) * (a.ndim - 1)).reshape((-1, block) + a.shape[1:]), arrays)
+
+
+def dse_of_prepared(solver: Nystrom, prep: Prepared, keep, t, alpha, base) -> Estimate:
+    """DSE of the kept rows of prepared points, by two passes over row blocks."""
+    maps = factor_maps(prep)
+    blocks = blocked((prep.points, prep.scales, keep), solver.block_size)
+
+    def factors(points, scales, kb):
+        F, Fh = factor_rows(prep, maps, points, jnp.where(kb, scales, 1.0), kb)
+        return F, Fh, kb
+
+    return entropy_from_sums(accumulate(blocks, factors, alpha), t, base)
+
+
+def factor_of_prepared(solver: Nystrom, prep: Prepared) -> Factor:
+    """The per-row factors of every row (for DSMI's subsets), computed in row blocks."""
+    maps = factor_maps(prep)
+    n = prep.points.shape[0]
+    blocks = blocked((prep.points, prep.scales), solver.block_size)
+    F, Fh = jax.lax.map(lambda b: factor_rows(prep, maps, b[0], b[1], jnp.ones(b[0].shape[0], bool)), blocks)
+    return Factor(F.reshape(-1, F.shape[-1])[:n], Fh.reshape(-1, Fh.shape[-1])[:n], prep.scales)
+
+
+def dse_of_factor(rows: Factor, keep, t, alpha, base) -> Estimate:
+    """DSE of the kept rows of a :class:`Factor` (one block)."""
+    blocks = jax.tree.map(lambda a: a[None], (rows.F, rows.Fh, keep))
+
+    def factors(F, Fh, kb):
+        return jnp.where(kb[:, None], F, 0.0), jnp.where(kb[:, None], Fh, 0.0), kb
+
+    return entropy_from_sums(accumulate(blocks, factors, alpha), t, base)
+
+
+# --------------------------------------------------------------------------- the entropy the estimators use
+
+
+@dataclasses.dataclass(frozen=True)
+class NystromEntropy:
+    """DSE of masked subsets with the Nystrom solver (a :class:`jaxdse.engine.SubsetEntropy`).
+
+    ``params = (sigma, t, alpha, base, key)``: the key draws the landmarks, once
+    for the whole set. ``factored``: :meth:`prepare` returns the per-row
+    :class:`Factor` (DSMI gathers subsets of its rows); otherwise the points
+    and landmarks (:func:`jaxdse.dse`: blockwise passes, no ``[n, m]`` array).
+    """
+
+    rule: str = "fixed"
+    k: int | None = None
+    solver: Nystrom = Nystrom()
+    standardize: bool = False
+    factored: bool = False
+    shares_pairwise = False
+
+    def prepare(self, z, params, keep=None):
+        prep = prepare(self.solver, Bandwidth(self.rule, params[0], self.k), z, keep, params[4], self.standardize)
+        return factor_of_prepared(self.solver, prep) if self.factored else prep
+
+    def subset_bytes(self, m: int, dtype) -> int:
+        L = self.solver.num_landmarks
+        return int((4 * m * L + 4 * L * L) * np.dtype(dtype).itemsize)
+
+    def __call__(self, rows, mask, params, key, d2=None) -> Estimate:
+        _, t, alpha, base = params[:4]
+        n, dtype = rows.scales.shape[0], rows.scales.dtype
+        keep = jnp.ones(n, bool) if mask is None else mask
+        t, alpha = jnp.asarray(t, dtype), jnp.asarray(alpha, dtype)
+        leaves = (rows.F, rows.Fh) if self.factored else (rows.points,)
+        finite = jnp.all(jnp.stack([jnp.all(jnp.where(keep[:, None], jnp.isfinite(a), True)) for a in leaves]))
+        finite = finite & jnp.all(jnp.where(keep, jnp.isfinite(rows.scales), True))
+        if not self.factored:
+            finite = finite & jnp.all(jnp.isfinite(rows.landmarks)) & jnp.all(jnp.isfinite(rows.landmark_scales))
+        ok = finite & (alpha >= 0) & (alpha <= 1) & _checks.valid_base(base) & (jnp.sum(keep) >= 2)
+        clean = jax.tree.map(lambda a: jnp.where(ok, a, 1.0), rows)
+        if self.factored:
+            est = dse_of_factor(clean, keep, t, jnp.clip(alpha, 0, 1), base)
+        else:
+            est = dse_of_prepared(self.solver, clean, keep, t, jnp.clip(alpha, 0, 1), base)
+        valid = ok & (t > 0) & jnp.isfinite(t)
+        return Estimate(jnp.where(valid, est.value, jnp.nan), jnp.where(valid, est.stderr, jnp.nan))
+
+
+def entropy_for(bandwidth: Bandwidth, solver: Nystrom, n: int, key, precomputed=None, standardize=False, factored=False):
+    """The :class:`NystromEntropy` of a call, after the checks that need its solver."""
+    if precomputed:
+        raise ValueError("solver: Nystrom needs points, not a precomputed matrix; use Exact() or SLQ()")
+    if bandwidth.rule == "knn":
+        raise ValueError(
+            "sigma: the 'knn' rule is not available with solver=Nystrom (per-point neighbours need all n^2 "
+            "distances); pass a number, 'median' or 'sqrt_dim'"
+        )
+    if key is None and solver.fixed_landmarks is None:
+        raise ValueError("solver=Nystrom(...) needs key= (a jax.random key or an integer seed): it draws landmarks")
+    if solver.num_landmarks > n:
+        raise ValueError(f"solver: num_landmarks={solver.num_landmarks} must not exceed the number of rows n={n}")
+    if not isinstance(standardize, bool):
+        raise TypeError(f"standardize must be True or False, got {standardize!r}")
+    if standardize and solver.fixed_landmarks is not None:
+        raise ValueError("landmarks: an array of landmarks does not combine with standardize=True")
+    return NystromEntropy(bandwidth.rule, bandwidth.k, solver, standardize, factored)
+
+
+def warn_if_coarse(est, base):
+    """Eagerly, a :class:`LowRankWarning` when the indicator exceeds 0.05 bits (nothing under ``jit``)."""
+    stderr = est.stderr
+    if not _checks.is_concrete(stderr):
+        return
+    bits = np.asarray(stderr) * np.log(float(base)) / np.log(2.0)
+    if np.any(bits > WARN_BITS):
+        warnings.warn(
+            f"Nystrom: the error indicator is {float(np.nanmax(bits)):.3g} bits (> {WARN_BITS}); "
+            "use more landmarks (num_landmarks) or the exact solver",
+            LowRankWarning,
+            stacklevel=3,
+        )

@@ -1,0 +1,177 @@
+"""The Nystrom solver and streaming: agreement with the exact solver, the error indicator, bad input."""
+
+import warnings
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxdse
+from jaxdse import LowRankWarning, Nystrom, dse, dse_estimate, dsmi_terms, stream_dse, stream_dsmi
+
+N = 240
+
+
+def _families():
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(4, 6)) * 8.0
+    blobs = (centres[rng.integers(0, 4, N)] + rng.normal(size=(N, 6))).astype(np.float32)
+    gauss = rng.normal(size=(N, 6)).astype(np.float32)
+    theta = rng.uniform(0, 2 * np.pi, N)
+    circle = np.stack([np.cos(theta), np.sin(theta), 0.05 * rng.normal(size=N)], 1).astype(np.float32) * 3.0
+    lowrank = (rng.normal(size=(N, 2)) @ rng.normal(size=(2, 10)) + 0.1 * rng.normal(size=(N, 10))).astype(np.float32)
+    return {"blobs": blobs, "gaussian": gauss, "circle": circle, "lowrank": lowrank}
+
+
+DATA = _families()
+
+
+def quiet(fn, *args, **kwargs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", LowRankWarning)
+        return fn(*args, **kwargs)
+
+
+@pytest.mark.parametrize("sigma,alpha", [(0.7, 0.0), (1.0, 0.5)])
+def test_all_rows_as_landmarks_equal_exact(sigma, alpha):
+    # A well-conditioned landmark matrix (small bandwidth): F F^T = G to rounding.
+    x = DATA["gaussian"]
+    est = quiet(dse_estimate, x, sigma=sigma, alpha=alpha, t=jnp.array([1.0, 4.0]), solver=Nystrom(num_landmarks=N), key=0)
+    exact = dse(x, sigma=sigma, alpha=alpha, t=jnp.array([1.0, 4.0]))
+    np.testing.assert_allclose(est.value, exact, atol=2e-4)
+
+
+def test_blobs_few_landmarks_small_error():
+    x = DATA["blobs"]
+    # Four tight clusters at a large bandwidth and t = 8: a few eigenvalues carry the entropy.
+    exact = float(dse(x, sigma=6.0, t=8.0))
+    est = quiet(dse_estimate, x, sigma=6.0, t=8.0, solver=Nystrom(num_landmarks=48), key=0)
+    assert abs(float(est.value) - exact) < 0.05
+    assert abs(float(est.value) - exact) <= 2 * float(est.stderr)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name,sigma", [("blobs", 6.0), ("gaussian", 2.0), ("circle", 0.5), ("lowrank", 3.0)])
+def test_indicator_covers_error(name, sigma):
+    x = DATA[name]
+    exact = float(dse(x, sigma=sigma))
+    est = quiet(dse_estimate, x, sigma=sigma, solver=Nystrom(num_landmarks=64), key=1)
+    assert abs(float(est.value) - exact) <= 2 * float(est.stderr)
+
+
+def test_kmeanspp_and_fixed_landmarks():
+    x = DATA["blobs"]
+    exact = float(dse(x, sigma=2.0, t=2.0))
+    est = quiet(dse_estimate, x, sigma=2.0, t=2.0, solver=Nystrom(num_landmarks=48, landmarks="kmeans++"), key=0)
+    assert abs(float(est.value) - exact) <= 2 * float(est.stderr)
+    # Duplicated landmarks: a rank-deficient W is handled by the pseudo-inverse, not NaN.
+    fixed = np.concatenate([x[:20], x[:20]])
+    value = quiet(dse, x, sigma=2.0, t=2.0, solver=Nystrom(landmarks=fixed))
+    same = quiet(dse, x, sigma=2.0, t=2.0, solver=Nystrom(landmarks=x[:20]))
+    assert np.isfinite(value) and abs(float(value) - float(same)) < 1e-3
+
+
+def test_mask_equals_subset_with_same_landmarks():
+    x = DATA["gaussian"]
+    mask = np.arange(N) % 3 > 0
+    solver = Nystrom(landmarks=x[mask][:50])
+    a = quiet(dse, x, sigma=1.5, mask=mask, solver=solver)
+    b = quiet(dse, x[mask], sigma=1.5, solver=solver)
+    np.testing.assert_allclose(a, b, atol=1e-4)
+
+
+def test_jit_vmap_grad():
+    x = jnp.asarray(DATA["circle"])
+    solver = Nystrom(num_landmarks=32, block_size=64)
+    f = jax.jit(lambda x, s: dse(x, sigma=s, solver=solver, key=0))
+    eager = quiet(dse, x, sigma=0.5, solver=solver, key=0)
+    np.testing.assert_allclose(f(x, 0.5), eager, rtol=1e-5)
+    sweep = jax.vmap(lambda s: dse(x, sigma=s, solver=solver, key=0))(jnp.array([0.5, 1.0, 2.0]))
+    assert sweep.shape == (3,) and bool(jnp.all(jnp.diff(sweep) < 0))
+    g = jax.grad(lambda x: dse(x, sigma=0.5, solver=solver, key=0))(x)
+    assert bool(jnp.all(jnp.isfinite(g))) and float(jnp.abs(g).max()) > 0
+
+
+
+@pytest.mark.slow
+def test_gradient_matches_finite_difference():
+    # In float64, where a central difference of step 1e-4 is accurate.
+    with jax.enable_x64(True):
+        x = jnp.asarray(DATA["circle"], jnp.float64)
+        solver = Nystrom(num_landmarks=32, block_size=64)
+        f = jax.jit(lambda x: dse(x, sigma=0.5, solver=solver, key=0))
+        g = jax.grad(f)(x)
+        v = jnp.asarray(np.random.default_rng(1).normal(size=x.shape))
+        h = 1e-4
+        fd = (f(x + h * v) - f(x - h * v)) / (2 * h)
+        np.testing.assert_allclose(jnp.vdot(g, v), fd, rtol=1e-3)
+
+
+def test_dsmi_all_rows_matches_exact():
+    x = DATA["blobs"]
+    y = np.random.default_rng(2).integers(0, 3, N)
+    y[: N // 2] = 0
+    exact = dsmi_terms(x, y, sigma=1.5, estimator="plugin")
+    approx = quiet(dsmi_terms, x, y, sigma=1.5, estimator="plugin", solver=Nystrom(num_landmarks=N), key=0)
+    np.testing.assert_allclose(approx.value, exact.value, atol=1e-3)
+    sub = quiet(jaxdse.dsmi, x, y, sigma=1.5, solver=Nystrom(num_landmarks=64), key=0)
+    assert np.isfinite(sub)
+
+
+@pytest.mark.slow
+def test_streaming_equals_one_shot():
+    x = DATA["lowrank"]
+    y = np.random.default_rng(3).integers(0, 3, N)
+    solver = Nystrom(num_landmarks=40, block_size=32)
+    one = quiet(dse_estimate, x, sigma="median", alpha=0.5, solver=solver, key=4)
+    streamed = quiet(stream_dse, lambda: iter(np.array_split(x, 5)), sigma="median", alpha=0.5, solver=solver, key=4)
+    np.testing.assert_allclose(streamed.value, one.value, atol=1e-4)
+    np.testing.assert_allclose(streamed.stderr, one.stderr, atol=1e-4)
+    one = quiet(dsmi_terms, x, y, sigma=1.0, solver=solver, key=4, estimator="plugin")
+    pairs = lambda: zip(np.array_split(x, 3), np.array_split(y, 3))  # noqa: E731
+    streamed = quiet(stream_dsmi, pairs, sigma=1.0, solver=solver, key=4)
+    np.testing.assert_allclose(streamed.value, one.value, atol=1e-4)
+
+
+def test_warning_eager_not_under_jit():
+    x = DATA["gaussian"]
+    with pytest.warns(LowRankWarning, match="num_landmarks"):
+        dse(x, sigma=1.0, solver=Nystrom(num_landmarks=8), key=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", LowRankWarning)
+        jax.jit(lambda x: dse(x, sigma=1.0, solver=Nystrom(num_landmarks=8), key=0))(x)
+
+
+def test_bad_input():
+    x = DATA["gaussian"]
+    with pytest.raises(ValueError, match="num_landmarks"):
+        Nystrom(num_landmarks=1)
+    with pytest.raises(ValueError, match="num_landmarks"):
+        dse(x, solver=Nystrom(num_landmarks=N + 1), key=0)
+    with pytest.raises(ValueError, match="landmarks"):
+        dse(x, solver=Nystrom(landmarks=np.zeros((10, 3))))
+    with pytest.raises(ValueError, match="knn"):
+        dse(x, sigma="knn", solver=Nystrom(num_landmarks=10), key=0)
+    with pytest.raises(ValueError, match="key"):
+        dse(x, solver=Nystrom(num_landmarks=10))
+    with pytest.raises(ValueError, match="landmarks"):
+        Nystrom(landmarks="random")
+    with pytest.raises(ValueError, match="widths"):
+        stream_dse(lambda: iter([x[:10], x[10:20, :3]]), solver=Nystrom(num_landmarks=5), key=0)
+    with pytest.raises(ValueError, match="no rows"):
+        stream_dse(lambda: iter([]), key=0)
+    with pytest.raises(TypeError, match="callable"):
+        stream_dse(iter([x]), key=0)
+    calls = []
+
+    def shrinking():
+        calls.append(1)
+        return iter([x] if len(calls) == 1 else [x[:-1]])
+
+    with pytest.raises(ValueError, match="later pass"):
+        stream_dse(shrinking, solver=Nystrom(num_landmarks=5), key=0)
+    with pytest.raises(ValueError, match="num_landmarks"):
+        stream_dse(lambda: iter([x[:10]]), solver=Nystrom(num_landmarks=20), key=0)
+    with pytest.raises(ValueError, match="landmarks"):
+        stream_dse(lambda: iter([x]), solver=Nystrom(landmarks=np.zeros((10, 3))))
