@@ -56,10 +56,9 @@ def entropy_for(bandwidth: Bandwidth, solver, n: int, dtype, key, precomputed=No
     if isinstance(solver, SLQ):
         if key is None:
             raise ValueError("solver=SLQ(...) needs key= (a jax.random key or an integer seed): it draws probes")
-        if solver.num_matvecs > n or solver.deflation_rank >= n:
+        if solver.num_matvecs > n:
             raise ValueError(
-                f"solver: num_matvecs={solver.num_matvecs} and deflation_rank={solver.deflation_rank} must stay "
-                f"below n={n}; for so few points use the exact solver"
+                f"solver: num_matvecs={solver.num_matvecs} must not exceed n={n}; for so few points use the exact solver"
             )
     budget = get_memory_budget(solver.memory_budget)
     if isinstance(solver, Exact):

@@ -31,8 +31,9 @@ def spectral_entropy(eigenvalues, *, t=1.0, base=2.0):
       Array of shape ``[*T, ...]``: t's shape followed by the batch shape of
       ``eigenvalues``. A spectrum with no nonzero value gives NaN.
 
-    Differentiable in the eigenvalues and in t; zero and subnormal eigenvalues get
-    gradient 0.
+    Values smaller than the largest by more than the smallest normal number's
+    ratio (about 1e-38 in float32) count as 0. Differentiable in the eigenvalues
+    and in t; zero and subnormal eigenvalues get gradient 0.
 
     >>> import jax.numpy as jnp
     >>> float(spectral_entropy(jnp.array([1.0, 1.0, 0.0, 0.0])))
@@ -73,7 +74,12 @@ def entropy_of_spectrum(lam, t, base):
     subnormal = (m_int > 0) & (m_int < (1 << info.nmant))
     log_sub = jnp.log(jnp.where(subnormal, m_int, 1).astype(lam.dtype)) + (info.minexp - info.nmant) * np.log(2.0)
     log_abs = jnp.where(subnormal, jax.lax.stop_gradient(log_sub), log_abs)
-    nonzero = normal | subnormal
+    # A value below the smallest normal number relative to the largest is rounding, not
+    # spectrum, and weighs nothing (at t = 0.01 it would weigh 0.4 against 1); all-equal
+    # subnormal values are a uniform spectrum like any other.
+    present = normal | subnormal
+    top = jax.lax.stop_gradient(jnp.max(jnp.where(present, log_abs, -jnp.inf), axis=-1, keepdims=True))
+    nonzero = present & (log_abs - top >= np.log(info.tiny))
     # u_i = log(|lambda_i|^t) - max_j log(|lambda_j|^t): the shift cancels in H and
     # keeps the sums free of cancellation between large logarithms.
     log_w = jnp.where(nonzero, t * log_abs, -jnp.inf)

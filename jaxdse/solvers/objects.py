@@ -100,7 +100,8 @@ class SLQ:
       deflation_rank: columns of the exactly deflated top subspace (0: none).
         The default, 64, holds the eigenvalues that dominate ``|lambda|^t`` at
         t >= 10 (with 16, the error at t = 10 on a curved manifold at n = 1000
-        was about 0.01 bits, with 64 about 0.002).
+        was about 0.01 bits, with 64 about 0.002). On n points at most
+        ``n // 2`` columns are used (:meth:`deflation_for`).
       probes: ``"rademacher"`` or ``"gaussian"``.
       operator: ``"dense"`` (the ``n x n`` operator held in memory),
         ``"blockwise"`` (row blocks of the kernel recomputed at every product:
@@ -123,6 +124,10 @@ class SLQ:
     block_size: int = 512
     mesh: object = None
     memory_budget: int | None = None
+
+    def deflation_for(self, n: int) -> int:
+        """The deflation columns used on ``n`` rows: ``min(deflation_rank, n // 2)``."""
+        return min(self.deflation_rank, n // 2)
 
     def __post_init__(self):
         _checks.check_int(self.num_probes, "num_probes", minimum=2)

@@ -123,7 +123,7 @@ def slq_entropy(op: Operator, key, t, base, solver: SLQ, num_rows: int) -> Estim
             key,
             num_probes=solver.num_probes,
             num_matvecs=solver.num_matvecs,
-            deflation_rank=solver.deflation_rank,
+            deflation_rank=solver.deflation_for(op.v.shape[0]),
             probes=solver.probes,
             num_rows=num_rows,
         )
