@@ -12,9 +12,8 @@ imports nothing from jaxdse. The old flat module paths (``jaxdse.affinity``, ...
 still import, with a DeprecationWarning (:mod:`jaxdse._moved`).
 """
 
-from importlib import metadata as _metadata
-
 from jaxdse import _moved, data, metrics
+from jaxdse._version import __version__ as __version__
 from jaxdse.entropy import choose_t, diffusion_eigenvalues, dse, dse_estimate, spectral_entropy
 from jaxdse.kernels import gaussian_affinity, pairwise_sq_distances
 from jaxdse.metrics import alpha_req, participation_ratio, rankme, renyi_entropy, renyi_mutual_information
@@ -38,11 +37,6 @@ from jaxdse.solvers import (
 )
 
 _moved.install()
-
-try:
-    __version__ = _metadata.version("jaxdse")
-except _metadata.PackageNotFoundError:  # running from a source tree that is not installed
-    __version__ = "0.2.0"
 
 __all__ = [
     "Exact",

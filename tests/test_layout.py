@@ -18,7 +18,7 @@ MAX_LINES = 450
 # it. "jaxdse" is the package's face, jaxdse/__init__.py; zoo.py is the
 # example network and training loop of the demo.
 TIERS = [
-    ("_checks", "data", "_moved"),
+    ("_checks", "data", "_moved", "_version"),
     ("kernels",),
     ("solvers",),
     ("entropy",),
