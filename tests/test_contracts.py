@@ -32,6 +32,7 @@ import jaxdse
 from jaxdse import baselines
 from jaxdse.entropy.diffusion_entropy import DiffusionEntropy
 from jaxdse.mi.engine import mutual_information
+from tests.conftest import slow_tier_settings
 
 N, D, KEPT = 16, 3, 10
 SLQ_SOLVER = jaxdse.SLQ(num_probes=4, num_matvecs=6, deflation_rank=2)
@@ -370,7 +371,7 @@ def test_batch_of_promises_under_jit_and_vmap(subject):
     assert check_batch(subject, cases, sliced) == []
 
 
-@given(
+DRAWN = dict(
     seed=st.integers(0, 2**31 - 1),
     log_scale=st.floats(-6, 6),
     log_sigma=st.floats(-1.5, 1.5),
@@ -382,8 +383,10 @@ def test_batch_of_promises_under_jit_and_vmap(subject):
     base=st.sampled_from([2.0, math.e, 10.0, 1.5, 0.5]),
     duplicates=st.integers(0, 3),
 )
-@pytest.mark.parametrize("name", ["dse", "dse_estimate[SLQ]", "dsmi[plugin]", "cse"])
-def test_promises_hold_for_drawn_data(name, seed, log_scale, log_sigma, t, alpha, base, duplicates):
+DRAWN_SUBJECTS = ["dse", "dse_estimate[SLQ]", "dsmi[plugin]", "cse"]
+
+
+def check_drawn(name, seed, log_scale, log_sigma, t, alpha, base, duplicates):
     subject = BY_NAME[name]
     scale = 10.0**log_scale
     x, y = draw_points(seed, scale=scale, duplicates=duplicates)
@@ -392,6 +395,20 @@ def test_promises_hold_for_drawn_data(name, seed, log_scale, log_sigma, t, alpha
     # float32 rounding of c * x for c far from a power of two, and of large t on a spectrum near 1
     tol = 2e-3 if name != "dse_estimate[SLQ]" else 1e-2
     assert check_batch(subject, cases, None, tol=tol) == []
+
+
+@given(**DRAWN)
+@pytest.mark.parametrize("name", DRAWN_SUBJECTS)
+def test_promises_hold_for_drawn_data(name, seed, log_scale, log_sigma, t, alpha, base, duplicates):
+    check_drawn(name, seed, log_scale, log_sigma, t, alpha, base, duplicates)
+
+
+@pytest.mark.slow
+@slow_tier_settings()
+@given(**DRAWN)
+@pytest.mark.parametrize("name", DRAWN_SUBJECTS)
+def test_promises_hold_for_more_drawn_data(name, seed, log_scale, log_sigma, t, alpha, base, duplicates):
+    check_drawn(name, seed, log_scale, log_sigma, t, alpha, base, duplicates)
 
 
 def test_bounds_are_reached():

@@ -4,12 +4,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 import jaxdse
 from jaxdse import diffusion_eigenvalues, dse
-from tests.conftest import blobs
+from tests.conftest import blobs, slow_tier_settings
 
 
 def test_bounds_and_limits(rng):
@@ -217,18 +217,31 @@ def test_grad_float32_finite_under_jit(rng):
     assert np.isfinite(float(g_sigma)) and float(g_sigma) < 0  # wider kernel, lower entropy
 
 
-@settings(max_examples=15, deadline=None)
-@given(
+BOUNDS_DRAWN = dict(
     n=st.sampled_from([2, 7, 12]),
     d=st.sampled_from([1, 4]),
     log_sigma=st.floats(-2, 3),
     t=st.floats(0.2, 6),
     seed=st.integers(0, 10**6),
 )
-def test_property_bounds(n, d, log_sigma, t, seed):
+
+
+def check_bounds(n, d, log_sigma, t, seed):
     x = np.random.default_rng(seed).normal(size=(n, d)).astype(np.float32)
     h = float(dse(x, sigma=10.0**log_sigma, t=t))
     assert -1e-5 <= h <= np.log2(n) + 1e-4
+
+
+@given(**BOUNDS_DRAWN)
+def test_property_bounds(n, d, log_sigma, t, seed):
+    check_bounds(n, d, log_sigma, t, seed)
+
+
+@pytest.mark.slow
+@slow_tier_settings()
+@given(**BOUNDS_DRAWN)
+def test_property_bounds_more_examples(n, d, log_sigma, t, seed):
+    check_bounds(n, d, log_sigma, t, seed)
 
 
 def test_two_points():
