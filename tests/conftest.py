@@ -77,3 +77,43 @@ def slow_tier_settings():
     """Settings of a property test's slow-tier copy: the "ci" profile, or the loaded one where it draws more."""
     ci = settings.get_profile("ci")
     return settings.default if settings.default.max_examples > ci.max_examples else ci
+
+
+# The slower checks: the test functions that took longest on two cores (mostly
+# XLA compilation), each still run by the slow tier, `python -m pytest -m slow`.
+# Every module keeps a representative of each property in the default tier.
+SLOW = {
+    "test_sharding.py": {"test_eight_devices_equal_one_device_for_every_mesh_and_layout"},
+    "test_slq.py": {
+        "test_dense_and_blockwise_operators_give_the_same_estimate", "test_duplicates_and_tiny_sets",
+        "test_ends_of_the_range_stay_in_bounds_and_near_exact", "test_gradients_follow_the_exact_gradient",
+        "test_memory_budget_changes_how_not_what", "test_dsmi_with_the_stochastic_solver",
+        "test_a_mask_keeping_fewer_rows_than_the_deflation_rank", "test_jit_vmap_and_results_as_pytrees",
+        "test_gradient_of_a_smooth_kernel_on_few_points", "test_standard_error_carries_no_derivative",
+        "test_float32_data_with_x64_enabled", "test_gradient_near_dse_one_at_n_2000",
+    },
+    "test_training.py": {"test_fit_then_evaluator_matches_library_and_compiles_once"},
+    "test_sweep.py": {"test_dsmi_options_as_in_dsmi", "test_a_new_grid_of_the_same_size_does_not_compile_again",
+                      "test_grid_equals_single_calls"},
+    "test_multiprocess.py": {"test_two_processes_equal_one_process"},
+    "test_dsmi.py": {"test_batches_and_skipped_subsets_do_not_change_the_result", "test_array_t_equals_one_call_per_t",
+                     "test_grad_of_subsample_matches_finite_differences"},
+    "test_reference.py": {"test_reference_at_n_4000_nearly_constant_kernel"},
+    "test_bench_gpu.py": {"test_bench_gpu_quick_writes_every_section"},
+    "test_metrics.py": {"test_gradients_agree_with_finite_differences", "test_masked_call_equals_call_on_kept_rows"},
+    "test_inputs.py": {"test_precomputed_distances_and_affinities_equal_the_points",
+                       "test_t_auto_takes_the_knee_of_dse_against_t"},
+    "test_dse.py": {"test_string_bandwidths"},
+    "test_examples.py": {"test_init_search", "test_regularizer", "test_model_zoo_on_user_data"},
+    "test_cli.py": {"test_dse_bandwidth_rules"},
+    "test_precision.py": {"test_every_dot_general_runs_at_highest_precision"},
+    "test_layerwise.py": {"test_normalize_options_equal_manual_normalisation", "test_normalize_per_prompt",
+                          "test_labels_give_per_layer_dsmi", "test_lax_map_path_equals_vmap_path",
+                          "test_vmap_over_stacks"},
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.originalname in SLOW.get(item.path.name, ()):
+            item.add_marker(pytest.mark.slow)
