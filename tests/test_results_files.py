@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
-PROVENANCE = re.compile(r"(Produced by commit [0-9a-f]{7,}|Figures as committed in [0-9a-f]{7,}) .*\d{4}-\d{2}-\d{2}")
+PROVENANCE = re.compile(r"\b(commit|committed in) [0-9a-f]{7,}\b.*\d{4}-\d{2}-\d{2}")
 
 
 @pytest.mark.parametrize("path", sorted(BENCH.glob("results_*.md")), ids=lambda p: p.name)
