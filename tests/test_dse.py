@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 import jaxdse
 from jaxdse import diffusion_eigenvalues, dse
+from jaxdse.kernels.points import sq_distances
 from tests.conftest import blobs, slow_tier_settings
 
 
@@ -331,6 +332,15 @@ def test_non_finite_under_jit_gives_nan():
     x[1, 0] = np.inf
     assert np.isnan(float(f(x)))
     assert np.all(np.isnan(np.asarray(jax.jit(lambda z: diffusion_eigenvalues(z))(x))))
+
+
+def test_non_finite_rows_give_nan_distances():
+    # The rounding-level zeroing of distances must not turn a NaN into 0.
+    x = np.arange(8, dtype=np.float32).reshape(4, 2)
+    x[2, 1] = np.nan
+    d2 = np.asarray(jax.jit(lambda z: sq_distances(z, z))(x))
+    assert np.all(np.isnan(d2[2, [0, 1, 3]])) and np.all(np.isnan(d2[[0, 1, 3], 2]))
+    assert np.isfinite(d2[0, 1]) and d2[0, 1] > 0
 
 
 def test_invalid_traced_settings_give_nan(rng):

@@ -58,13 +58,22 @@ _EXP_CUTOFF = 800.0
 class PeerKernel:
     """Base of the kernel objects: ``affinity(x, mask=None)`` -> ``G`` ``[n, n]``."""
 
-    #: the neighbour count that sets the adaptive bandwidth
-    @property
-    def neighbours(self) -> int:  # pragma: no cover - overridden
-        raise NotImplementedError
+    #: the name of the field that holds the neighbour count (set by each kernel)
+    _neighbour_field: str
 
-    def affinity(self, x, mask=None):  # pragma: no cover - overridden
-        raise NotImplementedError
+    @property
+    def neighbours(self) -> int:
+        """The neighbour count that sets the adaptive bandwidth."""
+        return getattr(self, self._neighbour_field)
+
+    def affinity(self, x, mask=None):
+        """Dense affinity matrix ``G`` ``[n, n]`` of the rows of ``x`` ``[n, d]``.
+
+        Rows and columns that ``mask`` ``[n]`` drops are 0 and take no part in
+        the neighbour search (``G`` equals the kernel of ``x[mask]`` on the kept
+        block). Jittable; see the module docstring for the gradient.
+        """
+        return self._dense(x, mask)
 
     def _dense(self, x, mask, name="x"):
         """Validate ``x`` and ``mask`` (and the neighbour count against the kept rows), then build the matrix."""
@@ -149,20 +158,7 @@ class KNNKernel(PeerKernel):
     def __post_init__(self):
         object.__setattr__(self, "k", _check_neighbours(self.k, "k"))
 
-    @property
-    def neighbours(self) -> int:
-        return self.k
-
     _neighbour_field = "k"
-
-    def affinity(self, x, mask=None):
-        """Dense affinity matrix ``G`` ``[n, n]`` of the rows of ``x`` ``[n, d]``.
-
-        Rows and columns that ``mask`` ``[n]`` drops are 0 and take no part in
-        the neighbour search (``G`` equals the kernel of ``x[mask]`` on the kept
-        block). Jittable; see the module docstring for the gradient.
-        """
-        return self._dense(x, mask)
 
     def _from_sq_distances(self, d2, keep, excluded):
         n, k = d2.shape[0], self.k
@@ -239,19 +235,7 @@ class AlphaDecayKernel(PeerKernel):
         thresh = float(self.thresh)
         object.__setattr__(self, "thresh", max(thresh, float(np.finfo(float).eps)) if thresh > 0 else 0.0)
 
-    @property
-    def neighbours(self) -> int:
-        return self.knn
-
     _neighbour_field = "knn"
-
-    def affinity(self, x, mask=None):
-        """Dense affinity matrix ``G`` ``[n, n]`` of the rows of ``x`` ``[n, d]``.
-
-        Rows and columns that ``mask`` ``[n]`` drops are 0 and take no part in
-        the neighbour search. Jittable; see the module docstring for the gradient.
-        """
-        return self._dense(x, mask)
 
     def _from_sq_distances(self, d2, keep, excluded):
         n = d2.shape[0]

@@ -101,7 +101,8 @@ def sq_distances(a, b):
     norms = jnp.sum(a * a, 1)[:, None] + jnp.sum(b * b, 1)[None, :]
     d2 = norms - 2.0 * cross
     noise = 2.0 * math.sqrt(a.shape[1]) * jnp.finfo(d2.dtype).eps * norms
-    return jnp.where(d2 > noise, d2, 0.0)
+    # ``<=`` rather than ``>``: a NaN distance (from a NaN input) stays NaN.
+    return jnp.where(d2 <= noise, 0.0, d2)
 
 
 def self_sq_distances(y):
