@@ -10,7 +10,7 @@ from jaxdse.cli.solver import EXACT_SOLVERS, SOLVERS
 
 RULES = ("median", "sqrt_dim", "knn", "knn:K")
 ESTIMATORS = ("dse", "cse", "dsmi", "csmi", "ksg", "mine", "reference")
-COMMANDS = ("dse", "dsmi", "sweep", "compare", "demo")
+COMMANDS = ("dse", "dsmi", "sweep", "layers", "compare", "demo")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -221,6 +221,41 @@ def build_parser(version: str = "") -> argparse.ArgumentParser:
     p.add_argument(
         "--plot", metavar="FILE", help="write a heatmap of the grid: .png, .pdf, .svg, ... (needs matplotlib)"
     )
+
+    p = _command(
+        sub, "layers", [kernel, common], "hidden states: .npz (one array per layer, or one stack) or .npy [L, B, T, D]",
+        help="DSE (and DSMI) of every layer of saved hidden states, in one compiled call",
+        description="DSE in bits of every layer of hidden states saved from any framework: an .npz with one "
+        "array per layer ([B, T, D] or [N, D], in natural order of their names) or one stacked array "
+        "([L, B, T, D] or [L, N, D]; --array NAME). Transformer-Dispersion's settings: --sigma 1 --normalize l2.",
+    )
+    p.add_argument("--array", metavar="NAME", help="the stacked array's name inside the .npz file")
+    p.add_argument(
+        "--mask", metavar="NAME|FILE",
+        help="attention mask [B, T] (0/1 or bool): an array of the hidden-states .npz, or a file",
+    )
+    p.add_argument(
+        "--granularity", choices=("tokens", "prompt", "dataset"), default="tokens",
+        help="tokens: all kept tokens of a layer are one set (default); prompt: each sequence's tokens; "
+        "dataset: one pooled vector per sequence",
+    )
+    p.add_argument("--pool", choices=("mean", "last", "first"), default="mean", help="--granularity dataset: pooling (default mean)")
+    p.add_argument(
+        "--normalize", choices=("none", "l2", "center", "center+l2"), default="none",
+        help="rows to unit norm (l2), centred, or both, before the kernel (default none)",
+    )
+    p.add_argument("--t", type=_positive_float, default=1.0, help="diffusion time t > 0 (default 1)")
+    p.add_argument(
+        "--labels", metavar="NAME|FILE",
+        help="labels for per-layer DSMI(Z; Y): [B] (dataset) or [B, T] / [N] (tokens); an array of the .npz, or a file",
+    )
+    p.add_argument(
+        "--estimator", choices=("subsample", "plugin"), default="subsample", help="DSMI estimator (default subsample)"
+    )
+    _add_solver(p, ("exact", "eigh", "slq"))
+    p.add_argument("--num-probes", type=_int_at_least(1), help="--solver slq: random probe vectors (default the library's)")
+    p.add_argument("--num-matvecs", type=_int_at_least(1), help="--solver slq: Lanczos steps per probe (default the library's)")
+    p.add_argument("--plot", metavar="FILE", help="write the layer profile against depth: .png, .pdf, .svg, ... (needs matplotlib)")
 
     p = _command(
         sub, "compare", [kernel, mi, data, common], "representation Z [n, d]",

@@ -7,6 +7,15 @@ re-exported here); :mod:`jaxdse.io.plotting` draws sweeps and training curves;
 Imports nothing from jaxdse.
 """
 
-from jaxdse.io.files import FORMATS, InputError, Loaded, load_array, load_labels, load_points, load_reference
+from jaxdse.io.files import (
+    FORMATS,
+    InputError,
+    Loaded,
+    load_array,
+    load_labels,
+    load_layers,
+    load_points,
+    load_reference,
+)
 
-__all__ = ["FORMATS", "InputError", "Loaded", "load_array", "load_labels", "load_points", "load_reference"]
+__all__ = ["FORMATS", "InputError", "Loaded", "load_array", "load_labels", "load_layers", "load_points", "load_reference"]

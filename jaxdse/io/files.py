@@ -359,3 +359,58 @@ def _is_one_hot(y):
         return False
     y = np.asarray(y, np.float64)
     return bool(np.all((y == 0) | (y == 1)) and np.all(y.sum(axis=1) == 1))
+
+
+def _natural(name):
+    """Sort key: ``layer_10`` after ``layer_9`` (runs of digits compared as numbers)."""
+    import re
+
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+
+
+def load_layers(path, *, array: str | None = None, exclude=(), name: str = "hidden states") -> Loaded:
+    """Hidden states of every layer from ``path``: one stacked array or one member per layer.
+
+    * ``.npy``, or the ``.npz`` member ``array``: a stack ``[L, B, T, D]`` or ``[L, N, D]``.
+    * ``.npz`` without ``array``: every member not named in ``exclude`` (e.g.
+      the attention mask stored beside them), in natural order of their names
+      (``layer_2`` before ``layer_10``); one member is read as a stack, several as
+      one layer each (``[B, T, D]`` or ``[N, D]``; widths may differ).
+
+    Returns:
+      A :class:`Loaded` whose ``values`` is an array (a stack) or a list of
+      arrays (one per layer), ready for :func:`jaxdse.layerwise`.
+
+    Raises:
+      InputError: a missing or unreadable file, a member of the wrong rank,
+        non-numeric or non-finite values.
+    """
+    path = _as_path(path)
+    if not os.path.exists(path):
+        raise InputError(f"{name} file {path!r} does not exist")
+    if os.path.splitext(path)[1].lower() not in (".npy", ".npz"):
+        raise InputError(f"{name} file {path!r}: layers are read from .npy (a stack) or .npz (one array per layer)")
+    if array is not None or not zipfile.is_zipfile(path):
+        stack = _as_numeric(_load_numpy(path, array, name), path, name)
+        if stack.ndim not in (3, 4):
+            raise InputError(
+                f"{name} file {path!r}: a stack must be [L, B, T, D] or [L, N, D], got shape {stack.shape}"
+            )
+        _check_finite(stack, path, name)
+        return Loaded(stack, stack.shape, ())
+    with np.load(path, allow_pickle=False) as archive:
+        names = sorted((m for m in archive.files if m not in set(exclude)), key=_natural)
+        if not names:
+            raise InputError(f"{name} file {path!r} holds no layer arrays (only {', '.join(archive.files)})")
+        if len(names) == 1:
+            return load_layers(path, array=names[0], name=name)
+        layers = [_as_numeric(_pick_from_npz(archive, m, path, name), path, f"{name} {m!r}") for m in names]
+    for m, h in zip(names, layers):
+        if h.ndim not in (2, 3):
+            raise InputError(
+                f"{name} file {path!r}: layer {m!r} must be [B, T, D] or [N, D], got shape {h.shape} "
+                "(an array that is not a layer is named as the mask or labels, or saved apart)"
+            )
+        _check_finite(h, path, f"{name} {m!r}")
+    note = f"read {len(layers)} layers from {path!r} in this order: {', '.join(names)}"
+    return Loaded(layers, (len(layers),) + layers[0].shape, (note,))

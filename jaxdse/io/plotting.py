@@ -129,3 +129,78 @@ def demo_figure(curves, *, n_test, sigma, t):
         fontsize=10,
     )
     return fig
+
+
+def _layer_values(profile, quantity):
+    """``(depth [L], mean [L], spread [L] or None)`` of a :class:`~jaxdse.LayerProfile` or an array ``[L]``/``[L, B]``."""
+    values = np.asarray(getattr(profile, quantity) if hasattr(profile, quantity) else profile, np.float64)
+    depth = np.asarray(profile.depth) if hasattr(profile, "depth") else np.linspace(0.0, 1.0, len(values))
+    if values.ndim == 2:  # per prompt: the mean over prompts and its spread
+        return depth, np.nanmean(values, 1), np.nanstd(values, 1)
+    return depth, values, None
+
+
+def layer_profiles(ax, profiles, *, quantity="value", ylabel=None, title=""):
+    """Draw layer profiles on ``ax`` against depth (layer / (L - 1)), one line per model or checkpoint.
+
+    Args:
+      ax: a matplotlib axes.
+      profiles: ``{name: profile}``, each a :class:`~jaxdse.LayerProfile` or
+        values ``[L]`` (``[L, B]`` per prompt: drawn as the mean over prompts
+        with a band of one standard deviation). Models of different depths
+        share the axis.
+      quantity: the profile's field to draw: ``"value"`` (DSE), ``"normalized"``
+        (DSE / log2 n) or ``"mi"`` (DSMI).
+      ylabel: the y label (default from ``quantity``).
+      title: the panel's title.
+    """
+    for name, prof in profiles.items():
+        depth, mean, spread = _layer_values(prof, quantity)
+        (line,) = ax.plot(depth, mean, "o-", ms=3, label=str(name))
+        if spread is not None:
+            ax.fill_between(depth, mean - spread, mean + spread, color=line.get_color(), alpha=0.2, lw=0)
+    default = {"value": "DSE (bits)", "normalized": "DSE / log2 n", "mi": "DSMI(Z; Y) (bits)"}
+    ax.set_xlabel("depth (layer / (L - 1))")
+    ax.set_ylabel(ylabel or default.get(quantity, quantity))
+    ax.set_xlim(-0.02, 1.02)
+    if len(profiles) > 1:
+        ax.legend(fontsize=7)
+    if title:
+        ax.set_title(title, fontsize=10)
+
+
+def layer_profile_figure(profiles, *, quantity="value", title="", ylabel=None):
+    """A figure of :func:`layer_profiles` (same arguments); returns the figure."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    layer_profiles(ax, profiles, quantity=quantity, ylabel=ylabel, title=title)
+    return fig
+
+
+def layer_heatmap(ax, values, checkpoints, *, title="", cmap="viridis"):
+    """Draw layers (rows, input at the bottom) x checkpoints (columns) on ``ax``; returns the image.
+
+    Args:
+      ax: a matplotlib axes.
+      values: ``[C, L]`` (one profile per checkpoint) or a sequence of
+        :class:`~jaxdse.LayerProfile` / ``[L]`` arrays of one depth.
+      checkpoints: ``C`` column labels (steps, epochs, names).
+      title: the panel's title.
+    """
+    grid = values if isinstance(values, np.ndarray) else np.stack([_layer_values(v, "value")[1] for v in values])
+    image = ax.imshow(np.asarray(grid, np.float64).T, origin="lower", aspect="auto", cmap=cmap)
+    ax.set_xticks(range(len(checkpoints)), [str(c) for c in checkpoints], rotation=45 if len(checkpoints) > 8 else 0)
+    ax.set_xlabel("checkpoint")
+    ax.set_ylabel("layer")
+    if title:
+        ax.set_title(title, fontsize=10)
+    return image
+
+
+def layer_heatmap_figure(values, checkpoints, *, title="", label="DSE (bits)", cmap="viridis"):
+    """A figure of :func:`layer_heatmap` with a colour bar labelled ``label``; returns the figure."""
+    plt = pyplot()
+    grid = values if isinstance(values, np.ndarray) else np.stack([_layer_values(v, "value")[1] for v in values])
+    fig, ax = plt.subplots(figsize=(1.5 + 0.45 * grid.shape[0], 1.2 + 0.22 * grid.shape[1]))
+    fig.colorbar(layer_heatmap(ax, grid, checkpoints, title=title, cmap=cmap), ax=ax, label=label)
+    return fig
