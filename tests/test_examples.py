@@ -32,6 +32,7 @@ EXAMPLES = {
     "init_search": ("init_search.json", "init_search.png", {"candidates", "per_std", "claims"}),
     "sweep": ("sweep.json", "sweep.png", {"sigma", "t", "dse", "dsmi_y", "knee_t", "claims"}),
     "model_zoo": ("model_zoo.json", "model_zoo.png", {"models", "claims"}),
+    "layerwise": ("layerwise.json", "layerwise.png", {"step", "dse_tokens", "dsmi_pooled", "hugging_face", "claims"}),
 }
 _BLAS_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
@@ -106,6 +107,30 @@ def test_training_dynamics(tmp_path):
     assert d["evaluator_compilations"] == 1  # shared by both conditions
     for claim in ("dsmi_y_rose_under_real_labels", "dsmi_y_flat_under_shuffled_labels"):
         assert isinstance(d["claims"][claim], bool)
+
+
+@pytest.fixture(scope="module")
+def layerwise_run(tmp_path_factory):
+    """One quick run of examples/layerwise.py, shared by its two tests."""
+    return _load(tmp_path_factory.mktemp("layerwise"), "layerwise")
+
+
+def test_layerwise(layerwise_run):
+    d = layerwise_run
+    s = d["settings"]
+    assert d["step"] == s["checkpoints"] and d["step"][0] == 0 and d["step"][-1] == s["steps"]
+    for name in ("dse_tokens", "dse_pooled", "dsmi_pooled"):
+        assert np.asarray(d[name]).shape == (len(d["step"]), s["depth"] + 1)  # the embedding and each block
+    assert np.all(np.asarray(d["dse_tokens"]) >= -1e-5)
+    assert isinstance(d["claims"]["dsmi_last_layer_rose"], bool)
+
+
+def test_layerwise_on_a_hugging_face_model(layerwise_run):
+    pytest.importorskip("torch", reason="the Hugging Face path needs torch")
+    pytest.importorskip("transformers", reason="the Hugging Face path needs transformers")
+    hf = layerwise_run["hugging_face"]
+    assert hf["ran"] is True and hf["layers"] == 5 and len(hf["dse_tokens"]) == 5
+    assert all(0.0 <= v <= math.log2(32 * 16) + 1e-4 for v in hf["dse_tokens"])
 
 
 def test_init_search(tmp_path):
