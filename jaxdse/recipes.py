@@ -107,6 +107,15 @@ def transformer_dispersion(sigma: float = 1.0, t=1.0) -> dict:
     a fixed bandwidth ``sigma = 1`` and ``t = 1`` on rows scaled to unit
     Euclidean norm (token or sentence embeddings compared by direction).
 
+    Follows the authors' Transformer-Dispersion study
+    (``src/motivation/evaluate_transformer_metrics.py``, ``compute_DSE``, in
+    the repository ChenLiu-1996/Transformer-Dispersion): each layer's token
+    vectors divided by ``|x| + 1e-12``, then ``src/dse/dse.py``'s
+    ``diffusion_spectral_entropy(..., gaussian_kernel_sigma=1, t=1)``, the same
+    definition as ``dse-dsmi`` 1.1 (bits; it adds 2.2e-16 to every ``p_i``,
+    which moves the value by less than ``n * 1e-14`` bits). For every layer
+    at once: ``jaxdse.layerwise(hidden_states, normalize="l2", **transformer_dispersion())``.
+
     The normalisation is a property of the input, not a keyword: normalise the
     rows first with :func:`l2_normalize`::
 
