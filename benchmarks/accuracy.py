@@ -12,7 +12,10 @@ shares no code with jaxdse): Gaussian affinities with per-point bandwidths
 ``D^-1/2 K D^-1/2``, all eigenvalues by LAPACK, ``p = |lambda|^t / sum`` and
 the Shannon entropy in bits. Masks keep a subset of rows (the reference takes
 the subset); DSMI is the plug-in estimate ``DSE(Z) - sum_c p(c) DSE(Z | c)``
-with the bandwidth resolved on the whole set.
+with the bandwidth resolved on the whole set. The peers' kernels are written
+here from their definitions too: manylatents' kNN kernel (``k = 15``, alpha 1)
+and graphtools' alpha-decay kernel (PHATE's: ``knn = 5``, ``decay = 40``,
+threshold ``1e-4``, alpha 0).
 """
 
 from __future__ import annotations
@@ -126,6 +129,48 @@ def reference_kernel(d2, s):
     return g
 
 
+def _neighbours(d2, k):
+    """Indices ``[n, k]`` of each row's k nearest other rows (ties: the lower index first)."""
+    others = d2 + np.diag(np.full(len(d2), np.inf))
+    return np.argsort(others, axis=1, kind="stable")[:, :k]
+
+
+def reference_knn_kernel(d2, k=15):
+    """manylatents 0.1.8's kNN kernel: ``exp(-d^2 / (s_i s_j))`` on the union of the k-neighbourhoods, diagonal 1."""
+    n = len(d2)
+    nbr = _neighbours(d2, k)
+    s = np.sqrt(d2[np.arange(n), nbr[:, -1]])
+    s2 = np.outer(s, s)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        w = np.exp(-d2 / s2)
+    w[s2 == 0] = (d2[s2 == 0] == 0).astype(np.float64)
+    member = np.zeros((n, n), bool)
+    member[np.repeat(np.arange(n), k), nbr.ravel()] = True
+    g = np.where(member | member.T, w, 0.0)
+    np.fill_diagonal(g, 1.0)
+    return g
+
+
+def reference_alpha_decay_kernel(d2, knn=5, decay=40.0, thresh=1e-4):
+    """graphtools 2.1.0's alpha-decay kernel: ``exp(-(d / e_i)^decay)``, entries below ``thresh`` dropped, ``(A + A^T) / 2``."""
+    n = len(d2)
+    e = np.sqrt(d2[np.arange(n), _neighbours(d2, knn)[:, -1]])
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        a = np.exp(-((np.sqrt(d2) / e[:, None]) ** decay))
+    zero = np.broadcast_to(e[:, None] == 0, a.shape)
+    a[zero] = (d2[zero] == 0).astype(np.float64)
+    a[a < thresh] = 0.0
+    np.fill_diagonal(a, 1.0)
+    return (a + a.T) / 2.0
+
+
+# name: (reference kernel, alpha, the jaxdse kernel object's constructor name and arguments)
+PEER_KERNELS = {
+    "manylatents": (reference_knn_kernel, 1.0, ("KNNKernel", {"k": 15})),
+    "phate": (reference_alpha_decay_kernel, 0.0, ("AlphaDecayKernel", {"knn": 5, "decay": 40, "thresh": 1e-4})),
+}
+
+
 def reference_spectrum(g, alpha=0.0):
     q = g.sum(1)
     k = g / np.outer(q**alpha, q**alpha)
@@ -144,21 +189,28 @@ def reference_entropy(lam, t):
     return np.array(out)
 
 
-def reference_dse(x, sigma, t, *, alpha=0.0, mask=None):
-    """DSE in bits ``[len(t)]`` of the kept rows of ``x``, bandwidth resolved on them."""
+def reference_affinity(x, sigma):
+    """``(G, alpha)``: the Gaussian affinity for a bandwidth (alpha 0), or a peer's kernel ``("kernel", name)``."""
+    d2 = sq_distances(x)
+    if isinstance(sigma, tuple) and sigma[0] == "kernel":
+        make, alpha, _ = PEER_KERNELS[sigma[1]]
+        return make(d2), alpha
+    return reference_kernel(d2, reference_scales(d2, sigma, x.shape[1])), 0.0
+
+
+def reference_dse(x, sigma, t, *, mask=None):
+    """DSE in bits ``[len(t)]`` of the kept rows of ``x``, bandwidth (or kernel) resolved on them."""
     x = np.asarray(x, np.float64)
     if mask is not None:
         x = x[np.asarray(mask, bool)]
-    d2 = sq_distances(x)
-    g = reference_kernel(d2, reference_scales(d2, sigma, x.shape[1]))
+    g, alpha = reference_affinity(x, sigma)
     return reference_entropy(reference_spectrum(g, alpha), t)
 
 
-def reference_dsmi(x, labels, sigma, t, *, alpha=0.0):
+def reference_dsmi(x, labels, sigma, t):
     """Plug-in DSMI in bits: ``DSE(Z) - sum_c p(c) DSE(Z | c)``, each subset with the whole set's kernel."""
     x = np.asarray(x, np.float64)
-    d2 = sq_distances(x)
-    g = reference_kernel(d2, reference_scales(d2, sigma, x.shape[1]))
+    g, alpha = reference_affinity(x, sigma)
     total = reference_entropy(reference_spectrum(g, alpha), t)
     cond = np.zeros_like(total)
     for c in np.unique(labels):
@@ -182,24 +234,35 @@ class Cell:
     family: str
     n: int
     d: int
-    sigma: object  # a rule name, or ("x median", c)
+    sigma: object  # a rule name, ("x median", c) or ("kernel", name of PEER_KERNELS)
     t: tuple
     masked: bool = False
     quantity: str = "dse"  # or "dsmi"
 
+    @property
+    def kernel(self):
+        """The peer kernel's name, or None for a Gaussian bandwidth."""
+        return self.sigma[1] if isinstance(self.sigma, tuple) and self.sigma[0] == "kernel" else None
+
     def label(self):
-        sigma = self.sigma if isinstance(self.sigma, str) else f"{self.sigma[1]:g} x median"
+        if self.kernel:
+            sigma = f"{self.kernel} kernel"
+        else:
+            sigma = self.sigma if isinstance(self.sigma, str) else f"{self.sigma[1]:g} x median"
         what = "DSMI" if self.quantity == "dsmi" else "DSE"
         return f"{what} {self.family} n={self.n} d={self.d} sigma={sigma}{' masked' if self.masked else ''}"
 
 
 def grid(*, n: int, d: int, multiples=MEDIAN_MULTIPLES, rules=RULE_BANDWIDTHS, t=(1.0, 10.0, 100.0),
-         masked_multiples=(1.0,), dsmi_multiples=(1.0,), families=tuple(FAMILIES)):
+         masked_multiples=(1.0,), dsmi_multiples=(1.0,), families=tuple(FAMILIES), kernels=tuple(PEER_KERNELS),
+         dsmi_kernels=("manylatents",)):
     """The cells of one size of the grid."""
     cells = []
     for fam in families:
-        for sigma in (*rules, *(("x median", c) for c in multiples)):
+        for sigma in (*rules, *(("x median", c) for c in multiples), *(("kernel", k) for k in kernels)):
             cells.append(Cell(fam, n, d, sigma, tuple(t)))
+        for k in dsmi_kernels:
+            cells.append(Cell(fam, n, d, ("kernel", k), tuple(t), quantity="dsmi"))
         for c in masked_multiples:
             cells.append(Cell(fam, n, d, ("x median", c), tuple(t), masked=True))
         for c in dsmi_multiples:
@@ -210,7 +273,7 @@ def grid(*, n: int, d: int, multiples=MEDIAN_MULTIPLES, rules=RULE_BANDWIDTHS, t
 def resolve(cell: Cell, x):
     """``(sigma for jaxdse, sigma for the reference, mask or None)`` of a cell on data ``x``."""
     mask = make_mask(cell.n) if cell.masked else None
-    if isinstance(cell.sigma, str):
+    if isinstance(cell.sigma, str) or cell.kernel:
         return cell.sigma, cell.sigma, mask
     kept = x if mask is None else x[mask]
     s = cell.sigma[1] * median_distance(kept)
@@ -231,7 +294,13 @@ def reference(cell: Cell):
 
 @dataclasses.dataclass(frozen=True)
 class Method:
-    """A solver configuration with its tolerance (bits, absolute) and its number of keys."""
+    """A solver configuration with its tolerance (bits, absolute) and its number of keys.
+
+    ``plus_indicator``: the tolerance of a cell is ``tolerance + stderr`` (the
+    low-rank solver's error indicator), else ``tolerance``. ``takes``: the cell
+    kinds it supports (``"rules"`` for the bandwidth rules, ``"kernels"`` for
+    the peers' kernel objects).
+    """
 
     name: str
     make: object  # () -> solver
@@ -239,6 +308,20 @@ class Method:
     x64: bool = False
     num_keys: int = 1
     stochastic: bool = False
+    plus_indicator: bool = False
+    takes: tuple = ("rules", "kernels")
+
+    def applies(self, cell) -> bool:
+        if cell.kernel:
+            return "kernels" in self.takes
+        if isinstance(cell.sigma, str) and cell.sigma.startswith("knn"):
+            return "knn" in self.takes
+        return True
+
+    def within(self, errors, stderrs):
+        """Whether every error of a cell is within this method's tolerance."""
+        allowed = self.tolerance + (np.asarray(stderrs) if self.plus_indicator else 0.0)
+        return bool(np.all(np.abs(errors) <= allowed))
 
 
 def methods(num_keys: int = 8):
@@ -249,9 +332,12 @@ def methods(num_keys: int = 8):
         Method("exact float64", lambda: jaxdse.Exact(), 1e-6, x64=True),
         # 64 deflation columns: the values at t >= 10 need them (SLQ's docstring).
         Method("SLQ dense", lambda: jaxdse.SLQ(operator="dense", deflation_rank=64), 0.01, num_keys=num_keys,
-               stochastic=True),
+               stochastic=True, takes=("rules", "knn", "kernels")),
         Method("SLQ blockwise", lambda: jaxdse.SLQ(operator="blockwise", block_size=256, deflation_rank=64), 0.01,
-               num_keys=num_keys, stochastic=True),
+               num_keys=num_keys, stochastic=True, takes=("rules", "knn")),
+        # A quarter of the rows as landmarks; within 0.01 bits plus its error indicator (the stderr field).
+        Method("Nystrom n/4", lambda n: jaxdse.Nystrom(num_landmarks=n // 4, block_size=256), 0.01,
+               num_keys=num_keys, stochastic=True, plus_indicator=True, takes=("rules",)),
     ]
 
 
@@ -270,16 +356,21 @@ def _program(method: Method, rule, masked: bool, quantity: str, num_keys: int):
 
     name = (method.name, rule, masked, quantity, num_keys)
     if name not in _COMPILED:
-        solver = method.make()
+        make = method.make
 
         def one(x, sigma, t, mask, labels, key):
-            s = sigma if rule is None else rule
-            if quantity == "dsmi":
-                n = x.shape[0]
-                est = jaxdse.dsmi_terms(x, labels, sigma=s, t=t, solver=solver, key=key, estimator="plugin",
-                                        num_classes=3, max_class_size=n)
+            n = x.shape[0]
+            solver = make(n) if method.plus_indicator else make()
+            if isinstance(rule, tuple):  # a peer's kernel
+                fn, alpha, (cls, kwargs) = PEER_KERNELS[rule[1]]
+                spec = dict(kernel=getattr(jaxdse, cls)(**kwargs), alpha=alpha)
             else:
-                est = jaxdse.dse_estimate(x, sigma=s, t=t, mask=mask if masked else None, solver=solver, key=key)
+                spec = dict(sigma=sigma if rule is None else rule)
+            if quantity == "dsmi":
+                est = jaxdse.dsmi_terms(x, labels, t=t, solver=solver, key=key, estimator="plugin",
+                                        num_classes=3, max_class_size=n, **spec)
+            else:
+                est = jaxdse.dse_estimate(x, t=t, mask=mask if masked else None, solver=solver, key=key, **spec)
             return est.value, est.stderr
 
         batched = jax.vmap(one, in_axes=(None, None, None, None, None, 0))
@@ -296,7 +387,7 @@ def evaluate(cell: Cell, method: Method):
 
     x, labels = make_data(cell.family, cell.n, cell.d)
     sigma, _, mask = resolve(cell, x)
-    rule = sigma if isinstance(sigma, str) else None
+    rule = sigma if isinstance(sigma, (str, tuple)) else None
     context = jax.enable_x64(True) if method.x64 else contextlib.nullcontext()
     with context:
         dtype = np.float64 if method.x64 else np.float32
@@ -304,7 +395,7 @@ def evaluate(cell: Cell, method: Method):
         keys = jax.random.split(jax.random.key(1000), method.num_keys)
         value, stderr = program(
             jnp.asarray(x, dtype),
-            jnp.asarray(0.0 if rule else sigma, dtype),
+            jnp.asarray(0.0 if rule is not None else sigma, dtype),
             jnp.asarray(cell.t, dtype),
             jnp.asarray(np.ones(cell.n, bool) if mask is None else mask),
             jnp.asarray(labels),
