@@ -193,3 +193,15 @@ def test_old_paths_warn_and_give_the_same_objects():
         assert filename == "<old path>", key  # the warning points at the line that names the old path
         assert result["same"], key
         assert result["identical"] in (True, None), key
+
+
+def test_every_slow_tier_name_is_a_test_of_its_module():
+    # A renamed test would otherwise leave the slow tier silently, and run in neither.
+    from tests.conftest import SLOW
+
+    here = pathlib.Path(__file__).parent
+    for module, names in SLOW.items():
+        (path,) = here.rglob(module)  # one file of that name under tests/
+        tree = ast.parse(path.read_text())
+        defined = {n.name for n in tree.body if isinstance(n, ast.FunctionDef) and n.name.startswith("test_")}
+        assert not names - defined, f"{module}: no test function {sorted(names - defined)}"

@@ -56,7 +56,7 @@ def test_readme_command_lines_parse():
     assert len(lines) >= 5
     for words in lines:
         args = parser.parse_args(words[1:])
-        assert args.command in ("dse", "dsmi", "sweep", "compare", "demo")
+        assert args.command in ("dse", "dsmi", "sweep", "layers", "compare", "demo")
 
 
 def test_layout_names_every_file_of_the_package():

@@ -30,9 +30,9 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_TESTS = [
     "tests/test_formulas.py",
     "tests/test_contracts.py",
-    "tests/test_slq.py",
+    "tests/solvers/test_slq.py",
     "tests/test_accuracy.py",
-    "tests/test_baselines_kraskov.py",
+    "tests/baselines/test_baselines_kraskov.py",
     "tests/test_inputs.py",
 ]
 # The numerical promises (the argument checks and the command line have their own
@@ -157,14 +157,16 @@ def copy_repository(dest: Path):
 
 
 def own_tests_first(mutant, tests):
-    """``tests`` with the mutated module's own test file (``tests/test_<module>.py``, for
-    ``baselines/<module>.py`` ``tests/test_baselines_<module>.py``) first, if listed:
-    most mutants are killed there, and with ``-x`` the run then stops early."""
+    """``tests`` with the mutated module's own test file (``test_<module>.py``, for
+    ``baselines/<module>.py`` ``test_baselines_<module>.py``, in any folder of
+    ``tests/``) first, if listed: most mutants are killed there, and with ``-x``
+    the run then stops early."""
     if mutant is None:
         return tests
     path = Path(mutant[1])
-    own = f"tests/test_{'baselines_' if path.parent.name == 'baselines' else ''}{path.stem}.py"
-    return [own, *(t for t in tests if t != own)] if own in tests else tests
+    name = f"test_{'baselines_' if path.parent.name == 'baselines' else ''}{path.stem}.py"
+    own = next((t for t in tests if Path(t).name == name), None)
+    return [own, *(t for t in tests if t != own)] if own else tests
 
 
 def run_mutant(mutant, tests, timeout):

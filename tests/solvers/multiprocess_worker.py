@@ -1,6 +1,6 @@
-"""One process of the two-process check in ``tests/test_multiprocess.py``.
+"""One process of the two-process check in ``tests/solvers/test_multiprocess.py``.
 
-Usage: ``python tests/multiprocess_worker.py PROCESS_ID NUM_PROCESSES PORT``, with
+Usage: ``python tests/solvers/multiprocess_worker.py PROCESS_ID NUM_PROCESSES PORT``, with
 ``XLA_FLAGS=--xla_force_host_platform_device_count=4`` in the environment. Joins
 the other processes through a coordinator on ``localhost:PORT`` (CPU collectives
 over gloo), builds one mesh over every process's devices, computes the stochastic
@@ -26,7 +26,7 @@ def main(process_id: int, num_processes: int, port: int) -> None:
     )
     try:
         import jaxdse
-        from tests.multiprocess_data import DSMI_SETTINGS, SIGMA, SLQ_SETTINGS, data
+        from tests.solvers.multiprocess_data import DSMI_SETTINGS, SIGMA, SLQ_SETTINGS, data
 
         x, z, y = data()
         mesh = jax.make_mesh((jax.device_count(),), ("data",))

@@ -395,7 +395,7 @@ def test_help_and_version(capsys):
     import tomllib
     from pathlib import Path
 
-    pyproject = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
+    pyproject = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())
     assert jaxdse.__version__ == pyproject["project"]["version"]
 
 

@@ -1,6 +1,6 @@
 """Two processes on this machine, 4 simulated CPU devices each, give the one-process values.
 
-Each process runs ``tests/multiprocess_worker.py``: ``jax.distributed.initialize``
+Each process runs ``tests/solvers/multiprocess_worker.py``: ``jax.distributed.initialize``
 with a coordinator on a free localhost port and CPU collectives over gloo, then the
 stochastic DSE of n = 20,000 points (blockwise operator, rows sharded over the
 global 8-device mesh) and a DSMI whose subsets are split over the same mesh.
@@ -21,10 +21,10 @@ import numpy as np
 import pytest
 
 import jaxdse
-from tests.multiprocess_data import DSMI_SETTINGS, SIGMA, SLQ_SETTINGS, data
+from tests.solvers.multiprocess_data import DSMI_SETTINGS, SIGMA, SLQ_SETTINGS, data
 
-ROOT = Path(__file__).resolve().parent.parent
-WORKER = ROOT / "tests" / "multiprocess_worker.py"
+ROOT = Path(__file__).resolve().parents[2]
+WORKER = ROOT / "tests" / "solvers" / "multiprocess_worker.py"
 NUM_PROCESSES = 2
 TIMEOUT_S = 240
 

@@ -11,7 +11,7 @@ import pytest
 
 import jaxdse
 import jaxdse.io
-from tests.test_cli import estimator_key, expand, files, run, run_json  # noqa: F401  (files: a fixture)
+from tests.cli.test_cli import estimator_key, expand, files, run, run_json  # noqa: F401  (files: a fixture)
 
 
 def test_text_labels_csv_and_npy_content_under_npz_name(capsys, files):

@@ -253,6 +253,22 @@ def test_keyword_recipes():
     np.testing.assert_allclose(jaxdse.dse(h, **recipes.transformer_dispersion()), direct, rtol=1e-6)
 
 
+def test_transformer_dispersion_equals_the_authors_call(x64):
+    """The study's compute_DSE: rows / (|x| + 1e-12), then dse-dsmi's function with sigma 1, t 1."""
+    dse_dsmi = pytest.importorskip("dse_dsmi")
+    layers = [PARITY["gaussian"][:120] * 3.0, PARITY["blobs"][:120], PARITY["duplicates"][:120]]
+    for z in layers:
+        unit = z / (np.linalg.norm(z, axis=1, keepdims=True) + 1e-12)
+        want = dse_dsmi.diffusion_spectral_entropy(unit, gaussian_kernel_sigma=1, t=1)
+        got = float(jaxdse.dse(recipes.l2_normalize(z), **recipes.transformer_dispersion()))
+        assert abs(got - want) < 1e-6, (got, want)
+    sequence = [z[None] for z in layers]  # L layers [B = 1, T, D] of different widths
+    profile = jaxdse.layerwise(sequence, normalize="l2", **recipes.transformer_dispersion())
+    want = [dse_dsmi.diffusion_spectral_entropy(z / (np.linalg.norm(z, axis=1, keepdims=True) + 1e-12),
+                                                gaussian_kernel_sigma=1, t=1) for z in layers]
+    np.testing.assert_allclose(np.asarray(profile.value), want, atol=1e-6)
+
+
 def test_phate_vne_units_and_labels(x64):
     x = PARITY["gaussian"][:80]
     h = np.asarray(recipes.phate_vne(x, t_max=5))

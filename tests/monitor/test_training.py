@@ -17,7 +17,7 @@ from jaxdse.monitor import training
 
 pytest.importorskip("sklearn")
 
-README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
+README = pathlib.Path(__file__).resolve().parents[2] / "README.md"
 
 
 @pytest.fixture(scope="module")
