@@ -205,3 +205,13 @@ def test_every_slow_tier_name_is_a_test_of_its_module():
         tree = ast.parse(path.read_text())
         defined = {n.name for n in tree.body if isinstance(n, ast.FunctionDef) and n.name.startswith("test_")}
         assert not names - defined, f"{module}: no test function {sorted(names - defined)}"
+
+
+def test_the_mutation_checks_mutants_apply_to_todays_sources():
+    # tools/mutation.py replaces exact texts; a change to the code must not leave a mutant that no longer applies.
+    sys.path.insert(0, str(ROOT / "tools"))
+    try:
+        import mutation
+    finally:
+        sys.path.remove(str(ROOT / "tools"))
+    assert mutation.check_mutants() == []
