@@ -36,6 +36,7 @@ from jaxdse.entropy.nystrom import (
     factor_maps,
     factor_rows,
     gram,
+    missed_trace,
     row_scores,
     sample_scales,
     warn_if_coarse,
@@ -146,7 +147,7 @@ def _gram_step(state, prep, maps, x, keep, group, alpha, s0, s):
     return Sums(
         state.A.at[group].add(gram(F, a, s[0][group])),
         state.Ah.at[group].add(gram(Fh, ah, s[1][group])),
-        state.mass.at[group].add(jnp.sum(kept[:, None] * F * F)),
+        state.missed.at[group].add(missed_trace(F, a, s[0][group], keep)),
         state.count.at[group].add(jnp.sum(kept)),
     )
 

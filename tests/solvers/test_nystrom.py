@@ -60,6 +60,19 @@ def test_indicator_covers_error(name, sigma):
     assert abs(float(est.value) - exact) <= 2 * float(est.stderr)
 
 
+@pytest.mark.parametrize("key", [1, 2])
+def test_indicator_covers_isolated_points(key):
+    # Heavy tails at 4 times the median distance: many points are alone, each an eigenvalue of S near 1 that
+    # the factor leaves out. The kernel's missed trace (1 - |F|^2 / n) gave indicators of 0.20 and 0.50 bits
+    # for errors of 0.39 and 1.19 here.
+    x = np.random.default_rng(3).standard_t(df=1.5, size=(400, 32)).astype(np.float32)
+    sigma = 4.0 * np.sqrt(2.0) * float(jaxdse.kernels.resolved_sigma(x, "median"))
+    exact = float(dse(x, sigma=sigma))
+    est = quiet(dse_estimate, x, sigma=sigma, solver=Nystrom(num_landmarks=100), key=key)
+    assert abs(float(est.value) - exact) > 0.3  # far from exact: the case the indicator must flag
+    assert abs(float(est.value) - exact) <= float(est.stderr)
+
+
 def test_kmeanspp_and_fixed_landmarks():
     x = DATA["blobs"]
     exact = float(dse(x, sigma=2.0, t=2.0))
