@@ -21,7 +21,6 @@ threshold ``1e-4``, alpha 0).
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import numpy as np
 
@@ -253,9 +252,19 @@ class Cell:
         return f"{what} {self.family} n={self.n} d={self.d} sigma={sigma}{' masked' if self.masked else ''}"
 
 
-def grid(*, n: int, d: int, multiples=MEDIAN_MULTIPLES, rules=RULE_BANDWIDTHS, t=(1.0, 10.0, 100.0),
-         masked_multiples=(1.0,), dsmi_multiples=(1.0,), families=tuple(FAMILIES), kernels=tuple(PEER_KERNELS),
-         dsmi_kernels=("manylatents",)):
+def grid(
+    *,
+    n: int,
+    d: int,
+    multiples=MEDIAN_MULTIPLES,
+    rules=RULE_BANDWIDTHS,
+    t=(1.0, 10.0, 100.0),
+    masked_multiples=(1.0,),
+    dsmi_multiples=(1.0,),
+    families=tuple(FAMILIES),
+    kernels=tuple(PEER_KERNELS),
+    dsmi_kernels=("manylatents",),
+):
     """The cells of one size of the grid."""
     cells = []
     for fam in families:
@@ -331,13 +340,32 @@ def methods(num_keys: int = 8):
         Method("exact float32", lambda: jaxdse.Exact(), 1e-3),
         Method("exact float64", lambda: jaxdse.Exact(), 1e-6, x64=True),
         # 64 deflation columns: the values at t >= 10 need them (SLQ's docstring).
-        Method("SLQ dense", lambda: jaxdse.SLQ(operator="dense", deflation_rank=64), 0.01, num_keys=num_keys,
-               stochastic=True, takes=("rules", "knn", "kernels")),
-        Method("SLQ blockwise", lambda: jaxdse.SLQ(operator="blockwise", block_size=256, deflation_rank=64), 0.01,
-               num_keys=num_keys, stochastic=True, takes=("rules", "knn")),
+        Method(
+            "SLQ dense",
+            lambda: jaxdse.SLQ(operator="dense", deflation_rank=64),
+            0.01,
+            num_keys=num_keys,
+            stochastic=True,
+            takes=("rules", "knn", "kernels"),
+        ),
+        Method(
+            "SLQ blockwise",
+            lambda: jaxdse.SLQ(operator="blockwise", block_size=256, deflation_rank=64),
+            0.01,
+            num_keys=num_keys,
+            stochastic=True,
+            takes=("rules", "knn"),
+        ),
         # A quarter of the rows as landmarks; within 0.01 bits plus its error indicator (the stderr field).
-        Method("Nystrom n/4", lambda n: jaxdse.Nystrom(num_landmarks=n // 4, block_size=256), 0.01,
-               num_keys=num_keys, stochastic=True, plus_indicator=True, takes=("rules",)),
+        Method(
+            "Nystrom n/4",
+            lambda n: jaxdse.Nystrom(num_landmarks=n // 4, block_size=256),
+            0.01,
+            num_keys=num_keys,
+            stochastic=True,
+            plus_indicator=True,
+            takes=("rules",),
+        ),
     ]
 
 
@@ -367,8 +395,9 @@ def _program(method: Method, rule, masked: bool, quantity: str, num_keys: int):
             else:
                 spec = dict(sigma=sigma if rule is None else rule)
             if quantity == "dsmi":
-                est = jaxdse.dsmi_terms(x, labels, t=t, solver=solver, key=key, estimator="plugin",
-                                        num_classes=3, max_class_size=n, **spec)
+                est = jaxdse.dsmi_terms(
+                    x, labels, t=t, solver=solver, key=key, estimator="plugin", num_classes=3, max_class_size=n, **spec
+                )
             else:
                 est = jaxdse.dse_estimate(x, t=t, mask=mask if masked else None, solver=solver, key=key, **spec)
             return est.value, est.stderr
@@ -416,4 +445,6 @@ def summary(errors, stderrs):
     )
 
 
-__all__ = [name for name in dir() if not name.startswith("_") and name not in ("annotations", "math", "np", "dataclasses")]
+__all__ = [
+    name for name in dir() if not name.startswith("_") and name not in ("annotations", "math", "np", "dataclasses")
+]

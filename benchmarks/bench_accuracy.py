@@ -73,8 +73,10 @@ def grid_report(rows, methods, n, d):
     for m in methods:
         tol = f"{m.tolerance:g} bits" + (" + indicator" if m.plus_indicator else "")
         lines += [f"#### {m.name} (tolerance {tol}{f', {m.num_keys} keys' if m.stochastic else ''})", ""]
-        lines += ["| cell | reference (t = 1, 10, 100) | worst error | bias | stderr | coverage | seconds |",
-                  "|---|---|---|---|---|---|---|"]
+        lines += [
+            "| cell | reference (t = 1, 10, 100) | worst error | bias | stderr | coverage | seconds |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for cell, ref, e, s, sec in rows[m.name]:
             cov = np.mean(np.abs(e) <= 2 * s + COVER_SLACK)
             flag = "" if m.within(e, s) else " **out**"
@@ -94,7 +96,10 @@ def _parts(m, r):
     """The rows of one method: SLQ's cells on indefinite kernels apart from the rest."""
     if not m.stochastic or m.plus_indicator:
         return [("", r)]
-    return [("", [x for x in r if not _indefinite(x[0])]), (" (indefinite kernels)", [x for x in r if _indefinite(x[0])])]
+    return [
+        ("", [x for x in r if not _indefinite(x[0])]),
+        (" (indefinite kernels)", [x for x in r if _indefinite(x[0])]),
+    ]
 
 
 def timed(fn, repeats=3, warm=True):

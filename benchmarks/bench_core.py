@@ -32,9 +32,9 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
+from provenance import stamped  # noqa: E402  (benchmarks/ is on the path when run as a script)
 
 import jaxdse
-from provenance import stamped  # noqa: E402  (benchmarks/ is on the path when run as a script)
 
 HERE = Path(__file__).resolve().parent
 
@@ -131,9 +131,7 @@ def bench_dsmi(repeats, n=2000, d=256, classes=10, num_keys=10):
     calls = []
     for comparison in ("shared", "independent"):
         f = jax.jit(
-            lambda z, y, k, c=comparison: jaxdse.dsmi(
-                z, y, key=k, num_classes=classes, max_class_size=m, comparison=c
-            )
+            lambda z, y, k, c=comparison: jaxdse.dsmi(z, y, key=k, num_classes=classes, max_class_size=m, comparison=c)
         )
         compiled, c = compile_seconds(f, z32, labels, jax.random.PRNGKey(0))
         ours = [float(compiled(z32, labels, k)) for k in jax.random.split(jax.random.PRNGKey(2), num_keys)]
@@ -143,7 +141,10 @@ def bench_dsmi(repeats, n=2000, d=256, classes=10, num_keys=10):
     calls.append(lambda: dse_dsmi.diffusion_spectral_mutual_information(z, labels.reshape(-1, 1))[0])
     (_, s_shared), (_, s_independent), (_, rs) = interleaved(calls, 4 * repeats)
     row["shared"]["steady"], row["independent"]["steady"] = s_shared, s_independent
-    refs = [dse_dsmi.diffusion_spectral_mutual_information(z, labels.reshape(-1, 1), random_seed=i)[0] for i in range(num_keys)]
+    refs = [
+        dse_dsmi.diffusion_spectral_mutual_information(z, labels.reshape(-1, 1), random_seed=i)[0]
+        for i in range(num_keys)
+    ]
     row.update(ref=rs, refs=refs, load=os.getloadavg())
     for comparison in ("shared", "independent"):
         r = row[comparison]
@@ -300,7 +301,11 @@ def main(argv=None):
         subprocess.run([sys.executable, __file__, *forwarded, "--json-out", str(out)], env=env, check=True)
         runs.append(("OpenBLAS default (no OPENBLAS_* settings)",) + tuple(json.loads(out.read_text())))
         out.unlink()
-    label = "With " + " and ".join(f"{k}={v}" for k, v in tuned.items()) if tuned else "OpenBLAS default (no OPENBLAS_* settings)"
+    label = (
+        "With " + " and ".join(f"{k}={v}" for k, v in tuned.items())
+        if tuned
+        else "OpenBLAS default (no OPENBLAS_* settings)"
+    )
     runs.append((label,) + run_all(args))
     write(runs, command.strip())
     from make_results import merge

@@ -28,9 +28,9 @@ from pathlib import Path
 
 import jax
 import numpy as np
+from provenance import stamped  # noqa: E402  (benchmarks/ is on the path when run as a script)
 
 from jaxdse.baselines import csmi, ksg, mine
-from provenance import stamped  # noqa: E402  (benchmarks/ is on the path when run as a script)
 
 HERE = Path(__file__).resolve().parent
 
@@ -72,9 +72,7 @@ def reference_dsmi(z, labels, sigma):
     except ImportError:
         return None, None
     start = time.perf_counter()
-    value = dse_dsmi.diffusion_spectral_mutual_information(
-        z.astype(np.float64), labels, gaussian_kernel_sigma=sigma
-    )[0]
+    value = dse_dsmi.diffusion_spectral_mutual_information(z.astype(np.float64), labels, gaussian_kernel_sigma=sigma)[0]
     return float(value), time.perf_counter() - start
 
 
@@ -91,7 +89,9 @@ def compare(n, dims, mine_epochs):
         row["CSMI"] = twice(lambda k: csmi(z, labels, key=k))
         row["KSG"] = twice(lambda k: ksg(z, labels.astype(np.float32)))
         row["MINE"] = twice(
-            lambda k: mine(z, onehot, key=k, learning_rate=1e-4, batch_size=min(500, int(0.8 * n)), epochs=mine_epochs).value
+            lambda k: (
+                mine(z, onehot, key=k, learning_rate=1e-4, batch_size=min(500, int(0.8 * n)), epochs=mine_epochs).value
+            )
         )
         row["ref DSMI"] = reference_dsmi(z, labels, sigma)
         rows.append(row)
@@ -138,7 +138,8 @@ def machine():
     except OSError:
         pass
     versions = ", ".join(
-        f"{p} {metadata.version(p)}" for p in ("jax", "jaxlib", "flax", "optax", "numpy", "scikit-learn", "dse-dsmi")
+        f"{p} {metadata.version(p)}"
+        for p in ("jax", "jaxlib", "flax", "optax", "numpy", "scikit-learn", "dse-dsmi")
         if _installed(p)
     )
     return (
@@ -172,6 +173,7 @@ def write_markdown(rows, acc, n, mine_epochs, command, info):
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
+
         def val(name):
             return f"{row[name][0]:.3f}" if name in row else "n/a"
 

@@ -40,6 +40,7 @@ import sys
 import time
 from importlib import metadata
 from pathlib import Path
+
 from provenance import stamped  # noqa: E402  (benchmarks/ is on the path when run as a script)
 
 HERE = Path(__file__).resolve().parent
@@ -146,7 +147,6 @@ class Deadline:
 
 def section_parity(cfg, quick):
     import jax
-    import numpy as np
 
     rows = []
     x = gaussian(cfg["n"], cfg["d"], dtype="float64") * 3.0
@@ -159,8 +159,11 @@ def section_parity(cfg, quick):
         with jax.enable_x64(dtype == "float64"):
             for solver in ("auto", "eigh"):
                 value = float(jax.jit(exact_dse(solver))(jax.numpy.asarray(x, dtype)))
-                rows.append(dict(dtype=dtype, eigensolver=solver, jaxdse=value, reference=reference,
-                                 diff=abs(value - reference)))
+                rows.append(
+                    dict(
+                        dtype=dtype, eigensolver=solver, jaxdse=value, reference=reference, diff=abs(value - reference)
+                    )
+                )
     return dict(rows=rows, n=cfg["n"], d=cfg["d"])
 
 
@@ -220,7 +223,6 @@ def section_exact(cfg, quick):
                 skipped.append(f"{solver} n >= {n}: section budget")
                 alive[solver] = False
                 continue
-            start = time.perf_counter()
             try:
                 if solver == "torch":
                     steady, value = _torch_time(gaussian(n, cfg["d"]))
@@ -254,7 +256,6 @@ def section_slq(cfg, quick):
         if not deadline.ok(growth * last):
             skipped.append(f"n >= {n}: section budget")
             break
-        start = time.perf_counter()
         x = jax.numpy.asarray(gaussian(n, cfg["d"]))
         compile_s, steady, value = timed_jit(slq_dse(jax.random.key(0), sigma, **settings), x, repeats=1)
         last = compile_s + 2 * growth * steady
@@ -272,12 +273,11 @@ def section_dsmi(cfg, quick):
     rows, skipped, last = [], [], 0.0
     for n in cfg["sizes"]:
         growth = (n / rows[-1]["n"]) ** 3 if rows else 1.0
-        if not deadline.ok(last * growth ** 0.5):  # compile stays, the calls grow
+        if not deadline.ok(last * growth**0.5):  # compile stays, the calls grow
             skipped.append(f"n >= {n}: section budget")
             break
         y = np.arange(n) % 10
         z = gaussian(n, cfg["d"]) + y[:, None].astype("float32")
-        start = time.perf_counter()
         fn = lambda z, key: jaxdse.dsmi(z, y, key=key, sigma=float(cfg["d"]) ** 0.5)  # noqa: E731
         compile_s, steady, value = timed_jit(fn, jax.numpy.asarray(z), jax.random.key(0))
         last = compile_s + 4 * steady
@@ -294,8 +294,16 @@ def section_grad(cfg, quick):
     for solver in ("auto", "eigh"):
         fn = jax.value_and_grad(exact_dse(solver, sigma=float(cfg["d"]) ** 0.5))
         compile_s, steady, (value, grad) = timed_jit(fn, x)
-        rows.append(dict(n=cfg["n"], solver=solver, compile=compile_s, steady=steady, value=float(value),
-                         finite=bool(jax.numpy.all(jax.numpy.isfinite(grad)))))
+        rows.append(
+            dict(
+                n=cfg["n"],
+                solver=solver,
+                compile=compile_s,
+                steady=steady,
+                value=float(value),
+                finite=bool(jax.numpy.all(jax.numpy.isfinite(grad))),
+            )
+        )
     return dict(rows=rows, d=cfg["d"], peak=peak_memory())
 
 
@@ -315,18 +323,15 @@ def section_training(cfg, quick):
     opt_state = optimizer.init(params)
     for batch in cfg["sizes"]:
         growth = (batch / rows[-1]["batch"]) ** 3 if rows else 1.0
-        if not deadline.ok(last * growth ** 0.5):  # compile stays, the DSE part grows
+        if not deadline.ok(last * growth**0.5):  # compile stays, the DSE part grows
             skipped.append(f"batch >= {batch}: section budget")
             break
         rng = np.random.default_rng(0)
         x = jax.numpy.asarray(rng.random((batch, 8, 8, 1), dtype=np.float32))
         y = jax.numpy.asarray(rng.integers(10, size=batch).astype(np.int32))
-        start = time.perf_counter()
         row = dict(batch=batch)
         for measure in (False, True):
-            step = training.make_train_step(
-                apply=lambda p, x: nnx.merge(graphdef, p)(x), tx=optimizer, monitor=measure
-            )
+            step = training.make_train_step(apply=lambda p, x: nnx.merge(graphdef, p)(x), tx=optimizer, monitor=measure)
             compile_s, steady, _ = timed_jit(step, params, opt_state, x, y, repeats=3 if quick else 10)
             row[f"compile_{measure}"], row[f"steady_{measure}"] = compile_s, steady
         last = row["compile_False"] + row["compile_True"] + 12 * row["steady_True"]
@@ -373,12 +378,22 @@ def run_section(name, cfg, quick, platform_name, remaining=None):
     try:
         proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=limit)
     except subprocess.TimeoutExpired as err:
-        partial = [json.loads(line) for line in (err.stderr or b"").decode(errors="replace").splitlines()
-                   if line.startswith("{")] if isinstance(err.stderr, bytes) else []
+        partial = (
+            [
+                json.loads(line)
+                for line in (err.stderr or b"").decode(errors="replace").splitlines()
+                if line.startswith("{")
+            ]
+            if isinstance(err.stderr, bytes)
+            else []
+        )
         return dict(error=f"killed after {limit} s (time limit)", rows=partial, wall=time.perf_counter() - start)
     if proc.returncode != 0:
-        return dict(error=f"exit {proc.returncode}: {proc.stderr.strip().splitlines()[-1][:300] if proc.stderr else ''}",
-                    rows=[], wall=time.perf_counter() - start)
+        return dict(
+            error=f"exit {proc.returncode}: {proc.stderr.strip().splitlines()[-1][:300] if proc.stderr else ''}",
+            rows=[],
+            wall=time.perf_counter() - start,
+        )
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     result["wall"] = time.perf_counter() - start
     return result
@@ -427,45 +442,77 @@ def write(results, out, command, quick):
         return [" ".join(notes), ""] if notes else [""]
 
     r = results.get("parity", {})
-    lines += ["", f"### Parity with dse_dsmi (n = {r.get('n')}, d = {r.get('d')}, sigma 10, t 1)", "",
-              "| dtype | eigensolver | jaxdse (bits) | dse_dsmi (bits) | difference |", "|---|---|---|---|---|"]
-    lines += [f"| {x['dtype']} | {x['eigensolver']} | {x['jaxdse']:.7f} | {x['reference']:.7f} | {x['diff']:.1e} |"
-              for x in r.get("rows", [])]
+    lines += [
+        "",
+        f"### Parity with dse_dsmi (n = {r.get('n')}, d = {r.get('d')}, sigma 10, t 1)",
+        "",
+        "| dtype | eigensolver | jaxdse (bits) | dse_dsmi (bits) | difference |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {x['dtype']} | {x['eigensolver']} | {x['jaxdse']:.7f} | {x['reference']:.7f} | {x['diff']:.1e} |"
+        for x in r.get("rows", [])
+    ]
     lines += [""] + status("parity")
 
     r = results.get("exact", {})
-    lines += [f"### Exact DSE, d = {r.get('d')}: tridiagonal+bisection (\"auto\") vs eigh vs PyTorch", "",
-              "| n | solver | compile (s) | steady (ms) | DSE (bits) |", "|---|---|---|---|---|"]
-    lines += [f"| {x['n']} | {x['solver']} | {_s(x['compile'])} | {_ms(x['steady'])} | {x['value']:.4f} |"
-              for x in r.get("rows", [])]
+    lines += [
+        f'### Exact DSE, d = {r.get("d")}: tridiagonal+bisection ("auto") vs eigh vs PyTorch',
+        "",
+        "| n | solver | compile (s) | steady (ms) | DSE (bits) |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {x['n']} | {x['solver']} | {_s(x['compile'])} | {_ms(x['steady'])} | {x['value']:.4f} |"
+        for x in r.get("rows", [])
+    ]
     lines += [""] + status("exact")
 
     r = results.get("slq", {})
-    lines += [f"### Stochastic DSE (SLQ, blockwise), d = {r.get('d')}, sigma = sqrt(d), {r.get('settings')}", "",
-              "| n | compile (s) | steady (s) | DSE (bits) |", "|---|---|---|---|"]
+    lines += [
+        f"### Stochastic DSE (SLQ, blockwise), d = {r.get('d')}, sigma = sqrt(d), {r.get('settings')}",
+        "",
+        "| n | compile (s) | steady (s) | DSE (bits) |",
+        "|---|---|---|---|",
+    ]
     lines += [f"| {x['n']} | {_s(x['compile'])} | {_s(x['steady'])} | {x['value']:.4f} |" for x in r.get("rows", [])]
     lines += [""] + status("slq")
 
     r = results.get("dsmi", {})
-    lines += [f"### DSMI, 10 classes, d = {r.get('d')}", "",
-              "| n | compile (s) | steady (ms) | DSMI (bits) |", "|---|---|---|---|"]
+    lines += [
+        f"### DSMI, 10 classes, d = {r.get('d')}",
+        "",
+        "| n | compile (s) | steady (ms) | DSMI (bits) |",
+        "|---|---|---|---|",
+    ]
     lines += [f"| {x['n']} | {_s(x['compile'])} | {_ms(x['steady'])} | {x['value']:.4f} |" for x in r.get("rows", [])]
     lines += [""] + status("dsmi")
 
     r = results.get("grad", {})
-    lines += ["### Value and gradient of exact DSE", "",
-              "| n | eigensolver | compile (s) | steady (ms) | DSE (bits) | gradient finite |", "|---|---|---|---|---|---|"]
-    lines += [f"| {x['n']} | {x['solver']} | {_s(x['compile'])} | {_ms(x['steady'])} | {x['value']:.4f} | {x['finite']} |"
-              for x in r.get("rows", [])]
+    lines += [
+        "### Value and gradient of exact DSE",
+        "",
+        "| n | eigensolver | compile (s) | steady (ms) | DSE (bits) | gradient finite |",
+        "|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {x['n']} | {x['solver']} | {_s(x['compile'])} | {_ms(x['steady'])} | {x['value']:.4f} | {x['finite']} |"
+        for x in r.get("rows", [])
+    ]
     lines += [""] + status("grad")
 
     r = results.get("training", {})
-    lines += ["### Training step of the example CNN with and without DSE", "",
-              "| batch | step (ms) | step with DSE (ms) | ratio | compile (s) | compile with DSE (s) |",
-              "|---|---|---|---|---|---|"]
-    lines += [f"| {x['batch']} | {_ms(x['steady_False'])} | {_ms(x['steady_True'])} | "
-              f"{x['steady_True'] / x['steady_False']:.1f}x | {_s(x['compile_False'])} | {_s(x['compile_True'])} |"
-              for x in r.get("rows", [])]
+    lines += [
+        "### Training step of the example CNN with and without DSE",
+        "",
+        "| batch | step (ms) | step with DSE (ms) | ratio | compile (s) | compile with DSE (s) |",
+        "|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {x['batch']} | {_ms(x['steady_False'])} | {_ms(x['steady_True'])} | "
+        f"{x['steady_True'] / x['steady_False']:.1f}x | {_s(x['compile_False'])} | {_s(x['compile_True'])} |"
+        for x in r.get("rows", [])
+    ]
     lines += [""] + status("training")
     Path(out).write_text(stamped("\n".join(lines).rstrip() + "\n"))
 
@@ -493,9 +540,12 @@ def main(argv=None):
 
     def report(name):
         r = results[name]
-        print(f"{name}: {len(r.get('rows', []))} rows in {r.get('wall', 0):.0f} s"
-              + (f"; {r['error']}" if "error" in r else "") + "".join(f"; skipped {s}" for s in r.get("skipped", [])),
-              flush=True)
+        print(
+            f"{name}: {len(r.get('rows', []))} rows in {r.get('wall', 0):.0f} s"
+            + (f"; {r['error']}" if "error" in r else "")
+            + "".join(f"; skipped {s}" for s in r.get("skipped", [])),
+            flush=True,
+        )
 
     if args.quick:
         # Tiny CPU runs are dominated by compilation: two sections at a time. On an accelerator the

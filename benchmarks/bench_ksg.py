@@ -26,8 +26,9 @@ import numpy as np
 
 jax.config.update("jax_enable_x64", True)
 
-from jaxdse.baselines import ksg  # noqa: E402
 from provenance import stamped  # noqa: E402  (benchmarks/ is on the path when run as a script)
+
+from jaxdse.baselines import ksg  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 TRUTH = -0.5 * np.log2(1 - 0.8**2)

@@ -70,8 +70,15 @@ def bench_tokens(d, L, n, repeats, reference):
     loop_compile = time.perf_counter() - start
     loop, loop_s = timed(lambda: jnp.stack([one(hj[i]) for i in range(L)]), repeats)
 
-    row = dict(d=d, first=first_s, compile=first_s - ours_s, ours=ours_s, loop=loop_s, loop_compile=loop_compile,
-               loop_err=float(np.max(np.abs(np.asarray(loop) - np.asarray(ours)))))
+    row = dict(
+        d=d,
+        first=first_s,
+        compile=first_s - ours_s,
+        ours=ours_s,
+        loop=loop_s,
+        loop_compile=loop_compile,
+        loop_err=float(np.max(np.abs(np.asarray(loop) - np.asarray(ours)))),
+    )
     if reference is not None:
         hu = unit(h.astype(np.float64))
         start = time.perf_counter()
@@ -97,14 +104,25 @@ def bench_prompt(d, L, B, T, repeats, reference):
     start = time.perf_counter()
     jax.block_until_ready(one(hj[0, 0], mj[0]))
     loop_compile = time.perf_counter() - start
-    loop, loop_s = timed(lambda: jnp.stack([jnp.stack([one(hj[i, b], mj[b]) for b in range(B)]) for i in range(L)]),
-                         max(1, repeats - 1))
-    row = dict(d=d, first=first_s, compile=first_s - ours_s, ours=ours_s, loop=loop_s, loop_compile=loop_compile,
-               loop_err=float(np.max(np.abs(np.asarray(loop) - np.asarray(ours)))), lengths=lengths)
+    loop, loop_s = timed(
+        lambda: jnp.stack([jnp.stack([one(hj[i, b], mj[b]) for b in range(B)]) for i in range(L)]), max(1, repeats - 1)
+    )
+    row = dict(
+        d=d,
+        first=first_s,
+        compile=first_s - ours_s,
+        ours=ours_s,
+        loop=loop_s,
+        loop_compile=loop_compile,
+        loop_err=float(np.max(np.abs(np.asarray(loop) - np.asarray(ours)))),
+        lengths=lengths,
+    )
     if reference is not None:
         start = time.perf_counter()
-        ref = [[reference(h[i, b][mask[b]].astype(np.float64), gaussian_kernel_sigma=1) for b in range(B)]
-               for i in range(L)]
+        ref = [
+            [reference(h[i, b][mask[b]].astype(np.float64), gaussian_kernel_sigma=1) for b in range(B)]
+            for i in range(L)
+        ]
         row["ref"] = time.perf_counter() - start
         row["ref_err"] = float(np.max(np.abs(np.asarray(ref) - np.asarray(ours))))
     return row
@@ -123,7 +141,7 @@ def main():
     except ImportError:
         reference = None
     head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=HERE).stdout
-    date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    date = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     load_before = os.getloadavg()
     lines = [
         f"commit {head.strip()}, {date}, command: `python {' '.join(['benchmarks/bench_layers.py'] + sys.argv[1:])}`",
@@ -152,7 +170,9 @@ def main():
         )
         print(lines[-1], flush=True)
         lines.append("")
-        lines.append(f"DSE by layer at d = {d} (bits): " + ", ".join(f"{v:.3f}" for v in r["values"][::4]) + " (every 4th)")
+        lines.append(
+            f"DSE by layer at d = {d} (bits): " + ", ".join(f"{v:.3f}" for v in r["values"][::4]) + " (every 4th)"
+        )
         lines.append("")
     B, T = 64, 128
     r = bench_prompt(768, args.layers, B, T, args.repeats, reference)

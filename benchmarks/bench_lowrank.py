@@ -73,7 +73,7 @@ def main():
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     load = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     lines = [
-        f"commit {commit}, {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, "
+        f"commit {commit}, {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC, "
         f"`python {' '.join(sys.argv)}`, load: `{load}`",
         "",
         f"CPU ({os.cpu_count()} cores, shared with other jobs: wall times are upper bounds), jax {jaxdse.__version__}.",
@@ -89,7 +89,9 @@ def main():
     # Accuracy and speed-up against the exact solver.
     emit(f"## Nystrom (m = {a.m_exact}) against exact, n = {a.n_exact}, d = {a.d}")
     emit("")
-    emit("| data | sigma | exact DSE (bits) | Nystrom | error | indicator | covered (abs err <= 2 ind.) | exact s | Nystrom s | speed-up |")
+    emit(
+        "| data | sigma | exact DSE (bits) | Nystrom | error | indicator | covered (abs err <= 2 ind.) | exact s | Nystrom s | speed-up |"
+    )
     emit("|---|---|---|---|---|---|---|---|---|---|")
     xb, _ = blobs(a.n_exact, a.d)
     xm = manifold(a.n_exact, a.d)
@@ -106,7 +108,7 @@ def main():
                 f"| {name} | {sigma:.3g} ({mult} x median) | {exact:.4f} | {float(est.value):.4f} | {err:+.4f} | "
                 f"{ind:.4f} | {'yes' if abs(err) <= 2 * ind else 'no'} | {te:.1f} | {tn:.1f} | {te / tn:.1f} |"
             )
-    del xb, xm
+    xb = xm = None  # free them before the large data sets
     emit("")
     emit(f"## Large n: n = {a.n_large}, d = {a.d}, m = {a.m_large}")
     emit("")
@@ -120,12 +122,16 @@ def main():
         sigma = float(jaxdse.affinity.resolved_sigma(x[:2000], "median"))
         solver = Nystrom(num_landmarks=a.m_large)
         est, t = timed(lambda: jaxdse.dse_estimate(x, sigma=sigma, solver=solver, key=0))
-        emit(f"| {name} | dse, sigma = median {sigma:.3g} | {float(est.value):.4f} | {float(est.stderr):.4f} | {t:.1f} | {peak_rss_gib():.2f} |")
+        emit(
+            f"| {name} | dse, sigma = median {sigma:.3g} | {float(est.value):.4f} | {float(est.stderr):.4f} | {t:.1f} | {peak_rss_gib():.2f} |"
+        )
         if a.dsmi and y is not None:
             batches = lambda: iter(zip(np.array_split(x, 50), np.array_split(y, 50)))  # noqa: E731
             est, t = timed(lambda: jaxdse.stream_dsmi(batches, sigma=sigma, solver=solver, key=0))
-            emit(f"| {name} | stream_dsmi, 10 classes | {float(est.value):.4f} | {float(est.stderr):.4f} | {t:.1f} | {peak_rss_gib():.2f} |")
-        del x, y
+            emit(
+                f"| {name} | stream_dsmi, 10 classes | {float(est.value):.4f} | {float(est.stderr):.4f} | {t:.1f} | {peak_rss_gib():.2f} |"
+            )
+        x = y = None  # free them before the next data set
 
 
 if __name__ == "__main__":

@@ -32,11 +32,11 @@ from pathlib import Path  # noqa: E402
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
+from provenance import stamped  # noqa: E402  (benchmarks/ is on the path when run as a script)
 
 import jaxdse  # noqa: E402
 from jaxdse.metrics import alpha_req, participation_ratio, rankme, renyi_entropy, renyi_mutual_information  # noqa: E402
 from jaxdse.monitor import knn_accuracy, make_representation_evaluator, ridge_accuracy  # noqa: E402
-from provenance import stamped  # noqa: E402  (benchmarks/ is on the path when run as a script)
 
 HERE = Path(__file__).resolve().parent
 
@@ -65,15 +65,23 @@ def measures(classes, max_class):
     return {
         "DSE": (lambda z, y, zt, yt, k: jaxdse.dse(z, sigma=10.0, t=1.0), "n x n eigenvalues"),
         "DSMI(Z; Y)": (
-            lambda z, y, zt, yt, k: jaxdse.dsmi(z, y, key=k, sigma=10.0, t=1.0, num_classes=classes, max_class_size=max_class),
+            lambda z, y, zt, yt, k: jaxdse.dsmi(
+                z, y, key=k, sigma=10.0, t=1.0, num_classes=classes, max_class_size=max_class
+            ),
             f"{classes} + 5 eigenvalue problems of {max_class} rows",
         ),
         "RankMe": (lambda z, y, zt, yt, k: rankme(z), "singular values of n x d"),
         "participation ratio": (lambda z, y, zt, yt, k: participation_ratio(z), "d x d covariance, no eigenvalues"),
         "alpha-ReQ": (lambda z, y, zt, yt, k: alpha_req(z), "d x d covariance eigenvalues"),
         "Renyi entropy (alpha 2)": (lambda z, y, zt, yt, k: renyi_entropy(z, sigma=10.0), "n x n eigenvalues"),
-        "Renyi MI (alpha 2)": (lambda z, y, zt, yt, k: renyi_mutual_information(z, y, sigma=10.0), "3 n x n eigenvalue problems"),
-        "kNN probe (k 5)": (lambda z, y, zt, yt, k: knn_accuracy(zt, yt, z, y, num_classes=classes), "n x n distances, top-k"),
+        "Renyi MI (alpha 2)": (
+            lambda z, y, zt, yt, k: renyi_mutual_information(z, y, sigma=10.0),
+            "3 n x n eigenvalue problems",
+        ),
+        "kNN probe (k 5)": (
+            lambda z, y, zt, yt, k: knn_accuracy(zt, yt, z, y, num_classes=classes),
+            "n x n distances, top-k",
+        ),
         "ridge probe": (lambda z, y, zt, yt, k: ridge_accuracy(zt, yt, z, y, num_classes=classes), "d x d solve"),
         "all of them, one evaluator": (lambda z, y, zt, yt, k: evaluate(z, y, zt, yt, k), "one compiled call"),
     }

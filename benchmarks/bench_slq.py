@@ -28,12 +28,12 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
+from provenance import stamp  # noqa: E402  (benchmarks/ is on the path when run as a script)
 
 import jaxdse
 from jaxdse import SLQ
 from jaxdse.data import load_digits
 from jaxdse.mi.engine import pad_size
-from provenance import stamp  # noqa: E402  (benchmarks/ is on the path when run as a script)
 
 OUT = Path(__file__).with_name("results_slq.md")
 NUM_KEYS = 5
@@ -134,12 +134,16 @@ def speed(lines):
         f = jax.jit(lambda x, k: slq_estimate(x, k, sigma))
         (value, se), compile_s, steady = timed(f, x, key)
         rows[("slq", n)] = steady
-        lines.append(f"| {n} | 256 | slq (dense operator) | {compile_s:.2f} | {steady:.2f} | {float(value):.4f} +- {float(se):.4f} |")
+        lines.append(
+            f"| {n} | 256 | slq (dense operator) | {compile_s:.2f} | {steady:.2f} | {float(value):.4f} +- {float(se):.4f} |"
+        )
         print(lines[-1], flush=True)
         if n == 8000:
             value, compile_s, steady = timed(exact_fn(sigma), x)
             rows[("exact", n)] = steady
-            lines.append(f"| {n} | 256 | exact (eigenvalues only) | {compile_s:.2f} | {steady:.2f} | {float(value):.4f} |")
+            lines.append(
+                f"| {n} | 256 | exact (eigenvalues only) | {compile_s:.2f} | {steady:.2f} | {float(value):.4f} |"
+            )
             print(lines[-1], flush=True)
     x = gaussian(4000).astype(np.float64)
     reference(x, gaussian_kernel_sigma=sigma)
@@ -218,7 +222,8 @@ def gradient(lines, only=None, keys=4, num_probes=DEFAULT.num_probes):
         "",
         f"### Gradient of DSE with respect to x: SLQ against exact (n = {n}, d = {d}, Gaussian data)",
         "",
-        f"- SLQ settings: {num_probes} probes" + (" (the default)" if num_probes == DEFAULT.num_probes else f" (`SLQ(num_probes={num_probes})`)")
+        f"- SLQ settings: {num_probes} probes"
+        + (" (the default)" if num_probes == DEFAULT.num_probes else f" (`SLQ(num_probes={num_probes})`)")
         + f", 20 Lanczos steps, deflation rank 16, float32, keys 0 to {keys - 1}; the",
         f"  sigmas come from a bisection of the exact DSE (near log2 n = 0.98 log2 n = {0.98 * top:.2f} bits: at log2 n",
         "  exactly the gradient vanishes). Cosine = <g_slq, g_exact> / (|g_slq| |g_exact|) over all n x d entries,",
@@ -235,7 +240,9 @@ def gradient(lines, only=None, keys=4, num_probes=DEFAULT.num_probes):
     for name, target in targets.items():
         sigma = sigma_for(x, target, 0.5, 200.0, steps=9)
         fe = jax.jit(jax.value_and_grad(lambda x: jaxdse.dse(x, sigma=sigma)))
-        fs = jax.jit(jax.value_and_grad(lambda x, k: jaxdse.dse(x, sigma=sigma, solver=SLQ(num_probes=num_probes), key=k)))
+        fs = jax.jit(
+            jax.value_and_grad(lambda x, k: jaxdse.dse(x, sigma=sigma, solver=SLQ(num_probes=num_probes), key=k))
+        )
         (ve, ge), ce, se = median_time(fe, x, calls=2)
         (vs, _), cs, ss = median_time(fs, x, jax.random.key(0), calls=2)
         ge = np.asarray(ge, np.float64).ravel()
@@ -372,7 +379,10 @@ def edges(lines, keys=50):
             f"{stderr.mean():.1e} | {cover:.0%} |"
         )
         print(lines[-1], flush=True)
-    lines += ["", f"- target cover >= 90%: {'met' if min(covers) >= 0.9 else 'missed'} (lowest {min(covers):.0%}). {load()} (after the run)"]
+    lines += [
+        "",
+        f"- target cover >= 90%: {'met' if min(covers) >= 0.9 else 'missed'} (lowest {min(covers):.0%}). {load()} (after the run)",
+    ]
 
 
 def append(fn, *args):
@@ -390,7 +400,7 @@ def append(fn, *args):
 def main():
     signal.signal(signal.SIGTERM, lambda *_: sys.exit("stopped (SIGTERM)"))  # so that append() keeps the rows
     if "--gradient" in sys.argv:
-        rest, probes = sys.argv[sys.argv.index("--gradient") + 1:], DEFAULT.num_probes
+        rest, probes = sys.argv[sys.argv.index("--gradient") + 1 :], DEFAULT.num_probes
         if "--probes" in rest:
             i = rest.index("--probes")
             probes = int(rest[i + 1])
@@ -400,7 +410,7 @@ def main():
     if "--dsmi" in sys.argv:
         return append(dsmi_accuracy)
     if "--dsmi-large" in sys.argv:
-        rest = sys.argv[sys.argv.index("--dsmi-large") + 1:]
+        rest = sys.argv[sys.argv.index("--dsmi-large") + 1 :]
         return append(dsmi_large, int(rest[0]) if rest else 50_000)
     if "--edges" in sys.argv:
         return append(edges)

@@ -36,13 +36,12 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import optax  # noqa: E402
+from flax import nnx  # noqa: E402
+from provenance import stamped  # noqa: E402  (benchmarks/ is on the path when run as a script)
 
 import jaxdse  # noqa: E402
-from flax import nnx  # noqa: E402
-
-from jaxdse import zoo
+from jaxdse import zoo  # noqa: E402
 from jaxdse.monitor import training  # noqa: E402
-from provenance import stamped  # noqa: E402  (benchmarks/ is on the path when run as a script)
 
 HERE = Path(__file__).resolve().parent
 
@@ -108,8 +107,8 @@ def bench_gradient(per_class, keys, repeats, width, depth, features, conv_std):
     x = jnp.asarray(images[np.concatenate(rows_of)].reshape(batch, 8, 8, 1) / images.max())
     y = jnp.asarray(np.repeat(np.arange(10), per_class).astype(np.int32))
     penalties = {
-        "-DSMI(Z; Y)": lambda z, key, solver: -jaxdse.dsmi(
-            z, y, key=key, sigma=10.0, t=1.0, solver=solver, num_classes=10, max_class_size=per_class
+        "-DSMI(Z; Y)": lambda z, key, solver: (
+            -jaxdse.dsmi(z, y, key=key, sigma=10.0, t=1.0, solver=solver, num_classes=10, max_class_size=per_class)
         ),
         "DSE(Z)": lambda z, key, solver: jaxdse.dse(z, sigma=10.0, t=1.0, solver=solver, key=key),
     }
@@ -117,6 +116,7 @@ def bench_gradient(per_class, keys, repeats, width, depth, features, conv_std):
     for name, penalty in penalties.items():
         runs = {}
         for label, solver in (("exact", jaxdse.Exact()), ("SLQ", jaxdse.SLQ())):
+
             def loss(p, key, solver=solver):
                 return penalty(apply(p, x)[1], key, solver)
 
@@ -137,11 +137,18 @@ def bench_gradient(per_class, keys, repeats, width, depth, features, conv_std):
             b = np.concatenate([np.ravel(leaf) for leaf in jax.tree.leaves(g_s)])
             cos.append(float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b))))
             diff.append(float(v_s - v_e))
-        rows.append(dict(
-            penalty=name, batch=batch, value=float(np.mean([o[0] for o in runs["exact"]["outs"]])),
-            cos_mean=float(np.mean(cos)), cos_min=float(np.min(cos)), diff=float(np.mean(np.abs(diff))),
-            steady={k: r["steady"] for k, r in runs.items()}, compile={k: r["compile"] for k, r in runs.items()},
-        ))
+        rows.append(
+            dict(
+                penalty=name,
+                batch=batch,
+                value=float(np.mean([o[0] for o in runs["exact"]["outs"]])),
+                cos_mean=float(np.mean(cos)),
+                cos_min=float(np.min(cos)),
+                diff=float(np.mean(np.abs(diff))),
+                steady={k: r["steady"] for k, r in runs.items()},
+                compile={k: r["compile"] for k, r in runs.items()},
+            )
+        )
     return rows
 
 
@@ -184,7 +191,7 @@ def write(rows, command, width, depth, features, conv_std, extra=()):
         "",
         f"The example CNN (`jaxdse.zoo.CNN`, width {width}, depth {depth}, {features} penultimate features, 8x8x1",
         f"inputs, conv kernels ~ N(0, {conv_std:g}^2) so that the batch's features are spread as during training:",
-        "DSE column), one jitted Adam step from `jaxdse.monitor.training.make_train_step`; \"with DSE\" also computes DSE (sigma 10, t 1,",
+        'DSE column), one jitted Adam step from `jaxdse.monitor.training.make_train_step`; "with DSE" also computes DSE (sigma 10, t 1,',
         "default exact method) of the batch's penultimate features inside the same compiled step. Steady state = median",
         "of repeated calls (the two variants interleaved); compile = lowering plus XLA compilation, paid once.",
         "",
@@ -214,18 +221,24 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[128, 512])
     parser.add_argument("--repeats", type=int, default=30)
-    parser.add_argument("--gradient-keys", type=int, default=10, help="keys for the exact-against-SLQ gradient table (0: skip)")
+    parser.add_argument(
+        "--gradient-keys", type=int, default=10, help="keys for the exact-against-SLQ gradient table (0: skip)"
+    )
     parser.add_argument("--width", type=int, default=16)
     parser.add_argument("--depth", type=int, default=2)
     parser.add_argument("--features", type=int, default=64)
     parser.add_argument(
-        "--conv-std", type=float, default=1.0,
+        "--conv-std",
+        type=float,
+        default=1.0,
         help="conv kernels ~ N(0, std^2), so that the features are spread (DSE of a few bits) as during training",
     )
     args = parser.parse_args(argv)
     command = ("python benchmarks/bench_training.py " + " ".join(sys.argv[1:] if argv is None else argv)).strip()
     print(machine())
-    print(f"{'batch':>6} {'step ms':>9} {'+DSE ms':>9} {'ratio':>7} {'compile s':>10} {'+DSE compile s':>15} {'DSE bits':>9}")
+    print(
+        f"{'batch':>6} {'step ms':>9} {'+DSE ms':>9} {'ratio':>7} {'compile s':>10} {'+DSE compile s':>15} {'DSE bits':>9}"
+    )
     rows = []
     for b in args.batch_sizes:
         r = bench(b, args.repeats, args.width, args.depth, args.features, args.conv_std)
@@ -236,10 +249,14 @@ def main(argv=None):
         )
     extra = []
     if args.gradient_keys:
-        grad_rows = bench_gradient(10, args.gradient_keys, args.repeats, args.width, args.depth, args.features, args.conv_std)
+        grad_rows = bench_gradient(
+            10, args.gradient_keys, args.repeats, args.width, args.depth, args.features, args.conv_std
+        )
         for r in grad_rows:
-            print(f"{r['penalty']}: cosine {r['cos_mean']:.4f} (min {r['cos_min']:.4f}), |dvalue| {r['diff']:.2e}, "
-                  f"exact {1e3 * r['steady']['exact']:.1f} ms, SLQ {1e3 * r['steady']['SLQ']:.1f} ms")
+            print(
+                f"{r['penalty']}: cosine {r['cos_mean']:.4f} (min {r['cos_min']:.4f}), |dvalue| {r['diff']:.2e}, "
+                f"exact {1e3 * r['steady']['exact']:.1f} ms, SLQ {1e3 * r['steady']['SLQ']:.1f} ms"
+            )
         extra = gradient_lines(grad_rows, args.gradient_keys)
     write(rows, command, args.width, args.depth, args.features, args.conv_std, extra)
     print(f"wrote {HERE / 'results_training.md'}")

@@ -19,10 +19,16 @@ ROOT = Path(__file__).resolve().parent.parent
 def commit() -> str:
     """The checkout's commit (short hash), with ``+changes`` when the tracked files differ from it."""
     try:
-        head = subprocess.run(["git", "rev-parse", "--short=10", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                              check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
-                               capture_output=True, text=True, check=True).stdout.strip()
+        head = subprocess.run(
+            ["git", "rev-parse", "--short=10", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown (not a git checkout)"
     return head + (" +changes" if dirty else "")
@@ -35,7 +41,7 @@ def stamp() -> str:
     import jax
     import numpy as np
 
-    date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    date = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     versions = f"jax {jax.__version__}, matfree {version('matfree')}, numpy {np.__version__}"
     return (
         f"Produced by commit {commit()} on {date} with `python {' '.join(sys.argv)}`; "

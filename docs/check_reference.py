@@ -48,7 +48,8 @@ def public_names(module) -> list[str]:
     return [
         name
         for name, value in vars(module).items()
-        if not name.startswith("_") and getattr(value, "__module__", None) == module.__name__
+        if not name.startswith("_")
+        and getattr(value, "__module__", None) == module.__name__
         and (inspect.isfunction(value) or inspect.isclass(value))
     ]
 

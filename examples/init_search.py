@@ -19,10 +19,9 @@ whatever they are.
 
 from __future__ import annotations
 
-import _common  # noqa: F401  (sets BLAS threads before numpy/jax are imported)
-
 import functools
 
+import _common  # noqa: F401  (sets BLAS threads before numpy/jax are imported)
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -34,7 +33,10 @@ from jaxdse.monitor import training
 
 
 def set_conv_std(model, key, std):
-    """Redraw every convolution kernel of ``model`` from ``N(0, std^2)``, in place (biases and dense layers unchanged)."""
+    """Redraw every convolution kernel of ``model`` from ``N(0, std^2)``, in place.
+
+    Biases and dense layers are unchanged.
+    """
     for conv, k in zip(model.convs, jax.random.split(key, len(model.convs))):
         conv.kernel[...] = std * jax.random.normal(k, conv.kernel.shape, conv.kernel.dtype)
 
@@ -114,8 +116,11 @@ def main(argv=None):
     low, high = cand_std == min(stds), cand_std == max(stds)
     claims = {
         "lowest_dse_candidate": dict(
-            std=float(cand_std[best]), seed=int(cand_seed[best]), initial_dse=float(initial_dse[best]),
-            final_accuracy=float(final[best]), rank_of_final_accuracy=int((final > final[best]).sum()) + 1,
+            std=float(cand_std[best]),
+            seed=int(cand_seed[best]),
+            initial_dse=float(initial_dse[best]),
+            final_accuracy=float(final[best]),
+            rank_of_final_accuracy=int((final > final[best]).sum()) + 1,
         ),
         "smallest_std_starts_near_zero_dse": bool(initial_dse[low].mean() < 0.5),
         "largest_std_starts_near_log2_n": bool(initial_dse[high].mean() > 0.8 * np.log2(len(x_te))),
@@ -148,13 +153,28 @@ def main(argv=None):
     fig.colorbar(sc, ax=axes[2], label="conv weight std")
     payload = {
         "settings": dict(
-            data=data_name, train_size=len(x_tr), test_size=len(x_te), stds=stds, seeds=num_seeds, epochs=epochs,
-            width=width, features=features, learning_rate=lr, batch_size=batch_size, sigma=10.0, t=1.0,
+            data=data_name,
+            train_size=len(x_tr),
+            test_size=len(x_te),
+            stds=stds,
+            seeds=num_seeds,
+            epochs=epochs,
+            width=width,
+            features=features,
+            learning_rate=lr,
+            batch_size=batch_size,
+            sigma=10.0,
+            t=1.0,
             quick=quick,
         ),
         "candidates": dict(
-            std=cand_std, seed=cand_seed, initial_dse=initial_dse, initial_dsmi_y=np.asarray(initial.dsmi_y),
-            final_accuracy=final, mean_accuracy_over_training=mean_curve, epochs_to_90pct=epochs_to_target,
+            std=cand_std,
+            seed=cand_seed,
+            initial_dse=initial_dse,
+            initial_dsmi_y=np.asarray(initial.dsmi_y),
+            final_accuracy=final,
+            mean_accuracy_over_training=mean_curve,
+            epochs_to_90pct=epochs_to_target,
             test_accuracy_curves=curves,
         ),
         "seconds_initial_dse_all_candidates": t_init.seconds,

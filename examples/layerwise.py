@@ -25,7 +25,6 @@ tensors as it is.
 from __future__ import annotations
 
 import _common  # noqa: F401  (sets BLAS threads before numpy/jax are imported)
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -109,7 +108,9 @@ def measure(model, tokens, mask, labels):
     tokens_dse = jaxdse.layerwise(states, mask=mask, granularity="tokens", **settings)
     # Under jit the labels are traced: DSMI's class count and largest class size are given (static).
     mi_options = {"estimator": "plugin", "num_classes": GROUPS, "max_class_size": labels.shape[0]}
-    pooled = jaxdse.layerwise(states, mask=mask, granularity="dataset", labels=labels, mi_options=mi_options, **settings)
+    pooled = jaxdse.layerwise(
+        states, mask=mask, granularity="dataset", labels=labels, mi_options=mi_options, **settings
+    )
     accuracy = jnp.mean(jnp.argmax(model(tokens, mask), -1) == labels)
     return accuracy, tokens_dse.value, pooled.value, pooled.mi
 
@@ -125,8 +126,11 @@ def hugging_face(tokens, mask, *, seed):
     config = transformers.GPT2Config(vocab_size=VOCAB, n_positions=T_MAX, n_embd=64, n_layer=4, n_head=4)
     model = transformers.GPT2Model(config).eval()  # random weights: nothing is downloaded
     with torch.no_grad():
-        out = model(input_ids=torch.as_tensor(tokens), attention_mask=torch.as_tensor(mask, dtype=torch.long),
-                    output_hidden_states=True)
+        out = model(
+            input_ids=torch.as_tensor(tokens),
+            attention_mask=torch.as_tensor(mask, dtype=torch.long),
+            output_hidden_states=True,
+        )
     profile = jaxdse.layerwise(out.hidden_states, mask=mask, normalize="l2", **jaxdse.recipes.transformer_dispersion())
     return {
         "ran": True,
@@ -186,12 +190,20 @@ def main(argv=None):
     plt = _common.pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.3))
     names = [f"step {s}" for s in history["step"]]
-    plotting.layer_profiles(axes[0], dict(zip(names, map(np.asarray, history["dse_tokens"]))),
-                            title="DSE of the kept tokens (L2-normalised, sigma 1)")
-    plotting.layer_profiles(axes[1], dict(zip(names, map(np.asarray, history["dsmi_pooled"]))), quantity="mi",
-                            title="DSMI(Z; Y) of the mean-pooled sequences")
-    image = plotting.layer_heatmap(axes[2], np.asarray(history["dsmi_pooled"]), history["step"],
-                                   title="DSMI(Z; Y) (bits): layers x checkpoints")
+    plotting.layer_profiles(
+        axes[0],
+        dict(zip(names, map(np.asarray, history["dse_tokens"]))),
+        title="DSE of the kept tokens (L2-normalised, sigma 1)",
+    )
+    plotting.layer_profiles(
+        axes[1],
+        dict(zip(names, map(np.asarray, history["dsmi_pooled"]))),
+        quantity="mi",
+        title="DSMI(Z; Y) of the mean-pooled sequences",
+    )
+    image = plotting.layer_heatmap(
+        axes[2], np.asarray(history["dsmi_pooled"]), history["step"], title="DSMI(Z; Y) (bits): layers x checkpoints"
+    )
     fig.colorbar(image, ax=axes[2])
     axes[2].set_xlabel("training step")
     fig.suptitle(
@@ -201,9 +213,19 @@ def main(argv=None):
     )
     payload = {
         "settings": dict(
-            steps=steps, checkpoints=checkpoints, batch=batch, test_sequences=n_test, width=width, depth=depth,
-            vocabulary=VOCAB, groups=GROUPS, lengths=[T_MIN, T_MAX], learning_rate=3e-3,
-            layerwise={**jaxdse.recipes.transformer_dispersion(), "normalize": "l2"}, framework="flax.nnx + optax", quick=quick,
+            steps=steps,
+            checkpoints=checkpoints,
+            batch=batch,
+            test_sequences=n_test,
+            width=width,
+            depth=depth,
+            vocabulary=VOCAB,
+            groups=GROUPS,
+            lengths=[T_MIN, T_MAX],
+            learning_rate=3e-3,
+            layerwise={**jaxdse.recipes.transformer_dispersion(), "normalize": "l2"},
+            framework="flax.nnx + optax",
+            quick=quick,
         ),
         **history,
         "seconds": timer.seconds,

@@ -22,12 +22,10 @@ accuracy), with percentile bootstrap 95% intervals over models.
 
 from __future__ import annotations
 
-import _common  # noqa: F401  (sets BLAS threads before numpy/jax are imported)
-
+import functools
 import time
 
-import functools
-
+import _common  # noqa: F401  (sets BLAS threads before numpy/jax are imported)
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -36,29 +34,39 @@ from flax import nnx
 from scipy import stats
 
 from jaxdse import zoo
-from jaxdse.monitor import training
 from jaxdse.baselines import cse
-from jaxdse.monitor import RepresentationMetrics, make_representation_evaluator
+from jaxdse.monitor import RepresentationMetrics, make_representation_evaluator, training
 
 PAPER = {"dsmi": {"pearson": 0.216, "spearman": 0.144}, "dse": {"pearson": 0.002, "spearman": None}}
 MEASURES = RepresentationMetrics._fields + ("cse",)
 LABELS = {
-    "dse": "DSE(Z)", "dsmi": "DSMI(Z; Y)", "rankme": "RankMe", "participation_ratio": "participation ratio",
-    "alpha_req": "alpha-ReQ", "renyi_entropy": "Renyi entropy S2(Z)", "renyi_mi": "Renyi MI I2(Z; Y)",
-    "knn_accuracy": "kNN probe (k=5)", "ridge_accuracy": "ridge probe", "cse": "CSE(Z)",
+    "dse": "DSE(Z)",
+    "dsmi": "DSMI(Z; Y)",
+    "rankme": "RankMe",
+    "participation_ratio": "participation ratio",
+    "alpha_req": "alpha-ReQ",
+    "renyi_entropy": "Renyi entropy S2(Z)",
+    "renyi_mi": "Renyi MI I2(Z; Y)",
+    "knn_accuracy": "kNN probe (k=5)",
+    "ridge_accuracy": "ridge probe",
+    "cse": "CSE(Z)",
 }
 
 
 def draw_members(rng, num, *, epochs, noises, decays, scales):
     """Random hyperparameters of ``num`` members of one architecture."""
     return dict(
-        epochs=rng.choice(epochs, num), label_noise=rng.choice(noises, num), weight_decay=rng.choice(decays, num),
-        init_scale=rng.choice(scales, num), seed=rng.integers(1 << 30, size=num),
+        epochs=rng.choice(epochs, num),
+        label_noise=rng.choice(noises, num),
+        weight_decay=rng.choice(decays, num),
+        init_scale=rng.choice(scales, num),
+        seed=rng.integers(1 << 30, size=num),
     )
 
 
 def make_population_trainer(*, batch_size, steps_per_call):
-    """``train(models, optimizers, x, labels, steps, keys, start)``: steps ``start .. start + steps_per_call - 1``, in place.
+    """``train(models, optimizers, x, labels, steps, keys, start)``: steps ``start`` to
+    ``start + steps_per_call - 1``, in place.
 
     ``nnx.vmap``-ped over members (all but ``x`` and ``start``) and ``nnx.jit``-ted.
     Each member takes steps of its own optimizer (Adam-W) on minibatches drawn
@@ -105,7 +113,7 @@ def train_population(train, population, x, labels, steps, keys, *, group, steps_
     for start in range(0, int(steps.max()), steps_per_call):
         active = np.flatnonzero(steps > start)
         for first in range(0, len(active), group):
-            chosen = active[first:first + group]
+            chosen = active[first : first + group]
             sel = np.concatenate([chosen, np.setdiff1d(np.arange(members), chosen)[: group - len(chosen)]])
             own = np.where(np.arange(group) < len(chosen), steps[sel], 0)
             part = nnx.merge(graphdef, _take(state, sel))
@@ -116,7 +124,8 @@ def train_population(train, population, x, labels, steps, keys, *, group, steps_
 
 
 def init_population(make_model, tx, members):
-    """Stacked ``(models, optimizers)``: ``make_model(rngs=...)`` with every kernel times ``init_scale``, own weight decay.
+    """Stacked ``(models, optimizers)``: ``make_model(rngs=...)`` with every kernel times ``init_scale``, and
+    each member's own weight decay.
 
     ``tx``: an ``optax.inject_hyperparams`` transformation with a ``weight_decay``
     hyperparameter, set per member.
@@ -133,7 +142,8 @@ def init_population(make_model, tx, members):
         return model, optimizer
 
     return init_one(
-        jnp.stack([jax.random.key(int(s)) for s in members["seed"]]), jnp.asarray(members["init_scale"], jnp.float32),
+        jnp.stack([jax.random.key(int(s)) for s in members["seed"]]),
+        jnp.asarray(members["init_scale"], jnp.float32),
         jnp.asarray(members["weight_decay"], jnp.float32),
     )
 
@@ -154,8 +164,12 @@ def bootstrap_spearman(values, target, *, resamples, rng):
         point = stats.spearmanr(v, target).statistic
         v_ranks = stats.rankdata(v[idx], axis=1)
         rho = _row_pearson(v_ranks, t_ranks)
-        out[name] = dict(spearman=float(point), low=float(np.nanpercentile(rho, 2.5)),
-                         high=float(np.nanpercentile(rho, 97.5)), pearson=float(np.corrcoef(v, target)[0, 1]))
+        out[name] = dict(
+            spearman=float(point),
+            low=float(np.nanpercentile(rho, 2.5)),
+            high=float(np.nanpercentile(rho, 97.5)),
+            pearson=float(np.corrcoef(v, target)[0, 1]),
+        )
     return out, idx
 
 
@@ -169,7 +183,10 @@ def _row_pearson(a, b):
 def plot(with_accuracy, with_gap, with_accuracy_settled, count, settled_count):
     """The correlation table at a glance: one row per measure, a point and its 95% interval per column."""
     plt = _common.pyplot()
-    panels = [("test accuracy,\nall models", with_accuracy, count), ("generalisation gap,\nall models", with_gap, count)]
+    panels = [
+        ("test accuracy,\nall models", with_accuracy, count),
+        ("generalisation gap,\nall models", with_gap, count),
+    ]
     if with_accuracy_settled:
         panels.append(("test accuracy, clean labels,\nlong training", with_accuracy_settled, settled_count))
     fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels) + 1.2, 4.2), sharey=True)
@@ -244,7 +261,13 @@ def main(argv=None):
         tick = time.perf_counter()
         keys = jax.random.split(jax.random.key(args.seed + 1000 + a), members_per_arch)
         models, _ = train_population(
-            train, population, x_tr_j, y_noisy, m["epochs"] * steps_per_epoch, keys, group=args.group,
+            train,
+            population,
+            x_tr_j,
+            y_noisy,
+            m["epochs"] * steps_per_epoch,
+            keys,
+            group=args.group,
             steps_per_call=steps_per_epoch,
         )
         jax.block_until_ready(nnx.state(models))
@@ -253,7 +276,9 @@ def main(argv=None):
         logits_tr, z_tr = forward(models, x_tr_j)
         z_te, z_tr = np.asarray(z_te), np.asarray(z_tr)
         keys = jax.random.split(jax.random.key(a), members_per_arch)
-        per_member = [jax.block_until_ready(measure(z_te[i], y_te_j, z_tr[i], y_tr_j, keys[i])) for i in range(members_per_arch)]
+        per_member = [
+            jax.block_until_ready(measure(z_te[i], y_te_j, z_tr[i], y_tr_j, keys[i])) for i in range(members_per_arch)
+        ]
         metrics = jax.tree.map(lambda *v: np.stack(v), *[pm[0] for pm in per_member])
         c_entropy = np.array([pm[1] for pm in per_member])
         test_acc = np.asarray(jnp.mean(jnp.argmax(logits_te, -1) == y_te_j, -1))
@@ -262,9 +287,13 @@ def main(argv=None):
         clean_train_acc = (pred_tr == y_tr[None]).mean(1)
         for i in range(members_per_arch):
             row = dict(
-                width=width, depth=depth, **{k: v[i].item() for k, v in m.items()},
-                test_accuracy=float(test_acc[i]), train_accuracy=float(train_acc[i]),
-                clean_train_accuracy=float(clean_train_acc[i]), gap=float(train_acc[i] - test_acc[i]),
+                width=width,
+                depth=depth,
+                **{k: v[i].item() for k, v in m.items()},
+                test_accuracy=float(test_acc[i]),
+                train_accuracy=float(train_acc[i]),
+                clean_train_accuracy=float(clean_train_acc[i]),
+                gap=float(train_acc[i] - test_acc[i]),
                 **{name: float(getattr(metrics, name)[i]) for name in RepresentationMetrics._fields},
                 cse=float(c_entropy[i]),
             )
@@ -287,10 +316,11 @@ def main(argv=None):
     )
     dsmi_minus_dse = dict(
         spearman=with_accuracy["dsmi"]["spearman"] - with_accuracy["dse"]["spearman"],
-        low=float(np.nanpercentile(diff, 2.5)), high=float(np.nanpercentile(diff, 97.5)),
+        low=float(np.nanpercentile(diff, 2.5)),
+        high=float(np.nanpercentile(diff, 97.5)),
     )
     # A zoo closer to the paper's: clean labels, trained for the longest half of the lengths.
-    long = sorted(epoch_choices)[len(epoch_choices) // 2:]
+    long = sorted(epoch_choices)[len(epoch_choices) // 2 :]
     settled = [r for r in usable if r["label_noise"] == 0.0 and r["epochs"] in long]
     if len(settled) >= 5:
         s_values = {k: np.array([r[k] for r in settled]) for k in MEASURES}
@@ -321,11 +351,30 @@ def main(argv=None):
         "model_zoo.json",
         {
             "settings": dict(
-                data=data_name, models=len(rows), architectures=archs, members_per_architecture=members_per_arch,
-                train_size=len(x_tr), test_size=len(x_te), epochs=epoch_choices, steps_per_epoch=steps_per_epoch,
-                label_noise=noises, weight_decay=decays, init_scale=scales, features=features, learning_rate=lr,
-                optimizer="adamw", batch_size=batch_size, members_per_call=args.group, sigma=10.0, t=1.0, renyi_alpha=2.0, knn_k=5,
-                ridge_regularization=1e-3, cse_bins_per_feature=2, bootstrap_resamples=args.resamples, quick=quick,
+                data=data_name,
+                models=len(rows),
+                architectures=archs,
+                members_per_architecture=members_per_arch,
+                train_size=len(x_tr),
+                test_size=len(x_te),
+                epochs=epoch_choices,
+                steps_per_epoch=steps_per_epoch,
+                label_noise=noises,
+                weight_decay=decays,
+                init_scale=scales,
+                features=features,
+                learning_rate=lr,
+                optimizer="adamw",
+                batch_size=batch_size,
+                members_per_call=args.group,
+                sigma=10.0,
+                t=1.0,
+                renyi_alpha=2.0,
+                knn_k=5,
+                ridge_regularization=1e-3,
+                cse_bins_per_feature=2,
+                bootstrap_resamples=args.resamples,
+                quick=quick,
                 gap="training accuracy on the (noisy) labels trained on minus test accuracy",
             ),
             "models": rows,
@@ -342,9 +391,14 @@ def main(argv=None):
     print(f"{'measure':>22} {'vs accuracy':>24} {'vs gap':>24}")
     for k in MEASURES:
         a, g = with_accuracy[k], with_gap[k]
-        print(f"{LABELS[k]:>22} {a['spearman']:+.2f} [{a['low']:+.2f}, {a['high']:+.2f}]   "
-              f"{g['spearman']:+.2f} [{g['low']:+.2f}, {g['high']:+.2f}]")
-    print(f"DSMI - DSE (accuracy): {dsmi_minus_dse['spearman']:+.2f} [{dsmi_minus_dse['low']:+.2f}, {dsmi_minus_dse['high']:+.2f}]")
+        print(
+            f"{LABELS[k]:>22} {a['spearman']:+.2f} [{a['low']:+.2f}, {a['high']:+.2f}]   "
+            f"{g['spearman']:+.2f} [{g['low']:+.2f}, {g['high']:+.2f}]"
+        )
+    print(
+        f"DSMI - DSE (accuracy): {dsmi_minus_dse['spearman']:+.2f} "
+        f"[{dsmi_minus_dse['low']:+.2f}, {dsmi_minus_dse['high']:+.2f}]"
+    )
 
 
 if __name__ == "__main__":

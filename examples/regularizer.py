@@ -22,11 +22,10 @@ paired.
 
 from __future__ import annotations
 
-import _common  # noqa: F401  (sets BLAS threads before numpy/jax are imported)
-
 import functools
 import time
 
+import _common  # noqa: F401  (sets BLAS threads before numpy/jax are imported)
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -127,9 +126,13 @@ def main(argv=None):
     z_te = nnx.jit(nnx.vmap(lambda model: model(x_te_j)[1]))(models)
     max_cls = int(np.bincount(y_te).max())
     final_dse = jax.jit(jax.vmap(lambda z: jaxdse.dse(z, sigma=sigma, t=t)))(z_te)
-    final_dsmi = jax.jit(jax.vmap(lambda z, k: jaxdse.dsmi(
-        z, y_te_j, key=k, sigma=sigma, t=t, num_classes=num_classes, max_class_size=max_cls
-    )))(z_te, jax.random.split(jax.random.key(args.seed + 7), len(grid)))
+    final_dsmi = jax.jit(
+        jax.vmap(
+            lambda z, k: jaxdse.dsmi(
+                z, y_te_j, key=k, sigma=sigma, t=t, num_classes=num_classes, max_class_size=max_cls
+            )
+        )
+    )(z_te, jax.random.split(jax.random.key(args.seed + 7), len(grid)))
 
     final = curves["test_accuracy"][-1]
     area = curves["test_accuracy"].mean(0)  # mean test accuracy over the evaluations: learning speed
@@ -140,8 +143,10 @@ def main(argv=None):
         for w in weights:
             sel = (noise_of == nz) & (weight_of == w)
             entry = dict(
-                final_accuracy_mean=float(final[sel].mean()), final_accuracy_std=float(final[sel].std(ddof=1)),
-                curve_area_mean=float(area[sel].mean()), curve_area_std=float(area[sel].std(ddof=1)),
+                final_accuracy_mean=float(final[sel].mean()),
+                final_accuracy_std=float(final[sel].std(ddof=1)),
+                curve_area_mean=float(area[sel].mean()),
+                curve_area_std=float(area[sel].std(ddof=1)),
                 held_out_dse_mean=float(np.asarray(final_dse)[sel].mean()),
                 held_out_dsmi_mean=float(np.asarray(final_dsmi)[sel].mean()),
                 batch_dsmi_last=float(curves["batch_dsmi"][-1][sel].mean()),
@@ -149,10 +154,14 @@ def main(argv=None):
             if w != 0.0:
                 d_final, d_area = final[sel] - final[base], area[sel] - area[base]
                 entry.update(
-                    paired_final_difference_mean=float(d_final.mean()), paired_final_difference_std=float(d_final.std(ddof=1)),
-                    paired_area_difference_mean=float(d_area.mean()), paired_area_difference_std=float(d_area.std(ddof=1)),
+                    paired_final_difference_mean=float(d_final.mean()),
+                    paired_final_difference_std=float(d_final.std(ddof=1)),
+                    paired_area_difference_mean=float(d_area.mean()),
+                    paired_area_difference_std=float(d_area.std(ddof=1)),
                     seeds_area_improved=int((d_area > 0).sum()),
-                    paired_area_t_test_p=float(stats.ttest_rel(area[sel], area[base]).pvalue) if num_seeds > 1 else None,
+                    paired_area_t_test_p=float(stats.ttest_rel(area[sel], area[base]).pvalue)
+                    if num_seeds > 1
+                    else None,
                 )
             per_weight[str(w)] = entry
         results[f"label_noise_{nz}"] = per_weight
@@ -162,15 +171,21 @@ def main(argv=None):
     nonzero = [str(w) for w in weights if w != 0.0]
     claims = {
         "hypothesis": "a DSMI(Z; Y) bonus raises the area under the clean-label test-accuracy curve; "
-                      "under 40% label noise it does not lower the final test accuracy",
+        "under 40% label noise it does not lower the final test accuracy",
         "criterion": "paired difference over seeds: mean minus its standard error above 0 (speed-up); "
-                     "mean plus its standard error above 0 (no harm)",
+        "mean plus its standard error above 0 (no harm)",
         "speeds_learning_clean": {
-            w: bool(clean[w]["paired_area_difference_mean"] - clean[w]["paired_area_difference_std"] / np.sqrt(num_seeds) > 0)
+            w: bool(
+                clean[w]["paired_area_difference_mean"] - clean[w]["paired_area_difference_std"] / np.sqrt(num_seeds)
+                > 0
+            )
             for w in nonzero
         },
         "no_harm_under_noise": {
-            w: bool(noisy[w]["paired_final_difference_mean"] + noisy[w]["paired_final_difference_std"] / np.sqrt(num_seeds) > 0)
+            w: bool(
+                noisy[w]["paired_final_difference_mean"] + noisy[w]["paired_final_difference_std"] / np.sqrt(num_seeds)
+                > 0
+            )
             for w in nonzero
         },
     }
@@ -190,8 +205,19 @@ def main(argv=None):
     ax = axes[2]
     for k, w in enumerate(weights):
         sel = weight_of == w
-        ax.plot(curves["step"], curves["batch_dsmi"][:, sel & (noise_of == 0.0)].mean(1), color=f"C{k}", label=f"weight {w:g}, clean")
-        ax.plot(curves["step"], curves["batch_dsmi"][:, sel & (noise_of == 0.4)].mean(1), color=f"C{k}", ls="--", label=f"weight {w:g}, noise 0.4")
+        ax.plot(
+            curves["step"],
+            curves["batch_dsmi"][:, sel & (noise_of == 0.0)].mean(1),
+            color=f"C{k}",
+            label=f"weight {w:g}, clean",
+        )
+        ax.plot(
+            curves["step"],
+            curves["batch_dsmi"][:, sel & (noise_of == 0.4)].mean(1),
+            color=f"C{k}",
+            ls="--",
+            label=f"weight {w:g}, noise 0.4",
+        )
     ax.set_title("batch DSMI(Z; Y) (bits, training labels)")
     ax.set_xlabel("step")
     ax.legend(fontsize=6)
@@ -202,9 +228,23 @@ def main(argv=None):
         "regularizer.json",
         {
             "settings": dict(
-                data=data_name, steps=steps, eval_every=eval_every, seeds=num_seeds, weights=weights, label_noise=noises,
-                per_class=per_class, batch_size=per_class * num_classes, width=width, depth=depth, features=features,
-                learning_rate=lr, sigma=sigma, t=t, dsmi_repetitions=5, train_size=len(x_tr), test_size=len(x_te),
+                data=data_name,
+                steps=steps,
+                eval_every=eval_every,
+                seeds=num_seeds,
+                weights=weights,
+                label_noise=noises,
+                per_class=per_class,
+                batch_size=per_class * num_classes,
+                width=width,
+                depth=depth,
+                features=features,
+                learning_rate=lr,
+                sigma=sigma,
+                t=t,
+                dsmi_repetitions=5,
+                train_size=len(x_tr),
+                test_size=len(x_te),
                 quick=quick,
             ),
             "runs": [dict(label_noise=float(nz), weight=float(w), seed=int(s)) for nz, w, s in grid],
@@ -220,10 +260,14 @@ def main(argv=None):
         for w, e in per_weight.items():
             extra = ""
             if "paired_area_difference_mean" in e:
-                extra = (f"  paired: area {e['paired_area_difference_mean']:+.4f} +- {e['paired_area_difference_std']:.4f}, "
-                         f"final {e['paired_final_difference_mean']:+.4f} +- {e['paired_final_difference_std']:.4f}")
-            print(f"{cond} weight {w}: final {e['final_accuracy_mean']:.4f} +- {e['final_accuracy_std']:.4f}, "
-                  f"area {e['curve_area_mean']:.4f} +- {e['curve_area_std']:.4f}{extra}")
+                extra = (
+                    f"  paired: area {e['paired_area_difference_mean']:+.4f} +- {e['paired_area_difference_std']:.4f}, "
+                    f"final {e['paired_final_difference_mean']:+.4f} +- {e['paired_final_difference_std']:.4f}"
+                )
+            print(
+                f"{cond} weight {w}: final {e['final_accuracy_mean']:.4f} +- {e['final_accuracy_std']:.4f}, "
+                f"area {e['curve_area_mean']:.4f} +- {e['curve_area_std']:.4f}{extra}"
+            )
 
 
 if __name__ == "__main__":

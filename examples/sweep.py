@@ -20,7 +20,6 @@ in log t) is marked.
 from __future__ import annotations
 
 import _common  # noqa: F401  (sets BLAS threads before numpy/jax are imported)
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -44,7 +43,12 @@ def main(argv=None):
     if quick:
         sigmas, ts, test_size, train_size = np.array([2.5, 10.0, 40.0]), np.array([1.0, 3.0, 10.0]), 80, 200
     else:
-        sigmas, ts, test_size, train_size = 10.0 * 2.0 ** np.linspace(-4, 2, 13), 2.0 ** np.linspace(-1, 6, 15), None, None
+        sigmas, ts, test_size, train_size = (
+            10.0 * 2.0 ** np.linspace(-4, 2, 13),
+            2.0 ** np.linspace(-1, 6, 15),
+            None,
+            None,
+        )
     sigmas = sigmas.astype(np.float32)
     ts = ts.astype(np.float32)
 
@@ -52,8 +56,18 @@ def main(argv=None):
     (x_tr, y_tr), (x_te, y_te) = zoo.train_test_split(images, labels, key=jax.random.key(args.seed))
     x_tr, y_tr, x_te, y_te = x_tr[:train_size], y_tr[:train_size], x_te[:test_size], y_te[:test_size]
     history = zoo.fit(
-        x_tr, y_tr, x_te, y_te, epochs=epochs, key=jax.random.key(args.seed), measure=False, width=16, features=64,
-        learning_rate=3e-3, batch_size=32, progress=False if args.no_progress else "training the network",
+        x_tr,
+        y_tr,
+        x_te,
+        y_te,
+        epochs=epochs,
+        key=jax.random.key(args.seed),
+        measure=False,
+        width=16,
+        features=64,
+        learning_rate=3e-3,
+        batch_size=32,
+        progress=False if args.no_progress else "training the network",
     )
     z = history["model"](jnp.asarray(x_te))[1]
     traces = {"dse": 0, "dsmi": 0}
@@ -130,8 +144,10 @@ def main(argv=None):
         "compilations": {"dse_sweep": dse_sweep._cache_size(), "dsmi_sweep": dsmi_sweep._cache_size()},
         "traces": traces,
         "seconds": dict(
-            dse_first_call=t_dse_first.seconds, dse_second_grid=t_dse_second.seconds,
-            dsmi_first_call=t_mi_first.seconds, dsmi_second_grid=t_mi_second.seconds,
+            dse_first_call=t_dse_first.seconds,
+            dse_second_grid=t_dse_second.seconds,
+            dsmi_first_call=t_mi_first.seconds,
+            dsmi_second_grid=t_mi_second.seconds,
         ),
         "claims": {"sweep_compiles_once": bool(compiled_once)},
     }

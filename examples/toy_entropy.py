@@ -17,7 +17,6 @@ one eigendecomposition, and CSE -- is one jitted call, vmapped over the grid
 from __future__ import annotations
 
 import _common  # noqa: F401  (sets BLAS threads before numpy/jax are imported)
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -105,7 +104,9 @@ def main(argv=None):
         ax.set_title("no noise" if s == 0 else f"noise U[-{s:g}, {s:g}] in every coordinate")
     axes[0].set_ylabel(f"entropy (bits), n={n}, D={ambient}")
     axes[0].legend(loc="lower right")
-    fig.suptitle(f"DSE (sigma {args.sigma:g}) and CSE against intrinsic dimension; dotted: log2 n = {ceiling:.2f}", y=1.02)
+    fig.suptitle(
+        f"DSE (sigma {args.sigma:g}) and CSE against intrinsic dimension; dotted: log2 n = {ceiling:.2f}", y=1.02
+    )
     payload = {
         "settings": dict(n=n, ambient_dim=ambient, repetitions=reps, sigma=args.sigma, quick=args.quick),
         "dims": dims,

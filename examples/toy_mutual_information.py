@@ -18,7 +18,6 @@ call, vmapped over the (traced) labels and keys.
 from __future__ import annotations
 
 import _common  # noqa: F401  (sets BLAS threads before numpy/jax are imported)
-
 import jax
 import numpy as np
 
@@ -137,7 +136,11 @@ def main(argv=None):
     axes[0].legend()
     payload = {
         "settings": dict(
-            points_per_branch=per, dim=20, repetitions=reps, sigma=args.sigma, comparison_subsets=subsets,
+            points_per_branch=per,
+            dim=20,
+            repetitions=reps,
+            sigma=args.sigma,
+            comparison_subsets=subsets,
             quick=args.quick,
         ),
         "corruption": levels,

@@ -18,10 +18,9 @@ the epoch and the evaluation are ``nnx.vmap``-ped over it.
 
 from __future__ import annotations
 
-import _common  # noqa: F401  (sets BLAS threads before numpy/jax are imported)
-
 import functools
 
+import _common  # noqa: F401  (sets BLAS threads before numpy/jax are imported)
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -35,7 +34,10 @@ METRICS = ("train_accuracy", "test_accuracy", "dse", "dsmi_y", "dsmi_x")
 
 
 def make_functions(y_tr, y_te, clusters, *, lr, batch_size):
-    """The optimizer and the population's jitted, vmapped epoch and evaluations (compiled once, shared by both conditions)."""
+    """The optimizer and the population's jitted, vmapped epoch and evaluations.
+
+    Compiled once, and shared by both conditions.
+    """
     tx = optax.adam(lr)  # one transformation: part of the optimizers' static structure, so the epoch compiles once
     traces = []
     epoch = nnx.jit(nnx.vmap(functools.partial(zoo.train_epoch, batch_size=batch_size), in_axes=(0, 0, None, None, 0)))
@@ -97,8 +99,18 @@ def main(argv=None):
     bar = _common.progress(2 * (epochs + 1), "epochs (real, then shuffled labels)", disable=args.no_progress)
     for condition, y_train in (("real", y_tr), ("shuffled", y_shuffled)):
         runs[condition] = run_condition(
-            fns, x_tr, y_train, x_te, y_te, clusters, seeds=seeds, epochs=epochs, width=width, features=features,
-            key=jax.random.key(args.seed + 1), bar=bar,
+            fns,
+            x_tr,
+            y_train,
+            x_te,
+            y_te,
+            clusters,
+            seeds=seeds,
+            epochs=epochs,
+            width=width,
+            features=features,
+            key=jax.random.key(args.seed + 1),
+            bar=bar,
         )
     bar.close()
     compiles = len(fns[4])
@@ -156,9 +168,20 @@ def main(argv=None):
     )
     payload = {
         "settings": dict(
-            data=data_name, train_size=len(x_tr), test_size=len(x_te), epochs=epochs, seeds=seeds, width=width,
-            features=features, learning_rate=lr, batch_size=batch_size, sigma=10.0, t=1.0,
-            input_clusters=num_clusters, framework="flax.nnx + optax", quick=quick,
+            data=data_name,
+            train_size=len(x_tr),
+            test_size=len(x_te),
+            epochs=epochs,
+            seeds=seeds,
+            width=width,
+            features=features,
+            learning_rate=lr,
+            batch_size=batch_size,
+            sigma=10.0,
+            t=1.0,
+            input_clusters=num_clusters,
+            framework="flax.nnx + optax",
+            quick=quick,
         ),
         "epoch": x_axis.tolist(),
         "runs": {c: {m: v.tolist() for m, v in r.items()} for c, r in runs.items()},  # [epoch, seed]

@@ -12,18 +12,16 @@ imports nothing from jaxdse. The old flat module paths (``jaxdse.affinity``, ...
 still import, with a DeprecationWarning (:mod:`jaxdse._moved`).
 """
 
-from jaxdse import _moved, data, metrics
+from jaxdse import _moved, data, metrics, recipes  # noqa: F401  (attributes of the package)
 from jaxdse._version import __version__ as __version__
 from jaxdse.entropy import choose_t, diffusion_eigenvalues, dse, dse_estimate, spectral_entropy
-from jaxdse.kernels import gaussian_affinity, pairwise_sq_distances
-from jaxdse.metrics import alpha_req, participation_ratio, rankme, renyi_entropy, renyi_mutual_information
-from jaxdse.mi import MIOptions, MutualInformation, cluster_reference, dsmi, dsmi_terms, mutual_information
-from jaxdse import recipes
-from jaxdse.kernels import AlphaDecayKernel, KNNKernel
+from jaxdse.kernels import AlphaDecayKernel, KNNKernel, gaussian_affinity, pairwise_sq_distances
 from jaxdse.layers import LayerAccumulator, LayerProfile, layerwise
 from jaxdse.layers.streaming import stream_dse, stream_dsmi
-from jaxdse.recipes import eigenvalue_count
+from jaxdse.metrics import alpha_req, participation_ratio, rankme, renyi_entropy, renyi_mutual_information
+from jaxdse.mi import MIOptions, MutualInformation, cluster_reference, dsmi, dsmi_terms, mutual_information
 from jaxdse.monitor import RepresentationMetrics, knn_accuracy, make_representation_evaluator, ridge_accuracy
+from jaxdse.recipes import eigenvalue_count
 from jaxdse.solvers import (
     SLQ,
     Estimate,

@@ -136,10 +136,11 @@ def check_int(value, name: str, *, minimum: int = 1, maximum: int | None = None)
     """A Python integer in ``[minimum, maximum]`` (a static setting: shapes depend on it)."""
     if isinstance(value, bool) or not isinstance(value, (numbers.Integral, np.integer)):
         raise TypeError(f"{name} must be an integer, got {value!r}")
-    if value < minimum or (maximum is not None and value > maximum):
+    number = int(value)
+    if number < minimum or (maximum is not None and number > maximum):
         upper = "" if maximum is None else f" and <= {maximum}"
         raise ValueError(f"{name} must be an integer >= {minimum}{upper}, got {value!r}")
-    return int(value)
+    return number
 
 
 def as_key(key, name: str = "key"):
@@ -147,7 +148,7 @@ def as_key(key, name: str = "key"):
     if isinstance(key, bool):
         raise TypeError(f"{name} must be a jax.random key or an integer seed, got {key!r}")
     if isinstance(key, (numbers.Integral, np.integer)):
-        if not 0 <= key < 2**63:
+        if not 0 <= int(key) < 2**63:
             raise ValueError(f"{name}: an integer seed must be in [0, 2**63), got {key}")
         return jax.random.key(int(key))
     if isinstance(key, (jax.Array, np.ndarray)) or not is_concrete(key):
@@ -292,7 +293,7 @@ def parse_bandwidth(sigma, name: str = "sigma") -> Bandwidth:
 
 def check_knn_k(bandwidth: Bandwidth, n_kept: int, name: str = "sigma"):
     """The knn rule needs ``k <= n - 1`` neighbours among the ``n_kept`` points."""
-    if bandwidth.rule == "knn" and bandwidth.k > n_kept - 1:
+    if bandwidth.rule == "knn" and bandwidth.k is not None and bandwidth.k > n_kept - 1:
         raise ValueError(f"{name}: the knn bandwidth needs k <= n - 1 = {n_kept - 1} neighbours, got k={bandwidth.k}")
 
 
@@ -338,9 +339,14 @@ def check_matrix(a, kind: str, mask=None, name: str = "x"):
             raise ValueError(f"{name} has non-finite entries in the rows and columns that are kept")
         m = np.where(keep[:, None] & keep[None, :], m, 0.0)
         with jax.ensure_compile_time_eval():
-            failed = [what for what, ok in matrix_properties(jnp.asarray(m, a.dtype), kind, keep).items() if not bool(ok)]
+            failed = [
+                what for what, ok in matrix_properties(jnp.asarray(m, a.dtype), kind, keep).items() if not bool(ok)
+            ]
         if failed:
-            raise ValueError(f"{name} with precomputed={kind!r} " + _FAILURES[failed[0]].format(name=name, tol=TOLERANCE, low=np.min(m)))
+            raise ValueError(
+                f"{name} with precomputed={kind!r} "
+                + _FAILURES[failed[0]].format(name=name, tol=TOLERANCE, low=np.min(m))
+            )
     return a, mask
 
 
@@ -376,7 +382,9 @@ def valid_matrix(a, kind: str, keep):
 
 def check_precomputed_bandwidth(bandwidth: Bandwidth, kind: str):
     if kind == "distance" and bandwidth.rule == "sqrt_dim":
-        raise ValueError("sigma='sqrt_dim' needs the points' dimension; with precomputed='distance' give a number or a rule")
+        raise ValueError(
+            "sigma='sqrt_dim' needs the points' dimension; with precomputed='distance' give a number or a rule"
+        )
 
 
 def _is_default_sigma(sigma):

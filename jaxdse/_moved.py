@@ -55,7 +55,9 @@ def load(old: str, stacklevel: int = 2):
     """
     new = homes(old)
     named = [new[0]] + [m for m in new[1:] if not m.rpartition(".")[2].startswith("_")]
-    warnings.warn(f"{old} is deprecated; import from {' or '.join(named)}", DeprecationWarning, stacklevel=stacklevel + 1)
+    warnings.warn(
+        f"{old} is deprecated; import from {' or '.join(named)}", DeprecationWarning, stacklevel=stacklevel + 1
+    )
     modules = [importlib.import_module(m) for m in new]
     module = modules[0] if len(modules) == 1 else _Merged(old, modules)
     sys.modules[old] = module

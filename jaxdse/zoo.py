@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import functools
 import time
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -23,9 +23,9 @@ import optax
 from flax import nnx
 
 from jaxdse import _checks
-from jaxdse.monitor import training
 from jaxdse.io._report import progress as progress_bar
 from jaxdse.mi.clustering import cluster_reference
+from jaxdse.monitor import training
 
 __all__ = ["CNN", "as_images", "cluster_inputs", "fit", "train_epoch", "train_test_split"]
 
@@ -247,8 +247,13 @@ def fit(
     key, init_key = jax.random.split(_checks.as_key(key))
     if model is None:
         model = CNN(
-            x_train.shape[1:], width=width, depth=depth, features=features, num_classes=num_classes,
-            conv_std=conv_std, rngs=init_key,
+            x_train.shape[1:],
+            width=width,
+            depth=depth,
+            features=features,
+            num_classes=num_classes,
+            conv_std=conv_std,
+            rngs=init_key,
         )
     optimizer = nnx.Optimizer(model, optax.adam(learning_rate) if tx is None else tx, wrt=nnx.Param)
     _checks.check_int(batch_size, "batch_size")
@@ -257,12 +262,26 @@ def fit(
         x_clusters = cluster_inputs(x_test, num_clusters)
     clusters = None if (x_clusters is None or not measure) else jnp.asarray(np.asarray(x_clusters, np.int32))
     evaluate_test = training.make_evaluator(
-        y_test_np, None if clusters is None else np.asarray(clusters), sigma=sigma, t=t,
-        num_repetitions=num_repetitions, measure=measure,
+        y_test_np,
+        None if clusters is None else np.asarray(clusters),
+        sigma=sigma,
+        t=t,
+        num_repetitions=num_repetitions,
+        measure=measure,
     )
     evaluate_train = training.make_evaluator(np.asarray(y_train), None, measure=False)
 
-    names = ("epoch", "train_loss", "train_accuracy", "test_accuracy", "test_loss", "dse", "dsmi_y", "dsmi_x", "seconds")
+    names = (
+        "epoch",
+        "train_loss",
+        "train_accuracy",
+        "test_accuracy",
+        "test_loss",
+        "dse",
+        "dsmi_y",
+        "dsmi_x",
+        "seconds",
+    )
     history = {name: [] for name in names}
     start = time.perf_counter()
 
@@ -271,9 +290,15 @@ def fit(
         m = evaluate_test(model, x_test, y_test, clusters, k_eval)
         tr = evaluate_train(model, x_train, y_train, None, k_eval)
         row = dict(
-            epoch=epoch, train_loss=float(train_loss), train_accuracy=float(tr.accuracy),
-            test_accuracy=float(m.accuracy), test_loss=float(m.loss), dse=float(m.dse),
-            dsmi_y=float(m.dsmi_y), dsmi_x=float(m.dsmi_x), seconds=time.perf_counter() - start,
+            epoch=epoch,
+            train_loss=float(train_loss),
+            train_accuracy=float(tr.accuracy),
+            test_accuracy=float(m.accuracy),
+            test_loss=float(m.loss),
+            dse=float(m.dse),
+            dsmi_y=float(m.dsmi_y),
+            dsmi_x=float(m.dsmi_x),
+            seconds=time.perf_counter() - start,
         )
         for name in names:
             history[name].append(row[name])

@@ -91,11 +91,13 @@ def test_slq_unbiased(results):
 
 def test_slq_error_bar_covers(results):
     """At least 95% of (cell, key, t) have |error| <= 2 stderr."""
-    covered = np.concatenate([
-        (np.abs(e) <= 2.0 * s + SLACK).ravel()
-        for c in _cells("SLQ dense", indefinite=False)
-        for e, s in [results["SLQ dense", c]]
-    ])
+    covered = np.concatenate(
+        [
+            (np.abs(e) <= 2.0 * s + SLACK).ravel()
+            for c in _cells("SLQ dense", indefinite=False)
+            for e, s in [results["SLQ dense", c]]
+        ]
+    )
     assert covered.mean() >= 0.95, f"coverage {covered.mean():.3f} over {covered.size}"
 
 
@@ -130,10 +132,14 @@ SLOW_FAMILIES = ("gaussian", "duplicates")
 def test_slow_methods_within_tolerance(method):
     m = METHODS[method]
     bad = []
-    for c in [c for c in CELLS if c.family in SLOW_FAMILIES and m.applies(c) and not (m.stochastic and _is_indefinite(c))]:
+    for c in [
+        c for c in CELLS if c.family in SLOW_FAMILIES and m.applies(c) and not (m.stochastic and _is_indefinite(c))
+    ]:
         v, s = grid.evaluate(c, m)
         e = v - grid.reference(c)
-        if np.max(np.abs(e)) > m.tolerance or (m.stochastic and np.any(np.abs(e.mean(0)) > BIAS + 3 * e.std(0, ddof=1) / np.sqrt(KEYS))):
+        if np.max(np.abs(e)) > m.tolerance or (
+            m.stochastic and np.any(np.abs(e.mean(0)) > BIAS + 3 * e.std(0, ddof=1) / np.sqrt(KEYS))
+        ):
             bad.append(f"{c.label()}: worst {np.max(np.abs(e)):.2e}, mean {np.round(e.mean(0), 4)}")
     assert not bad, f"{method}:\n" + "\n".join(bad)
 

@@ -53,8 +53,19 @@ class Subject:
     """A public function seen through one calling convention, and what it promises."""
 
     def __init__(
-        self, name, fn, *, uses, invariances, entropy=False, matrix=False, slice_fn=None, slice_tol=None, outcomes=1,
-        reference=None, reference_tol=2e-3,
+        self,
+        name,
+        fn,
+        *,
+        uses,
+        invariances,
+        entropy=False,
+        matrix=False,
+        slice_fn=None,
+        slice_tol=None,
+        outcomes=1,
+        reference=None,
+        reference_tol=2e-3,
     ):
         self.name = name
         self.fn = fn
@@ -124,9 +135,9 @@ SUBJECTS = [
     ),
     Subject(
         "dse_estimate[SLQ]",
-        lambda x, y, m, s, t, a, b: jaxdse.dse_estimate(
-            x, sigma=s, t=t, alpha=a, base=b, mask=m, solver=SLQ_SOLVER, key=0
-        ).value,
+        lambda x, y, m, s, t, a, b: (
+            jaxdse.dse_estimate(x, sigma=s, t=t, alpha=a, base=b, mask=m, solver=SLQ_SOLVER, key=0).value
+        ),
         uses=("mask", *NUMBERS),
         invariances=("translate", "rotate", "scale"),  # probes are tied to row order
         entropy=True,
@@ -150,16 +161,20 @@ SUBJECTS = [
     ),
     Subject(
         "dsmi[plugin]",
-        lambda x, y, m, s, t, a, b: jaxdse.dsmi(x, y, sigma=s, t=t, alpha=a, base=b, estimator="plugin", num_classes=2, max_class_size=N),
+        lambda x, y, m, s, t, a, b: jaxdse.dsmi(
+            x, y, sigma=s, t=t, alpha=a, base=b, estimator="plugin", num_classes=2, max_class_size=N
+        ),
         uses=NUMBERS,
         invariances=("permute", "translate", "rotate", "scale"),
         reference=lambda x, y, s, t, a, b: np_dsmi_plugin(x, y, s, t, a, b),
     ),
     Subject(
         "dsmi_terms[subsample].conditional",
-        lambda x, y, m, s, t, a, b: jaxdse.dsmi_terms(
-            x, y, key=0, sigma=s, t=t, alpha=a, base=b, num_classes=2, max_class_size=N, num_repetitions=2
-        ).value,
+        lambda x, y, m, s, t, a, b: (
+            jaxdse.dsmi_terms(
+                x, y, key=0, sigma=s, t=t, alpha=a, base=b, num_classes=2, max_class_size=N, num_repetitions=2
+            ).value
+        ),
         uses=NUMBERS,
         invariances=("translate", "rotate", "scale"),  # subsets are drawn by row index
     ),
@@ -220,7 +235,7 @@ SUBJECTS = [
 BY_NAME = {s.name: s for s in SUBJECTS}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def compiled(name):
     """``jit(vmap(f))`` of a subject: compiled once per shape, reused by every case and example."""
     return jax.jit(jax.vmap(BY_NAME[name].fn))
@@ -417,7 +432,17 @@ def test_bounds_are_reached():
     f = compiled("dse")
     xs = np.stack([x, x])
     mask = np.ones((2, N), bool)
-    values = np.asarray(f(xs, np.zeros((2, N), np.int32), mask, np.array([1.0, 1e6], np.float32), np.ones(2, np.float32), np.zeros(2, np.float32), np.array([2.0, 2.0], np.float32)))
+    values = np.asarray(
+        f(
+            xs,
+            np.zeros((2, N), np.int32),
+            mask,
+            np.array([1.0, 1e6], np.float32),
+            np.ones(2, np.float32),
+            np.zeros(2, np.float32),
+            np.array([2.0, 2.0], np.float32),
+        )
+    )
     assert values[0] == pytest.approx(math.log2(N), abs=1e-4)
     assert 0.0 <= values[1] < 1e-3
 
@@ -452,12 +477,18 @@ def test_spectral_entropy_contracts():
 EAGER = {
     "dse": (lambda **kw: jaxdse.dse(**kw), ("x", "mask", *NUMBERS)),
     "dse_estimate[SLQ]": (lambda **kw: jaxdse.dse_estimate(solver=SLQ_SOLVER, key=0, **kw), ("x", "mask", *NUMBERS)),
-    "diffusion_eigenvalues": (lambda t, base, **kw: jaxdse.diffusion_eigenvalues(**kw), ("x", "mask", "sigma", "alpha")),
+    "diffusion_eigenvalues": (
+        lambda t, base, **kw: jaxdse.diffusion_eigenvalues(**kw),
+        ("x", "mask", "sigma", "alpha"),
+    ),
     "dsmi": (lambda x, mask, **kw: jaxdse.dsmi(x, np.arange(N) % 2, key=0, **kw), ("x", *NUMBERS)),
     "dsmi_terms": (lambda x, mask, **kw: jaxdse.dsmi_terms(x, np.arange(N) % 2, key=0, **kw), ("x", *NUMBERS)),
     "cse": (lambda x, mask, base, **kw: baselines.cse(x, mask=mask, base=base), ("x", "mask", "base")),
     "csmi": (lambda x, mask, base, **kw: baselines.csmi(x, np.arange(N) % 2, key=0, base=base), ("x", "base")),
-    "ksg": (lambda x, mask, base, **kw: baselines.ksg(x, np.arange(N) % 2 + np.linspace(0, 1, N), base=base), ("x", "base")),
+    "ksg": (
+        lambda x, mask, base, **kw: baselines.ksg(x, np.arange(N) % 2 + np.linspace(0, 1, N), base=base),
+        ("x", "base"),
+    ),
     "matrix_entry_entropy": (
         lambda x, mask, sigma, base, **kw: baselines.matrix_entry_entropy(x, sigma=sigma, base=base, mask=mask),
         ("x", "mask", "sigma", "base"),
@@ -604,7 +635,14 @@ def test_dsmi_references():
     # a traced continuous reference holding a NaN
     g = jax.jit(
         lambda z, r: jaxdse.dsmi(
-            z, r, sigma=2.0, estimator="plugin", num_clusters=2, reference_discrete=False, num_classes=2, max_class_size=N
+            z,
+            r,
+            sigma=2.0,
+            estimator="plugin",
+            num_clusters=2,
+            reference_discrete=False,
+            num_classes=2,
+            max_class_size=N,
         )
     )
     r = z[:, 0].astype(np.float32)
@@ -616,7 +654,9 @@ def test_dsmi_references():
         jaxdse.dsmi(z, r_bad, sigma=2.0, estimator="plugin", num_clusters=2)
     # classes of unequal sizes (and one of a single member), against the direct computation
     uneven = np.array([0] * 9 + [1] * 6 + [2])
-    assert float(jaxdse.dsmi(z, uneven, **plugin)) == pytest.approx(np_dsmi_plugin(z, uneven, 2.0, 1.0, 0.0, 2.0), abs=2e-3)
+    assert float(jaxdse.dsmi(z, uneven, **plugin)) == pytest.approx(
+        np_dsmi_plugin(z, uneven, 2.0, 1.0, 0.0, 2.0), abs=2e-3
+    )
     # mutual_information with the DSE entropy is dsmi
     mi = mutual_information(z, y, entropy=DiffusionEntropy(), params=(2.0, 1.0, 0.0, 2.0), estimator="plugin")
     assert float(mi.value) == pytest.approx(ref, abs=1e-5)
@@ -715,7 +755,12 @@ def test_command_line_errors_are_one_line_with_status_2(tmp_path, capsys, args):
     from jaxdse.cli import main
 
     x, _ = draw_points(9)
-    paths = {"missing": tmp_path / "missing.npy", "good": tmp_path / "good.npy", "nan": tmp_path / "nan.npy", "short": tmp_path / "short.npy"}
+    paths = {
+        "missing": tmp_path / "missing.npy",
+        "good": tmp_path / "good.npy",
+        "nan": tmp_path / "nan.npy",
+        "short": tmp_path / "short.npy",
+    }
     np.save(paths["good"], x)
     xb = x.copy()
     xb[0, 0] = np.nan

@@ -9,9 +9,7 @@ import pytest
 import jaxdse
 
 MODULES = sorted(
-    info.name
-    for info in pkgutil.walk_packages(jaxdse.__path__, "jaxdse.")
-    if not info.name.endswith("__main__")
+    info.name for info in pkgutil.walk_packages(jaxdse.__path__, "jaxdse.") if not info.name.endswith("__main__")
 )
 
 

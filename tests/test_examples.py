@@ -45,7 +45,15 @@ def _run(name, out, extra=()):
     # A smoke test: most of its time is XLA compilation, which this level makes about 40% faster.
     env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=0").strip()
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / f"{name}.py"), "--quick", "--no-progress", "--out", str(out / name), *extra],
+        [
+            sys.executable,
+            str(ROOT / "examples" / f"{name}.py"),
+            "--quick",
+            "--no-progress",
+            "--out",
+            str(out / name),
+            *extra,
+        ],
         capture_output=True,
         text=True,
         env=env,
@@ -92,7 +100,7 @@ def test_toy_entropy(tmp_path):
 
 def test_toy_mutual_information(tmp_path):
     d = _load(tmp_path, "toy_mutual_information")
-    for k, r in d["branches"].items():
+    for r in d["branches"].values():
         assert len(r["dsmi_mean"]) == len(d["corruption"])
         assert r["dsmi_mean"][0] > 0.1  # clean labels of separated branches carry information
         assert r["compilations"] == 1
@@ -181,8 +189,18 @@ def test_model_zoo_study(tmp_path):
     s = d["settings"]
     assert len(d["models"]) == s["models"] == len(s["architectures"]) * s["members_per_architecture"]
     assert d["measure_compilations"] == 1  # one compiled evaluator for every population
-    measures = ("dse", "dsmi", "rankme", "participation_ratio", "alpha_req", "renyi_entropy", "renyi_mi",
-                "knn_accuracy", "ridge_accuracy", "cse")
+    measures = (
+        "dse",
+        "dsmi",
+        "rankme",
+        "participation_ratio",
+        "alpha_req",
+        "renyi_entropy",
+        "renyi_mi",
+        "knn_accuracy",
+        "ridge_accuracy",
+        "cse",
+    )
     for r in d["models"]:
         assert 0.0 <= r["test_accuracy"] <= 1.0 and 0.0 <= r["knn_accuracy"] <= 1.0
         assert r["gap"] == pytest.approx(r["train_accuracy"] - r["test_accuracy"])
@@ -206,7 +224,9 @@ def test_regularizer(tmp_path):
     for condition in ("label_noise_0.0", "label_noise_0.4"):
         for w in s["weights"][1:]:
             entry = d["results"][condition][str(w)]
-            assert math.isfinite(entry["paired_area_difference_mean"]) and math.isfinite(entry["paired_final_difference_mean"])
+            assert math.isfinite(entry["paired_area_difference_mean"]) and math.isfinite(
+                entry["paired_final_difference_mean"]
+            )
     assert set(d["claims"]["speeds_learning_clean"]) == {str(w) for w in s["weights"][1:]}
 
 
@@ -220,16 +240,21 @@ def test_population_training_follows_each_members_own_length(monkeypatch):
     import functools
 
     import jax
+    import model_zoo
     import optax
     from flax import nnx
 
-    import model_zoo
     from jaxdse import zoo
 
     make_model = functools.partial(zoo.CNN, (8, 8, 1), width=2, depth=1, features=8, num_classes=3)
     tx = optax.inject_hyperparams(optax.adamw)(learning_rate=1e-2, weight_decay=0.0)
-    members = dict(epochs=np.array([1, 3, 2]), label_noise=np.zeros(3), weight_decay=np.array([0.0, 0.1, 0.0]),
-                   init_scale=np.array([1.0, 0.5, 1.0]), seed=np.array([1, 2, 3]))
+    members = dict(
+        epochs=np.array([1, 3, 2]),
+        label_noise=np.zeros(3),
+        weight_decay=np.array([0.0, 0.1, 0.0]),
+        init_scale=np.array([1.0, 0.5, 1.0]),
+        seed=np.array([1, 2, 3]),
+    )
     rng = np.random.default_rng(0)
     x = jax.numpy.asarray(rng.random((32, 8, 8, 1)), "float32")
     labels = rng.integers(3, size=(3, 32)).astype(np.int32)

@@ -48,7 +48,9 @@ def test_subsample_dsmi_is_the_weighted_mean_comparison_minus_the_class():
     terms = jaxdse.dsmi_terms(X.astype(np.float32), Y, sigma=1.3, num_repetitions=3, key=0)
     conditional = [np_dse(X[Y == c], 1.3, 1.0, 0.0, 2.0) for c in range(3)]
     np.testing.assert_allclose(terms.conditional_entropy, conditional, atol=2e-4)
-    expected = np.sum(np.bincount(Y) / 24 * (np.mean(np.asarray(terms.comparison_entropy, np.float64), 1) - conditional))
+    expected = np.sum(
+        np.bincount(Y) / 24 * (np.mean(np.asarray(terms.comparison_entropy, np.float64), 1) - conditional)
+    )
     assert float(terms.value) == pytest.approx(expected, abs=5e-4)
 
 

@@ -45,7 +45,7 @@ def test_labels_of_every_kind_mean_the_same(separated):
     for labels in (names, one_hot, one_hot.astype(int), y.reshape(-1, 1), list(y)):
         assert float(jaxdse.dsmi(z, labels, key=KEY, sigma=5.0)) == pytest.approx(expected, abs=1e-6)
     # A traced integer one-hot array under jit: argmax, NaN for a row that is not one-hot.
-    f = jax.jit(lambda z, l: jaxdse.dsmi(z, l, key=KEY, sigma=5.0, num_classes=4, max_class_size=56))
+    f = jax.jit(lambda z, y: jaxdse.dsmi(z, y, key=KEY, sigma=5.0, num_classes=4, max_class_size=56))
     assert float(f(z, one_hot.astype(np.int32))) == pytest.approx(expected, abs=1e-5)
     broken = one_hot.astype(np.int32).copy()
     broken[0] = 0
@@ -111,8 +111,12 @@ def test_precomputed_matrices_that_fail_the_checks_give_nan_under_jit():
     G = np.asarray(jaxdse.gaussian_affinity(z, sigma=1.0), np.float64)
     y = np.arange(12) % 2
     sigma = {"distance": dict(sigma=1.0), "affinity": {}}
-    dse = {kind: jax.jit(lambda a, m, kind=kind: jaxdse.dse(a, **sigma[kind], precomputed=kind, mask=m)) for kind in sigma}
-    dsmi = jax.jit(lambda a: jaxdse.dsmi(a, y, sigma=1.0, precomputed="distance", key=0, num_classes=2, max_class_size=6))
+    dse = {
+        kind: jax.jit(lambda a, m, kind=kind: jaxdse.dse(a, **sigma[kind], precomputed=kind, mask=m)) for kind in sigma
+    }
+    dsmi = jax.jit(
+        lambda a: jaxdse.dsmi(a, y, sigma=1.0, precomputed="distance", key=0, num_classes=2, max_class_size=6)
+    )
     everything = np.ones(12, bool)
 
     def broken(M, i, j, value):
@@ -122,7 +126,11 @@ def test_precomputed_matrices_that_fail_the_checks_give_nan_under_jit():
 
     bad = {
         "distance": [broken(D, 0, 1, D[0, 1] + 1.0), broken(broken(D, 0, 1, -1.0), 1, 0, -1.0), broken(D, 0, 0, 1.0)],
-        "affinity": [broken(G, 0, 1, G[0, 1] + 0.5), broken(broken(G, 0, 1, -0.1), 1, 0, -0.1), G * (np.arange(12) > 0)[:, None] * (np.arange(12) > 0)],
+        "affinity": [
+            broken(G, 0, 1, G[0, 1] + 0.5),
+            broken(broken(G, 0, 1, -0.1), 1, 0, -0.1),
+            G * (np.arange(12) > 0)[:, None] * (np.arange(12) > 0),
+        ],
     }
     for kind, matrices in bad.items():
         good = float(dse[kind](D if kind == "distance" else G, everything))
@@ -206,7 +214,13 @@ def test_integer_seeds_wherever_a_key_is_taken(separated):
     same(lambda k: jaxdse.cluster_reference(z, 3, key=k, method="spectral"))
     same(lambda k: zoo.train_test_split(z, y, key=k))
     same(lambda k: nnx.state(zoo.CNN(width=2, depth=1, features=4, rngs=k)))
-    same(lambda k: baselines.mine(z, y[:, None].astype(z.dtype), key=k, hidden=(4,), batch_size=20, epochs=2, final_epochs=1).value)
+    same(
+        lambda k: (
+            baselines.mine(
+                z, y[:, None].astype(z.dtype), key=k, hidden=(4,), batch_size=20, epochs=2, final_epochs=1
+            ).value
+        )
+    )
     with pytest.raises(ValueError, match="seed"):
         zoo.train_test_split(z, y, key=-1)
 

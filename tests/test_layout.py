@@ -73,7 +73,9 @@ def imported_units(path):
             names = [module]
             if module == "jaxdse":  # `from jaxdse import x`: a submodule, or a name of the face
                 names = [
-                    f"jaxdse.{a.name}" if (PACKAGE / f"{a.name}.py").exists() or (PACKAGE / a.name).is_dir() else "jaxdse"
+                    f"jaxdse.{a.name}"
+                    if (PACKAGE / f"{a.name}.py").exists() or (PACKAGE / a.name).is_dir()
+                    else "jaxdse"
                     for a in node.names
                 ]
         else:

@@ -67,10 +67,7 @@ def _mean_dsmi_ours(z, y, **kwargs):
 def _mean_dsmi_reference(z, y, **kwargs):
     return float(
         np.mean(
-            [
-                dse_dsmi.diffusion_spectral_mutual_information(z, y, random_seed=seed, **kwargs)[0]
-                for seed in range(10)
-            ]
+            [dse_dsmi.diffusion_spectral_mutual_information(z, y, random_seed=seed, **kwargs)[0] for seed in range(10)]
         )
     )
 

@@ -46,72 +46,327 @@ PYTEST_FLAGS = ["-x", "-q", "-n", "0", "-p", "no:cacheprovider"]
 # (name, file, exact old text, new text)
 MUTANTS = [
     # kernel and standardisation
-    ("kernel: no factor 2", "jaxdse/kernels/points.py", "exponent = -d2 / (2.0 * jnp.where(positive, s2, 1.0))", "exponent = -d2 / (jnp.where(positive, s2, 1.0))"),
-    ("standardise: wrong exponent", "jaxdse/kernels/points.py", "return _power_of_two_scale(y, -e1), e0 + e1", "return _power_of_two_scale(y, -e1), e0 - e1"),
-    ("sigma: invalid gives 1", "jaxdse/kernels/points.py", "s = _power_of_two_scale(jnp.where(valid, sigma, jnp.nan), -e)", "s = _power_of_two_scale(jnp.where(valid, sigma, 1.0), -e)"),
-    ("sigma: sign ignored", "jaxdse/kernels/points.py", "valid = jnp.isfinite(sigma) & (sigma > 0)", "valid = jnp.isfinite(sigma) & (sigma != 0)"),
-    ("median: /4", "jaxdse/kernels/points.py", "s = jnp.sqrt(jnp.where(med > 0, med, jnp.nan) / 2.0)", "s = jnp.sqrt(jnp.where(med > 0, med, jnp.nan) / 4.0)"),
-    ("knn: dropped rows as neighbours", "jaxdse/kernels/points.py", "excluded = excluded | ~keep[None, :]", "excluded = excluded"),
+    (
+        "kernel: no factor 2",
+        "jaxdse/kernels/points.py",
+        "exponent = -d2 / (2.0 * jnp.where(positive, s2, 1.0))",
+        "exponent = -d2 / (jnp.where(positive, s2, 1.0))",
+    ),
+    (
+        "standardise: wrong exponent",
+        "jaxdse/kernels/points.py",
+        "return _power_of_two_scale(y, -e1), e0 + e1",
+        "return _power_of_two_scale(y, -e1), e0 - e1",
+    ),
+    (
+        "sigma: invalid gives 1",
+        "jaxdse/kernels/points.py",
+        "s = _power_of_two_scale(jnp.where(valid, sigma, jnp.nan), -e)",
+        "s = _power_of_two_scale(jnp.where(valid, sigma, 1.0), -e)",
+    ),
+    (
+        "sigma: sign ignored",
+        "jaxdse/kernels/points.py",
+        "valid = jnp.isfinite(sigma) & (sigma > 0)",
+        "valid = jnp.isfinite(sigma) & (sigma != 0)",
+    ),
+    (
+        "median: /4",
+        "jaxdse/kernels/points.py",
+        "s = jnp.sqrt(jnp.where(med > 0, med, jnp.nan) / 2.0)",
+        "s = jnp.sqrt(jnp.where(med > 0, med, jnp.nan) / 4.0)",
+    ),
+    (
+        "knn: dropped rows as neighbours",
+        "jaxdse/kernels/points.py",
+        "excluded = excluded | ~keep[None, :]",
+        "excluded = excluded",
+    ),
     ("distances: 1.9 cross", "jaxdse/kernels/points.py", "d2 = norms - 2.0 * cross", "d2 = norms - 1.9 * cross"),
-    ("distances: duplicates not 0", "jaxdse/kernels/points.py", "return jnp.where(d2 <= noise, 0.0, d2)", "return jnp.maximum(d2, 0.0)"),
-    ("distances: NaN made 0", "jaxdse/kernels/points.py", "return jnp.where(d2 <= noise, 0.0, d2)", "return jnp.where(d2 > noise, d2, 0.0)"),
-    ("affinity mask: rows only", "jaxdse/kernels/points.py", "G = jnp.where(keep[:, None] & keep[None, :], G, 0.0)", "G = jnp.where(keep[:, None], G, 0.0)"),
+    (
+        "distances: duplicates not 0",
+        "jaxdse/kernels/points.py",
+        "return jnp.where(d2 <= noise, 0.0, d2)",
+        "return jnp.maximum(d2, 0.0)",
+    ),
+    (
+        "distances: NaN made 0",
+        "jaxdse/kernels/points.py",
+        "return jnp.where(d2 <= noise, 0.0, d2)",
+        "return jnp.where(d2 > noise, d2, 0.0)",
+    ),
+    (
+        "affinity mask: rows only",
+        "jaxdse/kernels/points.py",
+        "G = jnp.where(keep[:, None] & keep[None, :], G, 0.0)",
+        "G = jnp.where(keep[:, None], G, 0.0)",
+    ),
     # normalisation and spectrum
-    ("normalisation: alpha dropped from r", "jaxdse/solvers/diffusion.py", "r = jnp.where(keep, q_alpha * jax.lax.rsqrt(deg), 0.0)", "r = jnp.where(keep, jax.lax.rsqrt(deg), 0.0)"),
-    ("normalisation: alpha halved", "jaxdse/solvers/diffusion.py", "jnp.exp(-jnp.asarray(alpha, w.dtype) * jnp.log(q))", "jnp.exp(-0.5 * jnp.asarray(alpha, w.dtype) * jnp.log(q))"),
-    ("spectrum: zeros off by one", "jaxdse/solvers/diffusion.py", "jnp.where(i <= dropped, 0.0, w)", "jnp.where(i < dropped, 0.0, w)"),
+    (
+        "normalisation: alpha dropped from r",
+        "jaxdse/solvers/diffusion.py",
+        "r = jnp.where(keep, q_alpha * jax.lax.rsqrt(deg), 0.0)",
+        "r = jnp.where(keep, jax.lax.rsqrt(deg), 0.0)",
+    ),
+    (
+        "normalisation: alpha halved",
+        "jaxdse/solvers/diffusion.py",
+        "jnp.exp(-jnp.asarray(alpha, w.dtype) * jnp.log(q))",
+        "jnp.exp(-0.5 * jnp.asarray(alpha, w.dtype) * jnp.log(q))",
+    ),
+    (
+        "spectrum: zeros off by one",
+        "jaxdse/solvers/diffusion.py",
+        "jnp.where(i <= dropped, 0.0, w)",
+        "jnp.where(i < dropped, 0.0, w)",
+    ),
     ("spectrum: no deflation", "jaxdse/solvers/diffusion.py", "deflated = S - v[:, None] * v[None, :]", "deflated = S"),
-    ("normalisation: degree not square-rooted", "jaxdse/solvers/diffusion.py", "sqrt_deg = jnp.where(keep, jnp.sqrt(deg), 0.0)", "sqrt_deg = jnp.where(keep, deg, 0.0)"),
+    (
+        "normalisation: degree not square-rooted",
+        "jaxdse/solvers/diffusion.py",
+        "sqrt_deg = jnp.where(keep, jnp.sqrt(deg), 0.0)",
+        "sqrt_deg = jnp.where(keep, deg, 0.0)",
+    ),
     # entropy
-    ("entropy: base ignored", "jaxdse/entropy/spectral.py", "h = h / jnp.log(jnp.asarray(base, lam.dtype))", "h = h / jnp.log(jnp.asarray(2.0, lam.dtype))"),
+    (
+        "entropy: base ignored",
+        "jaxdse/entropy/spectral.py",
+        "h = h / jnp.log(jnp.asarray(base, lam.dtype))",
+        "h = h / jnp.log(jnp.asarray(2.0, lam.dtype))",
+    ),
     ("entropy: subnormals dropped", "jaxdse/entropy/spectral.py", "present = normal | subnormal", "present = normal"),
-    ("entropy: t=0 accepted", "jaxdse/entropy/spectral.py", "valid = (t[..., 0] > 0) & jnp.isfinite(t[..., 0]) & _checks.valid_base(base)", "valid = (t[..., 0] >= 0) & jnp.isfinite(t[..., 0]) & _checks.valid_base(base)"),
-    ("entropy: t ignored", "jaxdse/entropy/spectral.py", "log_w = jnp.where(nonzero, t * log_abs, -jnp.inf)", "log_w = jnp.where(nonzero, log_abs, -jnp.inf)"),
-    ("base: inf accepted under jit", "jaxdse/_checks.py", "return jnp.isfinite(base) & (base > 0) & (base != 1)", "return (base > 0) & (base != 1)"),
+    (
+        "entropy: t=0 accepted",
+        "jaxdse/entropy/spectral.py",
+        "valid = (t[..., 0] > 0) & jnp.isfinite(t[..., 0]) & _checks.valid_base(base)",
+        "valid = (t[..., 0] >= 0) & jnp.isfinite(t[..., 0]) & _checks.valid_base(base)",
+    ),
+    (
+        "entropy: t ignored",
+        "jaxdse/entropy/spectral.py",
+        "log_w = jnp.where(nonzero, t * log_abs, -jnp.inf)",
+        "log_w = jnp.where(nonzero, log_abs, -jnp.inf)",
+    ),
+    (
+        "base: inf accepted under jit",
+        "jaxdse/_checks.py",
+        "return jnp.isfinite(base) & (base > 0) & (base != 1)",
+        "return (base > 0) & (base != 1)",
+    ),
     # masks and checks
-    ("mask: fewer than 2 rows accepted under jit", "jaxdse/entropy/diffusion_entropy.py", "& _checks.valid_base(base) & (jnp.sum(keep) >= 2)", "& _checks.valid_base(base)"),
-    ("non-finite kept rows not detected under jit", "jaxdse/entropy/diffusion_entropy.py", "return jnp.all(jnp.where(keep[:, None], jnp.isfinite(points), True))", "return jnp.all(jnp.where(keep[:, None], True, True))"),
-    ("check: inf accepted eagerly", "jaxdse/_checks.py", "if not np.all(np.isfinite(v)) or np.any(v <= 0):", "if np.any(v <= 0):"),
+    (
+        "mask: fewer than 2 rows accepted under jit",
+        "jaxdse/entropy/diffusion_entropy.py",
+        "& _checks.valid_base(base) & (jnp.sum(keep) >= 2)",
+        "& _checks.valid_base(base)",
+    ),
+    (
+        "non-finite kept rows not detected under jit",
+        "jaxdse/entropy/diffusion_entropy.py",
+        "return jnp.all(jnp.where(keep[:, None], jnp.isfinite(points), True))",
+        "return jnp.all(jnp.where(keep[:, None], True, True))",
+    ),
+    (
+        "check: inf accepted eagerly",
+        "jaxdse/_checks.py",
+        "if not np.all(np.isfinite(v)) or np.any(v <= 0):",
+        "if np.any(v <= 0):",
+    ),
     ("check: mask keeping 1 row accepted", "jaxdse/_checks.py", "if kept < min_kept:", "if kept < 1:"),
-    ("check: NaN in dropped rows raises", "jaxdse/_checks.py", "bad_rows = bad_rows & jnp.asarray(mask)", "bad_rows = bad_rows"),
+    (
+        "check: NaN in dropped rows raises",
+        "jaxdse/_checks.py",
+        "bad_rows = bad_rows & jnp.asarray(mask)",
+        "bad_rows = bad_rows",
+    ),
     # labels and binning
-    ("traced binning: NaN reference kept", "jaxdse/mi/clustering.py", "return jnp.where(jnp.all(jnp.isfinite(y)), labels, -1)", "return labels"),
-    ("traced binning: edges shifted", "jaxdse/mi/clustering.py", "edges = jnp.linspace(0.0, 1.0, num_clusters + 1, dtype=y.dtype)[:-1]", "edges = jnp.linspace(0.0, 1.0, num_clusters + 1, dtype=y.dtype)[1:]"),
-    ("one-hot read as continuous", "jaxdse/mi/labels.py", "return bool(np.all((arr == 0) | (arr == 1)) and np.all(arr.sum(axis=1) == 1))", "return False"),
+    (
+        "traced binning: NaN reference kept",
+        "jaxdse/mi/clustering.py",
+        "return jnp.where(jnp.all(jnp.isfinite(y)), labels, -1)",
+        "return labels",
+    ),
+    (
+        "traced binning: edges shifted",
+        "jaxdse/mi/clustering.py",
+        "edges = jnp.linspace(0.0, 1.0, num_clusters + 1, dtype=y.dtype)[:-1]",
+        "edges = jnp.linspace(0.0, 1.0, num_clusters + 1, dtype=y.dtype)[1:]",
+    ),
+    (
+        "one-hot read as continuous",
+        "jaxdse/mi/labels.py",
+        "return bool(np.all((arr == 0) | (arr == 1)) and np.all(arr.sum(axis=1) == 1))",
+        "return False",
+    ),
     ("traced labels: marked rows accepted", "jaxdse/mi/labels.py", "ok = ok & (labels >= 0)", "ok = ok"),
     # DSMI subsets and weights
     ("dsmi: weights over n+1", "jaxdse/mi/engine.py", "weights = counts / n\n", "weights = counts / (n + 1)\n"),
-    ("dsmi: single class informative", "jaxdse/mi/engine.py", "informative = (counts < n) & (counts > 0)", "informative = counts > 0"),
-    ("dsmi plugin: half conditional", "jaxdse/mi/engine.py", "value = jnp.sum(w * (total.value[..., None] - conditional), axis=-1)", "value = jnp.sum(w * (total.value[..., None] - 0.5 * conditional), axis=-1)"),
-    ("dsmi subsample: max of comparisons", "jaxdse/mi/engine.py", "value = jnp.sum(w * (jnp.mean(comparison, axis=-1) - conditional), axis=-1)", "value = jnp.sum(w * (jnp.max(comparison, axis=-1) - conditional), axis=-1)"),
-    ("dsmi: class subsets not masked", "jaxdse/mi/engine.py", "mask = jnp.arange(M) < counts[c]", "mask = jnp.arange(M) < M"),
+    (
+        "dsmi: single class informative",
+        "jaxdse/mi/engine.py",
+        "informative = (counts < n) & (counts > 0)",
+        "informative = counts > 0",
+    ),
+    (
+        "dsmi plugin: half conditional",
+        "jaxdse/mi/engine.py",
+        "value = jnp.sum(w * (total.value[..., None] - conditional), axis=-1)",
+        "value = jnp.sum(w * (total.value[..., None] - 0.5 * conditional), axis=-1)",
+    ),
+    (
+        "dsmi subsample: max of comparisons",
+        "jaxdse/mi/engine.py",
+        "value = jnp.sum(w * (jnp.mean(comparison, axis=-1) - conditional), axis=-1)",
+        "value = jnp.sum(w * (jnp.max(comparison, axis=-1) - conditional), axis=-1)",
+    ),
+    (
+        "dsmi: class subsets not masked",
+        "jaxdse/mi/engine.py",
+        "mask = jnp.arange(M) < counts[c]",
+        "mask = jnp.arange(M) < M",
+    ),
     # SLQ
-    ("slq: Gauss only (no midpoint)", "jaxdse/solvers/slq.py", "value = mid_d + jax.lax.stop_gradient(0.5 * (gauss + radau) - mid_d)", "value = mid_d + jax.lax.stop_gradient(gauss - mid_d)"),
-    ("slq: stderr x100", "jaxdse/solvers/slq.py", "stderr = jnp.std(per_probe, ddof=1) / math.sqrt(p)", "stderr = 100.0 * jnp.std(per_probe, ddof=1) / math.sqrt(p)"),
-    ("slq: no control variates", "jaxdse/solvers/slq.py", "return fw - correction[:, 0], gw - correction[:, 1]", "return fw, gw"),
-    ("slq: Radau without beta^2", "jaxdse/solvers/slq.py", "delta_m = beta**2 * jnp.sum(Y[-1, :] ** 2 / theta_safe)", "delta_m = jnp.sum(Y[-1, :] ** 2 / theta_safe)"),
+    (
+        "slq: Gauss only (no midpoint)",
+        "jaxdse/solvers/slq.py",
+        "value = mid_d + jax.lax.stop_gradient(0.5 * (gauss + radau) - mid_d)",
+        "value = mid_d + jax.lax.stop_gradient(gauss - mid_d)",
+    ),
+    (
+        "slq: stderr x100",
+        "jaxdse/solvers/slq.py",
+        "stderr = jnp.std(per_probe, ddof=1) / math.sqrt(p)",
+        "stderr = 100.0 * jnp.std(per_probe, ddof=1) / math.sqrt(p)",
+    ),
+    (
+        "slq: no control variates",
+        "jaxdse/solvers/slq.py",
+        "return fw - correction[:, 0], gw - correction[:, 1]",
+        "return fw, gw",
+    ),
+    (
+        "slq: Radau without beta^2",
+        "jaxdse/solvers/slq.py",
+        "delta_m = beta**2 * jnp.sum(Y[-1, :] ** 2 / theta_safe)",
+        "delta_m = jnp.sum(Y[-1, :] ** 2 / theta_safe)",
+    ),
     ("slq: rounding floor 16 eps", "jaxdse/solvers/slq.py", "ROUNDING_FLOOR = 1\n", "ROUNDING_FLOOR = 16\n"),
-    ("slq: quadrature gap left out of stderr", "jaxdse/solvers/slq.py", "sampling**2 + (gauss - radau) ** 2 / 4.0", "sampling**2"),
-    ("slq: quadrature gap / sqrt 12", "jaxdse/solvers/slq.py", "(gauss - radau) ** 2 / 4.0", "(gauss - radau) ** 2 / 12.0"),
+    (
+        "slq: quadrature gap left out of stderr",
+        "jaxdse/solvers/slq.py",
+        "sampling**2 + (gauss - radau) ** 2 / 4.0",
+        "sampling**2",
+    ),
+    (
+        "slq: quadrature gap / sqrt 12",
+        "jaxdse/solvers/slq.py",
+        "(gauss - radau) ** 2 / 4.0",
+        "(gauss - radau) ** 2 / 12.0",
+    ),
     ("slq: stderr x2", "jaxdse/solvers/slq.py", "return value, jnp.sqrt(", "return value, 2.0 * jnp.sqrt("),
-    ("slq: value + 0.01 bits", "jaxdse/solvers/slq.py", "    value = jnp.log(z) - h / z\n", "    value = jnp.log(z) - h / z + 0.01 * math.log(2.0)\n"),
-    ("slq: Radau only", "jaxdse/solvers/slq.py", "value = mid_d + jax.lax.stop_gradient(0.5 * (gauss + radau) - mid_d)", "value = mid_d + jax.lax.stop_gradient(radau - mid_d)"),
-    ("slq: Radau nodes not capped", "jaxdse/solvers/slq.py", "a = jnp.minimum(jnp.abs(theta), 1.0)", "a = jnp.abs(theta)"),
-    ("slq: guard weight eps (not eps^2)", "jaxdse/solvers/slq.py", "fill = (eps / math.sqrt(num_matvecs))", "fill = (jnp.sqrt(eps) / math.sqrt(num_matvecs))"),
-    ("slq: top eigenvalue 1 left out", "jaxdse/solvers/slq.py", "z = 1.0 + z_top + jnp.mean(f_p)", "z = z_top + jnp.mean(f_p)"),
-    ("slq: deflated second moment", "jaxdse/solvers/slq.py", "moments[2] - jnp.sum(AQ * AQ)])", "moments[2] - 0.0 * jnp.sum(AQ * AQ)])"),
-    ("slq: guard values outside the spectrum", "jaxdse/solvers/slq.py", "spread = jax.lax.stop_gradient(jnp.maximum(spread, floor))", "spread = jnp.ones_like(spread)"),
-    ("slq: Radau shift held fixed in the gradient", "jaxdse/solvers/slq.py", "Y_r.T @ dJ.at[m, m].set(d_delta) @ Y_r", "Y_r.T @ dJ.at[m, m].set(0.0) @ Y_r"),
-    ("slq: probe space of negative dimension", "jaxdse/solvers/slq.py", "dim = jnp.maximum(moments[0] - deflation_rank, 0.0)", "dim = moments[0] - deflation_rank"),
-    ("slq: probes on dropped rows", "jaxdse/solvers/slq.py", "G = project(omega * keep[:, None])", "G = project(omega)"),
+    (
+        "slq: value + 0.01 bits",
+        "jaxdse/solvers/slq.py",
+        "    value = jnp.log(z) - h / z\n",
+        "    value = jnp.log(z) - h / z + 0.01 * math.log(2.0)\n",
+    ),
+    (
+        "slq: Radau only",
+        "jaxdse/solvers/slq.py",
+        "value = mid_d + jax.lax.stop_gradient(0.5 * (gauss + radau) - mid_d)",
+        "value = mid_d + jax.lax.stop_gradient(radau - mid_d)",
+    ),
+    (
+        "slq: Radau nodes not capped",
+        "jaxdse/solvers/slq.py",
+        "a = jnp.minimum(jnp.abs(theta), 1.0)",
+        "a = jnp.abs(theta)",
+    ),
+    (
+        "slq: guard weight eps (not eps^2)",
+        "jaxdse/solvers/slq.py",
+        "fill = (eps / math.sqrt(num_matvecs))",
+        "fill = (jnp.sqrt(eps) / math.sqrt(num_matvecs))",
+    ),
+    (
+        "slq: top eigenvalue 1 left out",
+        "jaxdse/solvers/slq.py",
+        "z = 1.0 + z_top + jnp.mean(f_p)",
+        "z = z_top + jnp.mean(f_p)",
+    ),
+    (
+        "slq: deflated second moment",
+        "jaxdse/solvers/slq.py",
+        "moments[2] - jnp.sum(AQ * AQ)])",
+        "moments[2] - 0.0 * jnp.sum(AQ * AQ)])",
+    ),
+    (
+        "slq: guard values outside the spectrum",
+        "jaxdse/solvers/slq.py",
+        "spread = jax.lax.stop_gradient(jnp.maximum(spread, floor))",
+        "spread = jnp.ones_like(spread)",
+    ),
+    (
+        "slq: Radau shift held fixed in the gradient",
+        "jaxdse/solvers/slq.py",
+        "Y_r.T @ dJ.at[m, m].set(d_delta) @ Y_r",
+        "Y_r.T @ dJ.at[m, m].set(0.0) @ Y_r",
+    ),
+    (
+        "slq: probe space of negative dimension",
+        "jaxdse/solvers/slq.py",
+        "dim = jnp.maximum(moments[0] - deflation_rank, 0.0)",
+        "dim = moments[0] - deflation_rank",
+    ),
+    (
+        "slq: probes on dropped rows",
+        "jaxdse/solvers/slq.py",
+        "G = project(omega * keep[:, None])",
+        "G = project(omega)",
+    ),
     # baselines
-    ("cse: edges include 1", "jaxdse/baselines/binned.py", "np.linspace(0.0, 1.0, num_bins + 1)[1:-1]", "np.linspace(0.0, 1.0, num_bins + 1)[1:]"),
-    ("cse: strict edges", "jaxdse/baselines/binned.py", "return jnp.sum(scaled[..., None] >= edges, axis=-1, dtype=jnp.int32)", "return jnp.sum(scaled[..., None] > edges, axis=-1, dtype=jnp.int32)"),
-    ("cse: dropped rows counted", "jaxdse/baselines/binned.py", "counts = jax.ops.segment_sum(keep.astype(x.dtype), gid", "counts = jax.ops.segment_sum(jnp.ones_like(keep, x.dtype), gid"),
-    ("cse: NaN not detected under jit", "jaxdse/baselines/binned.py", "ok = jnp.all(jnp.where(keep[:, None], jnp.isfinite(x), True)) & (jnp.sum(keep) >= 2)", "ok = jnp.sum(keep) >= 2"),
-    ("ksg: counts <= radius", "jaxdse/baselines/kraskov.py", "n_x = jnp.sum(dist_x < eps[:, None], axis=1)", "n_x = jnp.sum(dist_x <= eps[:, None], axis=1)"),
-    ("ksg: nearest instead of k-th", "jaxdse/baselines/kraskov.py", "eps = -jax.lax.top_k(-joint, k)[0][:, k - 1]", "eps = -jax.lax.top_k(-joint, k)[0][:, 0]"),
-    ("ksg: NaN not detected under jit", "jaxdse/baselines/kraskov.py", "ok = jnp.all(jnp.isfinite(x)) & jnp.all(jnp.isfinite(y)) & _checks.valid_base(base)", "ok = _checks.valid_base(base)"),
+    (
+        "cse: edges include 1",
+        "jaxdse/baselines/binned.py",
+        "np.linspace(0.0, 1.0, num_bins + 1)[1:-1]",
+        "np.linspace(0.0, 1.0, num_bins + 1)[1:]",
+    ),
+    (
+        "cse: strict edges",
+        "jaxdse/baselines/binned.py",
+        "return jnp.sum(scaled[..., None] >= edges, axis=-1, dtype=jnp.int32)",
+        "return jnp.sum(scaled[..., None] > edges, axis=-1, dtype=jnp.int32)",
+    ),
+    (
+        "cse: dropped rows counted",
+        "jaxdse/baselines/binned.py",
+        "counts = jax.ops.segment_sum(keep.astype(x.dtype), gid",
+        "counts = jax.ops.segment_sum(jnp.ones_like(keep, x.dtype), gid",
+    ),
+    (
+        "cse: NaN not detected under jit",
+        "jaxdse/baselines/binned.py",
+        "ok = jnp.all(jnp.where(keep[:, None], jnp.isfinite(x), True)) & (jnp.sum(keep) >= 2)",
+        "ok = jnp.sum(keep) >= 2",
+    ),
+    (
+        "ksg: counts <= radius",
+        "jaxdse/baselines/kraskov.py",
+        "n_x = jnp.sum(dist_x < eps[:, None], axis=1)",
+        "n_x = jnp.sum(dist_x <= eps[:, None], axis=1)",
+    ),
+    (
+        "ksg: nearest instead of k-th",
+        "jaxdse/baselines/kraskov.py",
+        "eps = -jax.lax.top_k(-joint, k)[0][:, k - 1]",
+        "eps = -jax.lax.top_k(-joint, k)[0][:, 0]",
+    ),
+    (
+        "ksg: NaN not detected under jit",
+        "jaxdse/baselines/kraskov.py",
+        "ok = jnp.all(jnp.isfinite(x)) & jnp.all(jnp.isfinite(y)) & _checks.valid_base(base)",
+        "ok = _checks.valid_base(base)",
+    ),
 ]
 
 
@@ -246,7 +501,15 @@ def main(argv=None):
                 continue
             results.append(result)
             print(f"{result[1]:>9}  {result[2]:6.0f} s  {result[0]}  {result[3]}", flush=True)
-            write_report(Path(args.out), sorted(results, key=lambda r: ORDER[r[0]]), args, time.time() - started, argv, baseline, earlier)
+            write_report(
+                Path(args.out),
+                sorted(results, key=lambda r: ORDER[r[0]]),
+                args,
+                time.time() - started,
+                argv,
+                baseline,
+                earlier,
+            )
     results.sort(key=lambda r: ORDER[r[0]])
     write_report(Path(args.out), results, args, time.time() - started, argv, baseline, earlier)
     return 0
@@ -276,7 +539,7 @@ def write_report(out: Path, results, args, seconds, argv, baseline, earlier=""):
         "",
         PREAMBLE,
         "",
-        f"## Run of {datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(seconds=seconds):%Y-%m-%d %H:%M} UTC",
+        f"## Run of {datetime.datetime.now(datetime.UTC) - datetime.timedelta(seconds=seconds):%Y-%m-%d %H:%M} UTC",
         "",
         f"Kill rate: **{killed}/{len(results)}** mutants killed"
         + (f" ({100.0 * killed / len(results):.0f}%)" if results else "")
@@ -286,7 +549,7 @@ def write_report(out: Path, results, args, seconds, argv, baseline, earlier=""):
         f"- Tests: `pytest {' '.join(PYTEST_FLAGS)} {' '.join(args.tests)}"
         + (f" -k '{args.select}'" if args.select else "")
         + f"`, at most {args.timeout:.0f} s per mutant",
-        f"- Date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; total {seconds / 60:.1f} min",
+        f"- Date: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC; total {seconds / 60:.1f} min",
         f"- Machine: {platform.node() and platform.machine()} {platform.processor() or ''}, {os.cpu_count()} CPUs, "
         f"Python {platform.python_version()}",
         "",

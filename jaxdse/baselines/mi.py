@@ -17,9 +17,9 @@ from jaxdse import _checks
 from jaxdse._checks import Bandwidth
 from jaxdse.baselines.binned import masked_cse
 from jaxdse.baselines.variants import (
+    KINDS,
     masked_adjacency_spectral_entropy,
     masked_knn_adjacency_entropy,
-    KINDS,
     masked_matrix_entry_entropy,
 )
 from jaxdse.kernels.points import prepare_points
@@ -153,7 +153,9 @@ def matrix_entry_mutual_information(z, y, *, key=None, sigma=10.0, base=2.0, **o
     return mutual_information(z, y, entropy=entropy, params=params, key=key, **options).value
 
 
-def adjacency_spectral_mutual_information(z, y, *, key=None, kind: str = "gaussian", knn: int = 10, sigma=10.0, base=2.0, **options):
+def adjacency_spectral_mutual_information(
+    z, y, *, key=None, kind: str = "gaussian", knn: int = 10, sigma=10.0, base=2.0, **options
+):
     """Mutual information built like DSMI from :func:`adjacency_spectral_entropy`.
 
     ``sum_c p(c) [mean_r H(Z*_{c,r}) - H(Z | Y = c)]`` (``"subsample"``) or

@@ -64,7 +64,9 @@ def run(args, report):
                 )
             )
     report.print(f"Estimators on {args.features} with labels {args.labels}: {header}, {len(np.unique(labels))} classes")
-    report.print(f"sigma = {inputs.sigma_text(args.sigma, resolved)}, t = {args.t:g}, seed {args.seed}; values in {UNITS}")
+    report.print(
+        f"sigma = {inputs.sigma_text(args.sigma, resolved)}, t = {args.t:g}, seed {args.seed}; values in {UNITS}"
+    )
     report.print()
     time_head = "time (s)" if args.repeat == 1 else "time (s) first / steady"
     report.print("\n".join(table(("estimate", UNITS, time_head, "notes"), rows, align=["<", ">", ">", "<"])))
@@ -72,7 +74,11 @@ def run(args, report):
     report.print(
         "Entropies are bounded by log2 n = "
         f"{math.log2(x.shape[0]):.4f} bits. Times include compilation"
-        + (" (first) and the best later run (steady)." if args.repeat > 1 else "; use --repeat 2 for steady-state times.")
+        + (
+            " (first) and the best later run (steady)."
+            if args.repeat > 1
+            else "; use --repeat 2 for steady-state times."
+        )
     )
 
 
@@ -118,23 +124,46 @@ def _compare_jobs(x, labels, args, names, report, resolved_sigma, options):
         jobs.append(dict(name=name, rows=rows, note=note, run=run))
 
     if "dse" in names:
-        add("dse", [("DSE(Z)", "dse")], "jaxdse, diffusion spectral entropy",
-            lambda: {"dse": float(_block(jaxdse.dse(x, **kernel)))})
+        add(
+            "dse",
+            [("DSE(Z)", "dse")],
+            "jaxdse, diffusion spectral entropy",
+            lambda: {"dse": float(_block(jaxdse.dse(x, **kernel)))},
+        )
     if "cse" in names:
-        add("cse", [("CSE(Z)", "cse")], f"classic Shannon entropy, {args.bins} bins per feature",
-            lambda: {"cse": float(_block(baselines.cse(x, num_bins_per_dim=args.bins)))})
+        add(
+            "cse",
+            [("CSE(Z)", "cse")],
+            f"classic Shannon entropy, {args.bins} bins per feature",
+            lambda: {"cse": float(_block(baselines.cse(x, num_bins_per_dim=args.bins)))},
+        )
     if "dsmi" in names:
-        add("dsmi", [("DSMI(Z; Y)", "dsmi")], f"jaxdse, {args.estimator} estimator",
-            lambda: {"dsmi": float(_block(jaxdse.dsmi(x, labels, reference_discrete=True, **kernel, **mi)))})
+        add(
+            "dsmi",
+            [("DSMI(Z; Y)", "dsmi")],
+            f"jaxdse, {args.estimator} estimator",
+            lambda: {"dsmi": float(_block(jaxdse.dsmi(x, labels, reference_discrete=True, **kernel, **mi)))},
+        )
     if "csmi" in names:
-        add("csmi", [("CSMI(Z; Y)", "csmi")], f"classic Shannon MI, same estimator as DSMI; {CSMI_NOTE}",
-            lambda: {"csmi": float(_block(baselines.csmi(x, labels, num_bins_per_dim=args.bins,
-                                                         reference_discrete=True, **mi)))})
+        add(
+            "csmi",
+            [("CSMI(Z; Y)", "csmi")],
+            f"classic Shannon MI, same estimator as DSMI; {CSMI_NOTE}",
+            lambda: {
+                "csmi": float(
+                    _block(baselines.csmi(x, labels, num_bins_per_dim=args.bins, reference_discrete=True, **mi))
+                )
+            },
+        )
     if "ksg" in names and args.ksg_k >= x.shape[0]:
         skip("ksg", f"--ksg-k {args.ksg_k} needs more than {args.ksg_k} rows, got n = {x.shape[0]}")
     elif "ksg" in names:
-        add("ksg", [("KSG I(Z; Y)", "ksg")], f"k = {args.ksg_k}, labels as a numeric column",
-            lambda: {"ksg": float(_block(baselines.ksg(x, labels.astype(x.dtype), k=args.ksg_k)))})
+        add(
+            "ksg",
+            [("KSG I(Z; Y)", "ksg")],
+            f"k = {args.ksg_k}, labels as a numeric column",
+            lambda: {"ksg": float(_block(baselines.ksg(x, labels.astype(x.dtype), k=args.ksg_k)))},
+        )
     n_train = x.shape[0] - int(round(0.2 * x.shape[0]))
     if "mine" in names and (n_train < 2 or x.shape[0] - n_train < 2):
         skip("mine", f"MINE holds out 20% of the rows for its estimate and needs 2 there; n = {x.shape[0]} is too few")
@@ -143,10 +172,25 @@ def _compare_jobs(x, labels, args, names, report, resolved_sigma, options):
         onehot = np.eye(len(classes), dtype=x.dtype)[inverse]
         batch = min(500, n_train)
         final = min(10, args.mine_epochs)
-        add("mine", [("MINE I(Z; Y)", "mine")], f"{args.mine_epochs} epochs, batch {batch}, one-hot labels",
-            lambda: {"mine": float(_block(baselines.mine(x, onehot, key=jax.random.fold_in(key, 3),
-                                                         epochs=args.mine_epochs, batch_size=batch,
-                                                         final_epochs=final).value))})
+        add(
+            "mine",
+            [("MINE I(Z; Y)", "mine")],
+            f"{args.mine_epochs} epochs, batch {batch}, one-hot labels",
+            lambda: {
+                "mine": float(
+                    _block(
+                        baselines.mine(
+                            x,
+                            onehot,
+                            key=jax.random.fold_in(key, 3),
+                            epochs=args.mine_epochs,
+                            batch_size=batch,
+                            final_epochs=final,
+                        ).value
+                    )
+                )
+            },
+        )
     sigma = resolved_sigma if isinstance(kernel["sigma"], str) else kernel["sigma"]
     if "reference" in names and sigma is None:
         skip("reference", "the dse-dsmi package has no per-point (knn) bandwidth")
@@ -166,16 +210,23 @@ def _compare_jobs(x, labels, args, names, report, resolved_sigma, options):
             with contextlib.redirect_stdout(sys.stderr):
                 h = diffusion_spectral_entropy(z, gaussian_kernel_sigma=sigma, t=int(args.t))
                 m, _ = diffusion_spectral_mutual_information(
-                    z, labels.reshape(-1, 1), reference_discrete=True, gaussian_kernel_sigma=sigma, t=int(args.t),
-                    num_repetitions=args.repetitions, random_seed=args.seed,
+                    z,
+                    labels.reshape(-1, 1),
+                    reference_discrete=True,
+                    gaussian_kernel_sigma=sigma,
+                    t=int(args.t),
+                    num_repetitions=args.repetitions,
+                    random_seed=args.seed,
                 )
             return {"reference_dse": float(h), "reference_dsmi": float(m)}
 
-        add("reference", [("DSE(Z) dse-dsmi", "reference_dse"), ("DSMI(Z; Y) dse-dsmi", "reference_dsmi")],
-            note, reference)
+        add(
+            "reference",
+            [("DSE(Z) dse-dsmi", "reference_dse"), ("DSMI(Z; Y) dse-dsmi", "reference_dsmi")],
+            note,
+            reference,
+        )
     return jobs
-
-
 
 
 def _block(value):

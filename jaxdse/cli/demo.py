@@ -29,7 +29,9 @@ def run(args, report):
     epochs = DEMO_EPOCHS if args.epochs is None else args.epochs
     x, y = load_digits()
     if args.subset is not None and args.subset < len(x):
-        idx = np.sort(np.asarray(jax.random.choice(jax.random.PRNGKey(args.seed), len(x), (args.subset,), replace=False)))
+        idx = np.sort(
+            np.asarray(jax.random.choice(jax.random.PRNGKey(args.seed), len(x), (args.subset,), replace=False))
+        )
         x, y = x[idx], y[idx]
         report.note(f"using {args.subset} of the 1797 digits (--subset, seed {args.seed})")
     key = jax.random.key(args.seed)
@@ -37,8 +39,15 @@ def run(args, report):
     (x_train, y_train), (x_test, y_test) = zoo.train_test_split(zoo.as_images(x), y, key=split_key)
     sigma, t = 10.0, 1.0
     report.data["settings"].update(
-        epochs=epochs, seed=args.seed, sigma=sigma, t=t, repetitions=5, model="CNN (flax.nnx; width 16, depth 2, "
-        "64 penultimate features)", optimizer="adam 1e-3, batch 64", n_train=len(x_train), n_test=len(x_test),
+        epochs=epochs,
+        seed=args.seed,
+        sigma=sigma,
+        t=t,
+        repetitions=5,
+        model="CNN (flax.nnx; width 16, depth 2, 64 penultimate features)",
+        optimizer="adam 1e-3, batch 64",
+        n_train=len(x_train),
+        n_test=len(x_test),
     )
     report.data["n"], report.data["d"] = len(x_test), 64
     report.print(
@@ -57,20 +66,38 @@ def run(args, report):
 
     def show(epoch, row):
         cells = (
-            epoch, f"{row['train_accuracy']:.3f}", f"{row['test_accuracy']:.3f}", fmt(row["dse"], 3),
-            fmt(row["dsmi_y"], 3), fmt(row["dsmi_x"], 3), f"{row['seconds']:.1f}",
+            epoch,
+            f"{row['train_accuracy']:.3f}",
+            f"{row['test_accuracy']:.3f}",
+            fmt(row["dse"], 3),
+            fmt(row["dsmi_y"], 3),
+            fmt(row["dsmi_x"], 3),
+            f"{row['seconds']:.1f}",
         )
         report.print("  ".join(f"{c!s:>{w}}" for c, w in zip(cells, widths)))
 
     with Timer() as timer:
         history = zoo.fit(
-            x_train, y_train, x_test, y_test, epochs=epochs, key=fit_key, sigma=sigma, t=t, callback=show,
+            x_train,
+            y_train,
+            x_test,
+            y_test,
+            epochs=epochs,
+            key=fit_key,
+            sigma=sigma,
+            t=t,
+            callback=show,
             progress="training" if sys.stderr.isatty() else False,
         )
     report.data["timings"]["total_s"] = timer.seconds
     names = {
-        "epoch": "epoch", "train_accuracy": "train_accuracy", "accuracy": "test_accuracy", "dse": "dse",
-        "dsmi": "dsmi_y", "dsmi_x": "dsmi_x", "seconds": "seconds",
+        "epoch": "epoch",
+        "train_accuracy": "train_accuracy",
+        "accuracy": "test_accuracy",
+        "dse": "dse",
+        "dsmi": "dsmi_y",
+        "dsmi_x": "dsmi_x",
+        "seconds": "seconds",
     }
     curves = {name: [float(v) for v in history[key]] for name, key in names.items()}
     curves["epoch"] = [int(e) for e in curves["epoch"]]
@@ -91,5 +118,3 @@ def run(args, report):
         "training curves (arXiv 2312.04823). The last column is cumulative: seconds since training started."
     )
     report.print(f"curves: {plot_path}; numbers: {data_path}; total {timer.seconds:.1f} s")
-
-

@@ -31,8 +31,14 @@ def run(args, report):
     ts = [inputs.resolve_t(v, x, args, inputs.estimator_key(args.seed)) for v in ts]
     t = ts[0] if len(ts) == 1 else np.asarray(ts, inputs.float_dtype())
     report.settings.update(
-        t=t, alpha=args.alpha, base=2, solver=args.solver, estimator=args.estimator,
-        repetitions=args.repetitions, comparison=args.comparison, seed=args.seed,
+        t=t,
+        alpha=args.alpha,
+        base=2,
+        solver=args.solver,
+        estimator=args.estimator,
+        repetitions=args.repetitions,
+        comparison=args.comparison,
+        seed=args.seed,
     )
     options = solver_options(args)
     if reference is not None:
@@ -41,9 +47,17 @@ def run(args, report):
         ref_text = f"labels {args.labels}"
     with Timer() as timer:
         terms = jaxdse.dsmi_terms(
-            x, labels, key=inputs.estimator_key(args.seed), sigma=args.sigma, t=t, alpha=args.alpha,
-            num_repetitions=args.repetitions, estimator=args.estimator, comparison=args.comparison,
-            reference_discrete=True, **options,
+            x,
+            labels,
+            key=inputs.estimator_key(args.seed),
+            sigma=args.sigma,
+            t=t,
+            alpha=args.alpha,
+            num_repetitions=args.repetitions,
+            estimator=args.estimator,
+            comparison=args.comparison,
+            reference_discrete=True,
+            **options,
         )
         terms = jax.block_until_ready(terms)
     report.timings["dsmi_s"] = timer.seconds
@@ -56,8 +70,9 @@ def run(args, report):
         report.value("dse", _plain(terms.total_entropy), "DSE(Z)")
 
     report.print(f"DSMI(Z; Y) of {args.features} with {ref_text}: {header}, {len(classes)} classes")
+    t_shown = inputs.t_text(ts[0], args.t[0]) if len(ts) == 1 else ",".join(f"{v:g}" for v in ts)
     report.print(
-        f"sigma = {inputs.sigma_text(args.sigma, resolved)}, t = {inputs.t_text(ts[0], args.t[0]) if len(ts) == 1 else ','.join(f'{v:g}' for v in ts)}, "
+        f"sigma = {inputs.sigma_text(args.sigma, resolved)}, t = {t_shown}, "
         f"alpha = {args.alpha:g}, estimator = {args.estimator}"
         + (f", {args.repetitions} random subsets per class, seed {args.seed}" if args.estimator == "subsample" else "")
     )
@@ -123,6 +138,8 @@ def _print_terms(report, per_class, estimator):
     rows = []
     for e in per_class:
         other = e.get("comparison_dse", report.data.get("dse"))
-        rows.append((e["class"], e["n"], f"{e['p']:.3f}", fmt(e["conditional_dse"]), fmt(other), fmt(e["contribution"])))
+        rows.append(
+            (e["class"], e["n"], f"{e['p']:.3f}", fmt(e["conditional_dse"]), fmt(other), fmt(e["contribution"]))
+        )
     head = ("class", "n_c", "p(c)", "DSE(Z|c)", compare_head, "p(c) x diff")
     report.print("\n".join(table(head, rows, align=[">"] * 6)))

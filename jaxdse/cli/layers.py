@@ -57,8 +57,14 @@ def run(args, report):
     report.data["input_shape"] = list(loaded.shape)
     normalize = None if args.normalize == "none" else args.normalize
     report.settings.update(
-        granularity=args.granularity, pool=args.pool, normalize=normalize, sigma=args.sigma, t=args.t,
-        alpha=args.alpha, base=2, solver=args.solver,
+        granularity=args.granularity,
+        pool=args.pool,
+        normalize=normalize,
+        sigma=args.sigma,
+        t=args.t,
+        alpha=args.alpha,
+        base=2,
+        solver=args.solver,
     )
     if args.mask is not None:
         report.settings["mask"] = args.mask
@@ -70,8 +76,17 @@ def run(args, report):
     with Timer() as timer:
         prof = jax.block_until_ready(
             jaxdse.layerwise(
-                layers, mask=mask, granularity=args.granularity, pool=args.pool, normalize=normalize,
-                labels=labels, sigma=args.sigma, t=args.t, alpha=args.alpha, key=key, mi_options=mi_options,
+                layers,
+                mask=mask,
+                granularity=args.granularity,
+                pool=args.pool,
+                normalize=normalize,
+                labels=labels,
+                sigma=args.sigma,
+                t=args.t,
+                alpha=args.alpha,
+                key=key,
+                mi_options=mi_options,
                 **options,
             )
         )
@@ -86,7 +101,8 @@ def run(args, report):
     _print(report, args, value, prof, mi, timer.seconds)
     if args.plot is not None:
         curves = {"DSE": value} if mi is None else {"DSE": value, "DSMI(Z; Y)": mi}
-        title = f"{os.path.basename(args.features)}: {args.granularity}, sigma = {inputs.sigma_text(args.sigma, None)}, t = {args.t:g}"
+        sigma = inputs.sigma_text(args.sigma, None)
+        title = f"{os.path.basename(args.features)}: {args.granularity}, sigma = {sigma}, t = {args.t:g}"
         fig = plotting.layer_profile_figure(curves, title=title, ylabel="bits" if mi is not None else None)
         plotting.save_figure(fig, args.plot)
         report.data["plot"] = args.plot

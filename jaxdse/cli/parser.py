@@ -110,7 +110,9 @@ def build_parser(version: str = "") -> argparse.ArgumentParser:
     group.add_argument("--json", action="store_true", help="print one JSON object on stdout instead of tables")
     group.add_argument("--device", choices=("cpu", "gpu"), help="where to compute (default: jax's default device)")
     group.add_argument("--x64", action="store_true", help="compute in float64 (default float32)")
-    group.add_argument("--seed", type=_int_at_least(0), default=0, help="seed for subsampling and random subsets (default 0)")
+    group.add_argument(
+        "--seed", type=_int_at_least(0), default=0, help="seed for subsampling and random subsets (default 0)"
+    )
     group.add_argument("--debug", action="store_true", help="show the Python traceback on errors")
 
     data = _Parser(add_help=False)
@@ -161,24 +163,38 @@ def build_parser(version: str = "") -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     p = _command(
-        sub, "dse", [kernel, data, common], "points [n, d] (.npy, .npz, .csv, .tsv, .txt)",
+        sub,
+        "dse",
+        [kernel, data, common],
+        "points [n, d] (.npy, .npz, .csv, .tsv, .txt)",
         help="diffusion spectral entropy of the rows of a file",
         description="Diffusion spectral entropy DSE(X) in bits of the n rows (points) of FEATURES [n, d].",
     )
-    p.add_argument("--t", type=_time, default=1.0, help="diffusion time t > 0, or 'auto': the knee of DSE against t (default 1)")
+    p.add_argument(
+        "--t", type=_time, default=1.0, help="diffusion time t > 0, or 'auto': the knee of DSE against t (default 1)"
+    )
     _add_solver(p, SOLVERS)
-    p.add_argument("--num-probes", type=_int_at_least(1), help="--solver slq: random probe vectors (default the library's)")
-    p.add_argument("--num-matvecs", type=_int_at_least(1), help="--solver slq: Lanczos steps per probe (default the library's)")
+    p.add_argument(
+        "--num-probes", type=_int_at_least(1), help="--solver slq: random probe vectors (default the library's)"
+    )
+    p.add_argument(
+        "--num-matvecs", type=_int_at_least(1), help="--solver slq: Lanczos steps per probe (default the library's)"
+    )
     p.add_argument("--num-landmarks", type=_int_at_least(2), help="--solver nystrom: landmarks (default 1024)")
 
     p = _command(
-        sub, "dsmi", [kernel, mi, data, common], "representation Z [n, d]",
+        sub,
+        "dsmi",
+        [kernel, mi, data, common],
+        "representation Z [n, d]",
         help="diffusion spectral mutual information with labels or a reference",
         description="DSMI(Z; Y) in bits between the rows of FEATURES and class labels (--labels) "
         "or a continuous reference (--reference), e.g. the flattened inputs.",
     )
     _add_times(
-        p, [1.0], "T[,T...]",
+        p,
+        [1.0],
+        "T[,T...]",
         "diffusion time t > 0, or a comma-separated list: one DSMI per t from the same spectra and subsets, "
         "or 'auto': the knee of DSE(Z) against t (default 1)",
         item=_time,
@@ -200,7 +216,10 @@ def build_parser(version: str = "") -> argparse.ArgumentParser:
     )
 
     p = _command(
-        sub, "sweep", [mi, data, common], "points [n, d]",
+        sub,
+        "sweep",
+        [mi, data, common],
+        "points [n, d]",
         help="DSE (and DSMI) over a grid of sigma and t, as one compiled computation",
         description="DSE (and DSMI with --labels) in bits over every (sigma, t) pair, computed as one "
         "compiled call (jaxdse.mi.sweep.sweep): one eigendecomposition per sigma serves all t.",
@@ -223,7 +242,10 @@ def build_parser(version: str = "") -> argparse.ArgumentParser:
     )
 
     p = _command(
-        sub, "layers", [kernel, common], "hidden states: .npz (one array per layer, or one stack) or .npy [L, B, T, D]",
+        sub,
+        "layers",
+        [kernel, common],
+        "hidden states: .npz (one array per layer, or one stack) or .npy [L, B, T, D]",
         help="DSE (and DSMI) of every layer of saved hidden states, in one compiled call",
         description="DSE in bits of every layer of hidden states saved from any framework: an .npz with one "
         "array per layer ([B, T, D] or [N, D], in natural order of their names) or one stacked array "
@@ -231,34 +253,54 @@ def build_parser(version: str = "") -> argparse.ArgumentParser:
     )
     p.add_argument("--array", metavar="NAME", help="the stacked array's name inside the .npz file")
     p.add_argument(
-        "--mask", metavar="NAME|FILE",
+        "--mask",
+        metavar="NAME|FILE",
         help="attention mask [B, T] (0/1 or bool): an array of the hidden-states .npz, or a file",
     )
     p.add_argument(
-        "--granularity", choices=("tokens", "prompt", "dataset"), default="tokens",
+        "--granularity",
+        choices=("tokens", "prompt", "dataset"),
+        default="tokens",
         help="tokens: all kept tokens of a layer are one set (default); prompt: each sequence's tokens; "
         "dataset: one pooled vector per sequence",
     )
-    p.add_argument("--pool", choices=("mean", "last", "first"), default="mean", help="--granularity dataset: pooling (default mean)")
     p.add_argument(
-        "--normalize", choices=("none", "l2", "center", "center+l2"), default="none",
+        "--pool",
+        choices=("mean", "last", "first"),
+        default="mean",
+        help="--granularity dataset: pooling (default mean)",
+    )
+    p.add_argument(
+        "--normalize",
+        choices=("none", "l2", "center", "center+l2"),
+        default="none",
         help="rows to unit norm (l2), centred, or both, before the kernel (default none)",
     )
     p.add_argument("--t", type=_positive_float, default=1.0, help="diffusion time t > 0 (default 1)")
     p.add_argument(
-        "--labels", metavar="NAME|FILE",
+        "--labels",
+        metavar="NAME|FILE",
         help="labels for per-layer DSMI(Z; Y): [B] (dataset) or [B, T] / [N] (tokens); an array of the .npz, or a file",
     )
     p.add_argument(
         "--estimator", choices=("subsample", "plugin"), default="subsample", help="DSMI estimator (default subsample)"
     )
     _add_solver(p, ("exact", "eigh", "slq"))
-    p.add_argument("--num-probes", type=_int_at_least(1), help="--solver slq: random probe vectors (default the library's)")
-    p.add_argument("--num-matvecs", type=_int_at_least(1), help="--solver slq: Lanczos steps per probe (default the library's)")
-    p.add_argument("--plot", metavar="FILE", help="write the layer profile against depth: .png, .pdf, .svg, ... (needs matplotlib)")
+    p.add_argument(
+        "--num-probes", type=_int_at_least(1), help="--solver slq: random probe vectors (default the library's)"
+    )
+    p.add_argument(
+        "--num-matvecs", type=_int_at_least(1), help="--solver slq: Lanczos steps per probe (default the library's)"
+    )
+    p.add_argument(
+        "--plot", metavar="FILE", help="write the layer profile against depth: .png, .pdf, .svg, ... (needs matplotlib)"
+    )
 
     p = _command(
-        sub, "compare", [kernel, mi, data, common], "representation Z [n, d]",
+        sub,
+        "compare",
+        [kernel, mi, data, common],
+        "representation Z [n, d]",
         help="DSE/DSMI next to CSE/CSMI, KSG, MINE and the reference package, with timings",
         description="Entropy and mutual information estimates for FEATURES and --labels from several "
         "estimators, in bits, each with its wall time.",
@@ -322,4 +364,3 @@ def _add_solver(p, choices):
         + (", slq (matrix-free stochastic Lanczos estimate with a standard error)" if "slq" in choices else "")
         + (", or nystrom (low-rank landmark estimate with an error indicator)" if "nystrom" in choices else ""),
     )
-

@@ -148,7 +148,9 @@ def check_output_file(path, flag, formats):
     if not os.path.isdir(folder):
         raise UsageError(f"cannot write {flag} {text!r}: folder {folder!r} does not exist")
     if len(os.fsencode(base)) > _name_max(folder):
-        raise UsageError(f"{flag}: the file name is too long ({len(os.fsencode(base))} bytes, at most {_name_max(folder)})")
+        raise UsageError(
+            f"{flag}: the file name is too long ({len(os.fsencode(base))} bytes, at most {_name_max(folder)})"
+        )
     _probe(text, flag, new=not os.path.exists(text))
 
 

@@ -48,5 +48,9 @@ def dse_with_stderr(x, key, args, **kernel):
         return float(result.value), float(result.stderr), dict(num_landmarks=solver.num_landmarks)
     if isinstance(solver, jaxdse.SLQ):
         result = jax.block_until_ready(jaxdse.dse_estimate(x, key=key, solver=solver, **kernel))
-        return float(result.value), float(result.stderr), dict(num_probes=solver.num_probes, num_matvecs=solver.num_matvecs)
+        return (
+            float(result.value),
+            float(result.stderr),
+            dict(num_probes=solver.num_probes, num_matvecs=solver.num_matvecs),
+        )
     return float(jax.block_until_ready(jaxdse.dse(x, solver=solver, **kernel))), None, {}

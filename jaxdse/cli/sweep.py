@@ -38,8 +38,16 @@ def run(args, report):
     with Timer() as timer:
         result = jax.block_until_ready(
             sweep(
-                x, sigmas, ts, labels=labels, key=inputs.estimator_key(args.seed), alpha=args.alpha,
-                num_repetitions=args.repetitions, estimator=args.estimator, comparison=args.comparison, **options,
+                x,
+                sigmas,
+                ts,
+                labels=labels,
+                key=inputs.estimator_key(args.seed),
+                alpha=args.alpha,
+                num_repetitions=args.repetitions,
+                estimator=args.estimator,
+                comparison=args.comparison,
+                **options,
             )
         )
     report.timings["sweep_s"] = timer.seconds
@@ -55,7 +63,9 @@ def run(args, report):
         report.print("\n".join(grid_table(mi, sigmas, ts, sigma_labels)))
     report.print(f"time: {timer.seconds:.2f} s (one compiled call, including compilation)")
     if args.plot is not None:
-        fig = plotting.sweep_figure(sigmas, ts, grid, mi, title=os.path.basename(args.features), sigma_labels=sigma_labels)
+        fig = plotting.sweep_figure(
+            sigmas, ts, grid, mi, title=os.path.basename(args.features), sigma_labels=sigma_labels
+        )
         plotting.save_figure(fig, args.plot)
         report.data["plot"] = args.plot
         report.print()

@@ -126,7 +126,9 @@ class DiffusionEntropy:
         devices = num_shards(solver.mesh)
         block = min(solver.block_size, -(-m // devices))
         pad = (-m) % (block * devices)
-        rows = ScaledPoints(jnp.pad(rows.points, ((0, pad), (0, 0))), jnp.pad(rows.scales, (0, pad), constant_values=1.0))
+        rows = ScaledPoints(
+            jnp.pad(rows.points, ((0, pad), (0, 0))), jnp.pad(rows.scales, (0, pad), constant_values=1.0)
+        )
         keep = jnp.pad(keep, (0, pad))
         op = blockwise_operator(rows, alpha, keep, block_size=block, mesh=solver.mesh)
         return slq_entropy(op, key, jnp.maximum(t, 0), base, solver, num_rows=m)

@@ -32,7 +32,10 @@ from jaxdse.solvers.sharding import replicate_input
 
 
 def _knee(curve):
-    """``(index, t)`` of the knee of ``curve`` (DSE on :data:`jaxdse.entropy.knee.T_GRID`); index -1 and t NaN without one."""
+    """``(index, t)`` of the knee of ``curve`` (DSE on :data:`jaxdse.entropy.knee.T_GRID`).
+
+    Index -1 and t NaN when the curve has no knee.
+    """
     grid = jnp.asarray(T_GRID, curve.dtype)
     idx = knee_index(grid, curve)
     if _checks.is_concrete(idx) and int(idx) < 0:
@@ -41,7 +44,10 @@ def _knee(curve):
 
 
 def _at_knee(est: Estimate) -> Estimate:
-    """The estimate at the knee of DSE against t on :data:`jaxdse.entropy.knee.T_GRID`, with that t (NaN without a knee)."""
+    """The estimate at the knee of DSE against t on :data:`jaxdse.entropy.knee.T_GRID`, with that t.
+
+    The t is NaN when the curve has no knee.
+    """
     idx, t = _knee(est.value)
     pick, known = jnp.maximum(idx, 0), idx >= 0
     return Estimate(jnp.where(known, est.value[pick], jnp.nan), jnp.where(known, est.stderr[pick], jnp.nan), t)
@@ -58,7 +64,8 @@ def entropy_for(bandwidth: Bandwidth, solver, n: int, dtype, key, precomputed=No
             raise ValueError("solver=SLQ(...) needs key= (a jax.random key or an integer seed): it draws probes")
         if solver.num_matvecs > n:
             raise ValueError(
-                f"solver: num_matvecs={solver.num_matvecs} must not exceed n={n}; for so few points use the exact solver"
+                f"solver: num_matvecs={solver.num_matvecs} must not exceed n={n}; "
+                "for so few points use the exact solver"
             )
     budget = get_memory_budget(solver.memory_budget)
     if isinstance(solver, Exact):
@@ -99,8 +106,19 @@ def _estimate(x, keep, params, key, *, entropy):
 
 
 def dse_estimate(
-    x, *, sigma=10.0, t=1.0, alpha=0.0, base=2.0, mask=None, solver=None, key=None, max_n=None, precomputed=None,
-    standardize=False, kernel=None,
+    x,
+    *,
+    sigma=10.0,
+    t=1.0,
+    alpha=0.0,
+    base=2.0,
+    mask=None,
+    solver=None,
+    key=None,
+    max_n=None,
+    precomputed=None,
+    standardize=False,
+    kernel=None,
 ) -> Estimate:
     """:func:`dse` with its standard error: an :class:`Estimate` ``(value, stderr, t)``.
 
@@ -136,7 +154,7 @@ def dse_estimate(
     entropy = entropy_for(bandwidth, solver, x.shape[0], x.dtype, key, precomputed, standardize)
     if isinstance(solver, SLQ):
         x = replicate_input(x, solver.mesh)
-    params = (bandwidth.number, t, alpha, base)
+    params: tuple = (bandwidth.number, t, alpha, base)
     key = jax.random.key(0) if key is None else key
     if isinstance(solver, nystrom.Nystrom):
         params = params + (key,)
@@ -150,8 +168,19 @@ def dse_estimate(
 
 
 def dse(
-    x, *, sigma=10.0, t=1.0, alpha=0.0, base=2.0, mask=None, solver=None, key=None, max_n=None, precomputed=None,
-    standardize=False, kernel=None,
+    x,
+    *,
+    sigma=10.0,
+    t=1.0,
+    alpha=0.0,
+    base=2.0,
+    mask=None,
+    solver=None,
+    key=None,
+    max_n=None,
+    precomputed=None,
+    standardize=False,
+    kernel=None,
 ):
     """Diffusion spectral entropy of the points ``x`` ``[n, d]``.
 
@@ -269,7 +298,9 @@ def _eigenvalues(x, keep, params, *, entropy):
     _, _, alpha, _ = params
     points, scales = entropy.prepare(x, params, keep)
     keep = jnp.ones(x.shape[0], bool) if keep is None else keep
-    ok = jnp.all(jnp.where(keep[:, None], jnp.isfinite(points), True)) & jnp.all(jnp.where(keep, jnp.isfinite(scales), True))
+    ok = jnp.all(jnp.where(keep[:, None], jnp.isfinite(points), True)) & jnp.all(
+        jnp.where(keep, jnp.isfinite(scales), True)
+    )
     ok = ok & (jnp.asarray(alpha) >= 0) & (jnp.asarray(alpha) <= 1) & (jnp.sum(keep) >= 2)
     rows = ScaledPoints(jnp.where(ok, points, 0.0), jnp.where(ok & keep, scales, 1.0))
     lam = jnp.sort(exact_spectrum(rows, alpha, keep, entropy.solver.eigensolver))

@@ -42,7 +42,7 @@ from jaxdse.entropy.spectral import entropy_of_spectrum
 from jaxdse.kernels.points import _power_of_two_scale, kernel, resolve_scales, sq_distances, standardise, zscore
 from jaxdse.solvers._linalg import HIGHEST, _eigh, symmetric_eigvals
 from jaxdse.solvers.diffusion import resolve_eigensolver
-from jaxdse.solvers.objects import MEDIAN_SAMPLE, Estimate, LowRankWarning, Nystrom, _Fixed
+from jaxdse.solvers.objects import MEDIAN_SAMPLE, Estimate, LowRankWarning, Nystrom
 
 RCOND = 1.0  # relative cutoff on W's eigenvalues, in units of m * eps * max eig(W)
 WARN_BITS = 0.05
@@ -101,7 +101,8 @@ class Prepared(NamedTuple):
 
 
 class Factor(NamedTuple):
-    """Per-row factors (DSMI): ``F`` ``[n, m]``, ``Fh`` ``[n, m/2]`` (first half of the landmarks), bandwidths ``[n]``."""
+    """Per-row factors (DSMI): ``F`` ``[n, m]``, ``Fh`` ``[n, m/2]`` (the first half of the landmarks) and the
+    bandwidths ``[n]``."""
 
     F: jax.Array
     Fh: jax.Array
@@ -269,7 +270,9 @@ def accumulate(blocks, factors, alpha):
         return Sums(gram(F, a, s[0]), gram(Fh, ah, s[1]), missed_trace(F, a, s[0], keep), jnp.sum(kept))
 
     m, h = F0.shape[1], Fh0.shape[1]
-    init = Sums(jnp.zeros((m, m), F0.dtype), jnp.zeros((h, h), F0.dtype), jnp.zeros((), F0.dtype), jnp.zeros((), F0.dtype))
+    init = Sums(
+        jnp.zeros((m, m), F0.dtype), jnp.zeros((h, h), F0.dtype), jnp.zeros((), F0.dtype), jnp.zeros((), F0.dtype)
+    )
     return _scan(grams, init, blocks)
 
 
@@ -314,7 +317,9 @@ def blocked(arrays, block):
     n = jax.tree.leaves(arrays)[0].shape[0]
     block = max(1, min(block, n))
     pad = (-n) % block
-    return jax.tree.map(lambda a: jnp.pad(a, ((0, pad),) + ((0, 0),) * (a.ndim - 1)).reshape((-1, block) + a.shape[1:]), arrays)
+    return jax.tree.map(
+        lambda a: jnp.pad(a, ((0, pad),) + ((0, 0),) * (a.ndim - 1)).reshape((-1, block) + a.shape[1:]), arrays
+    )
 
 
 def dse_of_prepared(solver: Nystrom, prep: Prepared, keep, t, alpha, base) -> Estimate:
@@ -396,7 +401,9 @@ class NystromEntropy:
         return Estimate(jnp.where(valid, est.value, jnp.nan), jnp.where(valid, est.stderr, jnp.nan))
 
 
-def entropy_for(bandwidth: Bandwidth, solver: Nystrom, n: int, key, precomputed=None, standardize=False, factored=False):
+def entropy_for(
+    bandwidth: Bandwidth, solver: Nystrom, n: int, key, precomputed=None, standardize=False, factored=False
+):
     """The :class:`NystromEntropy` of a call, after the checks that need its solver."""
     if precomputed:
         raise ValueError("solver: Nystrom needs points, not a precomputed matrix; use Exact() or SLQ()")

@@ -18,4 +18,13 @@ from jaxdse.io.files import (
     load_reference,
 )
 
-__all__ = ["FORMATS", "InputError", "Loaded", "load_array", "load_labels", "load_layers", "load_points", "load_reference"]
+__all__ = [
+    "FORMATS",
+    "InputError",
+    "Loaded",
+    "load_array",
+    "load_labels",
+    "load_layers",
+    "load_points",
+    "load_reference",
+]

@@ -68,7 +68,9 @@ def progress(iterable=None, *, total=None, desc=None, disable=False):
         from tqdm.auto import tqdm
     except ImportError:  # pragma: no cover - tqdm ships with the data and examples extras
         return _NoBar(iterable)
-    return tqdm(iterable, total=total, desc=desc, disable=disable or None, file=sys.stderr, dynamic_ncols=True, leave=False)
+    return tqdm(
+        iterable, total=total, desc=desc, disable=disable or None, file=sys.stderr, dynamic_ncols=True, leave=False
+    )
 
 
 class _NoBar:

@@ -246,7 +246,9 @@ def load_points(path, *, array: str | None = None, name: str = "features") -> Lo
     return Loaded(x, tuple(raw.shape), tuple(notes))
 
 
-def load_labels(path, n: int | None = None, *, array: str | None = None, name: str = "labels", features="the features") -> Loaded:
+def load_labels(
+    path, n: int | None = None, *, array: str | None = None, name: str = "labels", features="the features"
+) -> Loaded:
     """Integer class labels ``[n]`` (int64) from a file.
 
     Accepted: integers ``[n]`` or ``[n, 1]``; booleans; floats with whole
@@ -304,7 +306,9 @@ def load_labels(path, n: int | None = None, *, array: str | None = None, name: s
     return Loaded(np.asarray(y, np.int64), tuple(raw.shape), tuple(notes))
 
 
-def load_reference(path, n: int | None = None, *, array: str | None = None, name: str = "reference", features="the features") -> Loaded:
+def load_reference(
+    path, n: int | None = None, *, array: str | None = None, name: str = "reference", features="the features"
+) -> Loaded:
     """A continuous reference ``[n]`` or ``[n, d']`` (float64), flattened from higher rank.
 
     Raises:

@@ -132,7 +132,7 @@ def demo_figure(curves, *, n_test, sigma, t):
 
 
 def _layer_values(profile, quantity):
-    """``(depth [L], mean [L], spread [L] or None)`` of a :class:`~jaxdse.LayerProfile` or an array ``[L]``/``[L, B]``."""
+    """``(depth [L], mean [L], spread [L] or None)`` of a :class:`~jaxdse.LayerProfile` or values ``[L]``/``[L, B]``."""
     values = np.asarray(getattr(profile, quantity) if hasattr(profile, quantity) else profile, np.float64)
     depth = np.asarray(profile.depth) if hasattr(profile, "depth") else np.linspace(0.0, 1.0, len(values))
     if values.ndim == 2:  # per prompt: the mean over prompts and its spread

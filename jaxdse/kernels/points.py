@@ -147,7 +147,7 @@ def resolve_scales(bandwidth: Bandwidth, shape, dtype, e, keep=None, d2=None):
     excluded = jnp.eye(n, dtype=bool)
     if keep is not None:
         excluded = excluded | ~keep[None, :]
-    kth = kth_neighbour_sq(d2, bandwidth.k, excluded)
+    kth = kth_neighbour_sq(d2, int(bandwidth.k or 0), excluded)  # the knn rule always has its k
     # A point with k duplicates has bandwidth 0: sqrt's gradient there is guarded.
     return jnp.where(kth > 0, jnp.sqrt(jnp.where(kth > 0, kth, 1.0)), 0.0)
 

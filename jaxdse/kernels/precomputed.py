@@ -70,4 +70,6 @@ def rows_finite(rows: MatrixRows, keep):
     """Whether the kept block and bandwidths are finite (traced)."""
     block = rows.matrix[:, rows.index]
     pairs = keep[:, None] & keep[None, :]
-    return jnp.all(jnp.where(pairs, jnp.isfinite(block), True)) & jnp.all(jnp.where(keep, jnp.isfinite(rows.scales), True))
+    return jnp.all(jnp.where(pairs, jnp.isfinite(block), True)) & jnp.all(
+        jnp.where(keep, jnp.isfinite(rows.scales), True)
+    )

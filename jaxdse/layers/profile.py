@@ -6,7 +6,6 @@ Shapes: ``L`` layers, ``B`` sequences (prompts), ``T`` tokens, ``D`` features,
 
 from __future__ import annotations
 
-import math
 from functools import partial
 from typing import NamedTuple
 
@@ -15,7 +14,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxdse.entropy.estimators import dse_estimate
-from jaxdse.mi.engine import MIOptions
 from jaxdse.mi.estimators import dsmi_terms
 from jaxdse.solvers import SLQ, Exact, get_memory_budget
 
@@ -40,7 +38,7 @@ class LayerProfile(NamedTuple):
     value: jax.Array
     stderr: jax.Array
     t: jax.Array
-    count: jax.Array
+    count: jax.Array  # type: ignore[assignment]  # a field, in place of tuple.count
     normalized: jax.Array
     depth: jax.Array
     mi: jax.Array | None = None
@@ -99,7 +97,9 @@ def as_layers(hidden_states):
             f"{[tuple(h.shape) for h in layers]}; every layer must hold the same points"
         )
     for h in layers:
-        if not (np.issubdtype(h.dtype, np.number) or h.dtype == jnp.bfloat16) or np.issubdtype(h.dtype, np.complexfloating):
+        if not (np.issubdtype(h.dtype, np.number) or h.dtype == jnp.bfloat16) or np.issubdtype(
+            h.dtype, np.complexfloating
+        ):
             raise TypeError(f"hidden_states must hold real numbers, got dtype {h.dtype}")
     return layers, layers[0].ndim == 3
 
@@ -390,7 +390,9 @@ def layerwise(
     if labels is not None:
         y, idx, opts = _labels(labels, granularity, token_axis, (B, T), mask, mi_options)
         if key is None and dict(opts).get("estimator", "subsample") == "subsample":
-            raise ValueError("labels: DSMI's 'subsample' estimator needs key=; or pass mi_options={'estimator': 'plugin'}")
+            raise ValueError(
+                "labels: DSMI's 'subsample' estimator needs key=; or pass mi_options={'estimator': 'plugin'}"
+            )
     keys = jax.random.split(_as_key(key), L)
     num = {
         "sigma": None if isinstance(sigma, str) else jnp.asarray(sigma, jnp.float32),
@@ -398,7 +400,7 @@ def layerwise(
         "alpha": jnp.asarray(alpha, jnp.float32),
         "base": jnp.asarray(base, jnp.float32),
     }
-    groups = {}
+    groups: dict[int, list[int]] = {}
     for i, h in enumerate(layers):
         groups.setdefault(int(h.shape[-1]), []).append(i)
     parts, order = [], []
@@ -410,8 +412,16 @@ def layerwise(
         x = x.reshape(len(members), B, T, x.shape[-1])
         lb, pb = _plan(granularity, len(members), B, T, x.dtype, solver)
         cfg = _Config(
-            granularity, pool, normalize, solver, sigma if isinstance(sigma, str) else None, isinstance(t, str),
-            lb, pb, labels is not None, opts,
+            granularity,
+            pool,
+            normalize,
+            solver,
+            sigma if isinstance(sigma, str) else None,
+            isinstance(t, str),
+            lb,
+            pb,
+            labels is not None,
+            opts,
         )
         parts.append(_core(x, mask, idx, y, keys[np.asarray(members)], num, cfg=cfg))
         order += members

@@ -40,18 +40,43 @@ class LayerAccumulator:
     (3,)
     """
 
-    def __init__(self, *, granularity="tokens", pool="mean", normalize=None, sigma=10.0, t=1.0, alpha=0.0,
-                 base=2.0, solver=None, key=None, mi_options=None):
+    def __init__(
+        self,
+        *,
+        granularity="tokens",
+        pool="mean",
+        normalize=None,
+        sigma=10.0,
+        t=1.0,
+        alpha=0.0,
+        base=2.0,
+        solver=None,
+        key=None,
+        mi_options=None,
+    ):
         _check_settings(granularity, pool, normalize, sigma, t, alpha, base, solver, key)
-        self.settings = dict(granularity=granularity, pool=pool, normalize=normalize, sigma=sigma, t=t,
-                             alpha=alpha, base=base, solver=solver, key=key, mi_options=mi_options)
+        self.settings = dict(
+            granularity=granularity,
+            pool=pool,
+            normalize=normalize,
+            sigma=sigma,
+            t=t,
+            alpha=alpha,
+            base=base,
+            solver=solver,
+            key=key,
+            mi_options=mi_options,
+        )
         self._rows = None  # per layer: list of [n_b, D_l] arrays
         self._labels = []
         self._values = []  # "prompt": (value, stderr, t, count) per batch
         self._batches = 0
 
     def add(self, hidden_states, mask=None, labels=None):
-        """Add one batch: ``[L, B, T, D]``, a sequence of ``[B, T, D]``, or ``[L, N, D]``; mask/labels as in layerwise."""
+        """Add one batch: ``[L, B, T, D]``, a sequence of ``[B, T, D]``, or ``[L, N, D]``.
+
+        ``mask`` and ``labels`` are as in :func:`jaxdse.layerwise`.
+        """
         g = self.settings["granularity"]
         if self._batches and (labels is None) != (not self._labels):
             raise ValueError("labels: give them for every batch or for none")
@@ -60,8 +85,9 @@ class LayerAccumulator:
                 raise ValueError("labels: per-layer DSMI needs granularity 'tokens' or 'dataset', not 'prompt'")
             s = dict(self.settings)
             if s["key"] is not None:
-                s["key"] = jax.random.fold_in(jax.random.key(s["key"]) if isinstance(s["key"], int) else s["key"],
-                                              self._batches)
+                s["key"] = jax.random.fold_in(
+                    jax.random.key(s["key"]) if isinstance(s["key"], int) else s["key"], self._batches
+                )
             r = layerwise(hidden_states, mask=mask, **s)
             self._values.append(tuple(np.asarray(a) for a in (r.value, r.stderr, r.t, r.count)))
             self._batches += 1

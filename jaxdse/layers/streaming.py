@@ -59,7 +59,9 @@ def _rows(batch, name, width):
 
 def _iterate(batches, name, labelled):
     if not callable(batches):
-        raise TypeError(f"{name} must be a callable returning a fresh iterator of batches, got {type(batches).__name__}")
+        raise TypeError(
+            f"{name} must be a callable returning a fresh iterator of batches, got {type(batches).__name__}"
+        )
     it = batches()
     if it is None or not hasattr(iter(it), "__next__"):
         raise TypeError(f"{name}() must return an iterator of batches")
@@ -202,7 +204,9 @@ def _accumulate(batches, name, labelled, f, prep, maps, alpha, groups_of, num_gr
             count[0] += x.shape[0]
         router.flush()
         if count[0] != stats.n:
-            raise ValueError(f"{name}: a later pass gave {count[0]} rows, the first {stats.n}; batches() must replay the same data")
+            raise ValueError(
+                f"{name}: a later pass gave {count[0]} rows, the first {stats.n}; batches() must replay the same data"
+            )
         return state[0]
 
     alpha_static = float(alpha)
@@ -211,8 +215,10 @@ def _accumulate(batches, name, labelled, f, prep, maps, alpha, groups_of, num_gr
     if alpha_static != 0:
         s = run(lambda st, x, k, g: _sum_step(st, prep, maps, x, k, g, alpha, s0, num_groups=num_groups), zero)
     init = Sums(
-        jnp.zeros((num_groups, m, m), dtype), jnp.zeros((num_groups, h, h), dtype),
-        jnp.zeros(num_groups, dtype), jnp.zeros(num_groups, dtype),
+        jnp.zeros((num_groups, m, m), dtype),
+        jnp.zeros((num_groups, h, h), dtype),
+        jnp.zeros(num_groups, dtype),
+        jnp.zeros(num_groups, dtype),
     )
     return run(lambda st, x, k, g: _gram_step(st, prep, maps, x, k, g, alpha, s0, s), init)
 

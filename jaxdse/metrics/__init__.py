@@ -15,6 +15,6 @@ and :mod:`jaxdse.entropy`.
 """
 
 from jaxdse.metrics.dimension import alpha_req, participation_ratio, rankme
-from jaxdse.metrics.renyi import renyi_entropy, renyi_mutual_information, renyi_of_spectrum
+from jaxdse.metrics.renyi import renyi_entropy, renyi_mutual_information
 
 __all__ = ["alpha_req", "participation_ratio", "rankme", "renyi_entropy", "renyi_mutual_information"]

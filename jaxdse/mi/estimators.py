@@ -22,8 +22,19 @@ from jaxdse.solvers.objects import Exact, as_solver
 
 
 def dsmi_terms(
-    z, y, *, key=None, sigma=10.0, t=1.0, alpha=0.0, base=2.0, solver=None, precomputed=None, standardize=False,
-    kernel=None, **options
+    z,
+    y,
+    *,
+    key=None,
+    sigma=10.0,
+    t=1.0,
+    alpha=0.0,
+    base=2.0,
+    solver=None,
+    precomputed=None,
+    standardize=False,
+    kernel=None,
+    **options,
 ) -> MutualInformation:
     """:func:`dsmi` with its per-class terms and standard error (a :class:`jaxdse.MutualInformation`).
 
@@ -36,14 +47,16 @@ def dsmi_terms(
         z = kernel_affinity(kernel, z, sigma=sigma, precomputed=precomputed, name="z")
         sigma, precomputed = 10.0, "affinity"
     if isinstance(t, str) and t == "auto":
-        t = choose_t(z, sigma=sigma, alpha=alpha, solver=solver, key=key, precomputed=precomputed, standardize=standardize)
+        t = choose_t(
+            z, sigma=sigma, alpha=alpha, solver=solver, key=key, precomputed=precomputed, standardize=standardize
+        )
     z, bandwidth, _ = _checks.check_input(z, sigma, None, precomputed, name="z")
     t, alpha, base = _checks.check_numbers(t, alpha, base)
     if key is not None:
         key = _checks.as_key(key)
     n_check = 2 if isinstance(solver, Exact) else z.shape[0]
     entropy = entropy_for(bandwidth, solver, n_check, z.dtype, key, precomputed, standardize)
-    params = (bandwidth.number, t, alpha, base)
+    params: tuple = (bandwidth.number, t, alpha, base)
     if isinstance(solver, nystrom.Nystrom):
         entropy = dataclasses.replace(entropy, factored=True)
         params = params + (jax.random.key(0) if key is None else key,)
@@ -55,8 +68,19 @@ def dsmi_terms(
 
 
 def dsmi(
-    z, y, *, key=None, sigma=10.0, t=1.0, alpha=0.0, base=2.0, solver=None, precomputed=None, standardize=False,
-    kernel=None, **options
+    z,
+    y,
+    *,
+    key=None,
+    sigma=10.0,
+    t=1.0,
+    alpha=0.0,
+    base=2.0,
+    solver=None,
+    precomputed=None,
+    standardize=False,
+    kernel=None,
+    **options,
 ):
     """Diffusion spectral mutual information ``DSMI(Z; Y)`` (units of ``base``; ``t``'s shape).
 

@@ -99,7 +99,9 @@ def prepare_labels(y, n: int, *, num_clusters: int = 10, reference_discrete=None
                 f"{name}: labels given as discrete (reference_discrete=True) must be integers, got dtype {dtype}"
             )
         if not column:
-            raise ValueError(f"{name}: discrete labels must have shape [n], [n, 1] or one-hot [n, C], got {tuple(shape)}")
+            raise ValueError(
+                f"{name}: discrete labels must have shape [n], [n, 1] or one-hot [n, C], got {tuple(shape)}"
+            )
         labels = np.asarray(y).reshape(-1) if _checks.is_concrete(y) else jnp.reshape(y, (-1,))
         return _remap_labels(labels, num_classes)
     if column:

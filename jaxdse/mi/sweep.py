@@ -125,7 +125,9 @@ def sweep(
         max_class_size=int(np.bincount(classes).max()),
         reference_discrete=True,
     )
-    return _both_grids(x, classes.astype(np.int32), key, sigmas, ts, alpha, base, dse_batch=dse_batch, solver=solver, settings=settings)
+    return _both_grids(
+        x, classes.astype(np.int32), key, sigmas, ts, alpha, base, dse_batch=dse_batch, solver=solver, settings=settings
+    )
 
 
 def _grid(values, name, dtype):

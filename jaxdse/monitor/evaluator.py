@@ -93,8 +93,14 @@ def make_representation_evaluator(
     measures = dict(
         dse=lambda z, y, zt, yt, key: dse(z, sigma=sigma, t=t),
         dsmi=lambda z, y, zt, yt, key: dsmi(
-            z, y, key=key, sigma=sigma, t=t, num_repetitions=num_repetitions,
-            num_classes=num_classes, max_class_size=max_class_size,
+            z,
+            y,
+            key=key,
+            sigma=sigma,
+            t=t,
+            num_repetitions=num_repetitions,
+            num_classes=num_classes,
+            max_class_size=max_class_size,
         ),
         rankme=lambda z, y, zt, yt, key: rankme(z),
         participation_ratio=lambda z, y, zt, yt, key: participation_ratio(z),

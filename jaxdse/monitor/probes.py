@@ -22,7 +22,9 @@ def _check_probe_args(z_train, y_train, z_test, y_test, num_classes, train_mask,
     z_train = _checks.as_points(z_train, "z_train", min_rows=1)
     z_test = _checks.as_points(z_test, "z_test", min_rows=1)
     if z_train.shape[1] != z_test.shape[1]:
-        raise ValueError(f"z_train and z_test must have the same features, got d={z_train.shape[1]} and {z_test.shape[1]}")
+        raise ValueError(
+            f"z_train and z_test must have the same features, got d={z_train.shape[1]} and {z_test.shape[1]}"
+        )
     _checks.check_int(num_classes, "num_classes")
     labels = []
     for name, y, n in (("y_train", y_train, z_train.shape[0]), ("y_test", y_test, z_test.shape[0])):

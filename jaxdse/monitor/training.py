@@ -34,7 +34,8 @@ paper's (penultimate layer, test split).
 from __future__ import annotations
 
 import warnings
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -42,8 +43,8 @@ import numpy as np
 import optax
 from flax import nnx
 
-from jaxdse.mi.engine import static_sizes
 from jaxdse.entropy.estimators import dse
+from jaxdse.mi.engine import static_sizes
 from jaxdse.mi.estimators import dsmi
 
 __all__ = ["Metrics", "StepMetrics", "make_evaluator", "make_metrics", "make_regularized_train_step", "make_train_step"]
@@ -234,15 +235,29 @@ def make_metrics(y, x_clusters=None, *, sigma=10.0, t=1.0, num_repetitions: int 
         key_y, key_x = jax.random.split(key)
         h = dse(z, sigma=sigma, t=t)
         mi_y = dsmi(
-            z, y, key=key_y, sigma=sigma, t=t, num_repetitions=num_repetitions,
-            num_classes=num_classes, max_class_size=max_class, reference_discrete=True,
+            z,
+            y,
+            key=key_y,
+            sigma=sigma,
+            t=t,
+            num_repetitions=num_repetitions,
+            num_classes=num_classes,
+            max_class_size=max_class,
+            reference_discrete=True,
         )
         if x_clusters is None:
             mi_x = nan
         else:
             mi_x = dsmi(
-                z, x_clusters.astype(jnp.int32), key=key_x, sigma=sigma, t=t, num_repetitions=num_repetitions,
-                num_classes=num_clusters, max_class_size=max_cluster, reference_discrete=True,
+                z,
+                x_clusters.astype(jnp.int32),
+                key=key_x,
+                sigma=sigma,
+                t=t,
+                num_repetitions=num_repetitions,
+                num_classes=num_clusters,
+                max_class_size=max_cluster,
+                reference_discrete=True,
             )
         return Metrics(accuracy, loss, h, mi_y, mi_x)
 

@@ -128,7 +128,9 @@ def affinity_eigenvalues(G, alpha, mask=None, eigensolver="auto"):
     Rows that ``mask`` drops (0 in ``G``) give exact zeros; non-finite ``G``
     gives NaN.
     """
-    return _affinity_spectrum(G, jnp.ones(G.shape[0], bool) if mask is None else mask, alpha, resolve_eigensolver(eigensolver))
+    return _affinity_spectrum(
+        G, jnp.ones(G.shape[0], bool) if mask is None else mask, alpha, resolve_eigensolver(eigensolver)
+    )
 
 
 def _affinity_spectrum_impl(G, keep, alpha, eigensolver):

@@ -21,7 +21,7 @@ The strings ``"exact"``, ``"eigh"`` and ``"slq"`` are shorthands for
 from __future__ import annotations
 
 import dataclasses
-from typing import NamedTuple
+from typing import NamedTuple, dataclass_transform
 
 import jax
 import numpy as np
@@ -46,6 +46,7 @@ class Estimate(NamedTuple):
     t: jax.Array | None = None
 
 
+@dataclass_transform(frozen_default=True)
 def _static(cls):
     """A frozen dataclass registered as a pytree without leaves (all settings static)."""
     cls = dataclasses.dataclass(frozen=True)(cls)
@@ -144,7 +145,7 @@ class SLQ:
         _check_budget(self.memory_budget)
 
 
-SHORTHANDS = {"exact": Exact(), "eigh": Exact("eigh"), "slq": SLQ()}
+SHORTHANDS = {"exact": Exact(), "eigh": Exact(eigensolver="eigh"), "slq": SLQ()}
 
 
 def as_solver(solver, name: str = "solver"):
@@ -159,7 +160,9 @@ def as_solver(solver, name: str = "solver"):
         if solver not in SHORTHANDS:
             raise ValueError(f"{name} must be Exact(...), SLQ(...) or one of {sorted(SHORTHANDS)}, got {solver!r}")
         return SHORTHANDS[solver]
-    raise TypeError(f"{name} must be jaxdse.Exact(...), jaxdse.SLQ(...) or jaxdse.Nystrom(...), got {type(solver).__name__}")
+    raise TypeError(
+        f"{name} must be jaxdse.Exact(...), jaxdse.SLQ(...) or jaxdse.Nystrom(...), got {type(solver).__name__}"
+    )
 
 
 # ---------------------------------------------------------------- the low-rank solver
@@ -230,8 +233,12 @@ class Nystrom:
                 raise TypeError("landmarks: an array of landmarks must be concrete (not traced under jit)")
             arr = np.asarray(self.landmarks)
             if arr.ndim != 2 or not np.issubdtype(arr.dtype, np.number) or not np.all(np.isfinite(arr)):
-                raise ValueError(f"landmarks must be 'uniform', 'kmeans++' or a finite [m, d] array, got shape {arr.shape}")
-            object.__setattr__(self, "landmarks", _Fixed(arr.astype(np.float32 if arr.dtype != np.float64 else arr.dtype)))
+                raise ValueError(
+                    f"landmarks must be 'uniform', 'kmeans++' or a finite [m, d] array, got shape {arr.shape}"
+                )
+            object.__setattr__(
+                self, "landmarks", _Fixed(arr.astype(np.float32 if arr.dtype != np.float64 else arr.dtype))
+            )
             object.__setattr__(self, "num_landmarks", arr.shape[0])
         _checks.check_int(self.num_landmarks, "num_landmarks", minimum=2)
         _checks.check_int(self.block_size, "block_size", minimum=1)

@@ -18,14 +18,15 @@ same quantity: a ``matmat`` closure plus the exact quantities a
 variance-reduced trace estimator needs (``trace(A)``, ``|A|_F^2``, ``v``).
 
 With a ``jax.sharding.Mesh``, the rows of the points (and so the row blocks) are
-split over all the mesh's devices (:func:`jaxdse.solvers.sharding.row_sharded`); every device holds all points ``[n, d]``
-(small) and the vectors, and computes its share of the rows of ``A V``.
+split over all the mesh's devices (:func:`jaxdse.solvers.sharding.row_sharded`); every device holds
+all points ``[n, d]`` (small) and the vectors, and computes its share of the rows of ``A V``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp

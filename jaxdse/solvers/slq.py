@@ -40,9 +40,8 @@ where ``|x|^t`` has a kink and the two rules need not bracket the truth.
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
-
 from functools import partial
+from typing import NamedTuple
 
 import jax
 import jax.extend
@@ -273,7 +272,9 @@ def _quadrature(matmat, U, num_matvecs: int, spread):
     # x64 enabled that is float64, so the recurrence runs in float64 too.
     work = jnp.float64 if jax.config.jax_enable_x64 else dtype
     eps = jnp.finfo(dtype).eps
-    extra = (spread * 0.5 * (1.0 + jnp.cos(jnp.pi * (jnp.arange(num_matvecs, dtype=work) + 0.5) / num_matvecs))).astype(work)
+    extra = (spread * 0.5 * (1.0 + jnp.cos(jnp.pi * (jnp.arange(num_matvecs, dtype=work) + 0.5) / num_matvecs))).astype(
+        work
+    )
     fill = (eps / math.sqrt(num_matvecs)).astype(work)
 
     def matvec(w):
@@ -308,10 +309,12 @@ def _quadrature(matmat, U, num_matvecs: int, spread):
         change_gauss = Y.T @ dJ[:m, :m] @ Y
         q = Y[-1, :] / theta_safe
         d_delta = 2.0 * beta * dJ[m, m - 1] * jnp.sum(Y[-1, :] * q) - beta**2 * (q @ change_gauss @ q)
-        change = jnp.stack([
-            jnp.pad(change_gauss, ((0, 1), (0, 1))),
-            Y_r.T @ dJ.at[m, m].set(d_delta) @ Y_r,
-        ])
+        change = jnp.stack(
+            [
+                jnp.pad(change_gauss, ((0, 1), (0, 1))),
+                Y_r.T @ dJ.at[m, m].set(d_delta) @ Y_r,
+            ]
+        )
         rules = Rules(nodes, first**2 * norm**2, first, change)
         return jax.tree.map(lambda a: a.astype(dtype), rules)
 
@@ -430,7 +433,9 @@ def _control_variates(rules: Rules, rule: int, f, g, fw, gw, moments):
     s = theta / scale
     basis = jnp.stack([jnp.ones_like(s), s, s * s], axis=-1)  # [p, m, 3]
     slopes = jnp.stack([jnp.zeros_like(s), jnp.full_like(s, 1.0 / scale), 2.0 * s / scale], axis=-1)
-    x = jnp.stack([_rule_sum(basis[..., j], slopes[..., j], rules, rule) for j in range(3)], axis=-1)  # per-probe moments
+    x = jnp.stack(
+        [_rule_sum(basis[..., j], slopes[..., j], rules, rule) for j in range(3)], axis=-1
+    )  # per-probe moments
     mu = moments * jnp.stack([1.0, 1.0 / scale, 1.0 / (scale * scale)])
     sw = jnp.sqrt(w).reshape(-1)
     B = basis.reshape(-1, 3) * sw[:, None]

@@ -14,8 +14,9 @@ cse_jit = jax.jit(cse, static_argnames=("num_bins_per_dim",))
 
 
 def reference_cse(x, bins):
-    return dse_dsmi.diffusion_spectral_entropy(np.asarray(x, np.float64), classic_shannon_entropy=True,
-                                               num_bins_per_dim=bins)
+    return dse_dsmi.diffusion_spectral_entropy(
+        np.asarray(x, np.float64), classic_shannon_entropy=True, num_bins_per_dim=bins
+    )
 
 
 def direct_cse(x, bins):

@@ -1,9 +1,8 @@
 import jax
 import numpy as np
-
-import jaxdse
 import pytest
 
+import jaxdse
 from jaxdse.baselines import (
     adjacency_spectral_entropy,
     adjacency_spectral_mutual_information,

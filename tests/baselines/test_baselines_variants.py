@@ -63,7 +63,11 @@ def test_adjacency_spectral_entropy_matches_reference_on_digits(x64, one_blas_th
     # defective zero eigenvalues.
     x_all = digits(slice(None))
     rng = np.random.default_rng(3)
-    subsets = [np.arange(600, 800), rng.choice(len(x_all), 327, replace=False), rng.choice(len(x_all), 372, replace=False)]
+    subsets = [
+        np.arange(600, 800),
+        rng.choice(len(x_all), 327, replace=False),
+        rng.choice(len(x_all), 372, replace=False),
+    ]
     for rows, knn in zip(subsets, (10, 6, 4)):
         x = x_all[rows]
         expected = dse_dsmi.adjacency_spectral_entropy(x, knn=knn, **REF_KIND[kind])

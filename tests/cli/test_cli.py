@@ -205,8 +205,17 @@ def test_dsmi_with_labels_in_every_format(capsys, files, labels, extra):
 
 def test_dsmi_table_and_settings(capsys, files):
     code, out, err = run(
-        capsys, "dsmi", files["x.npy"], "--labels", files["y.npy"], "--sigma", "3", "--seed", "4",
-        "--estimator", "plugin",
+        capsys,
+        "dsmi",
+        files["x.npy"],
+        "--labels",
+        files["y.npy"],
+        "--sigma",
+        "3",
+        "--seed",
+        "4",
+        "--estimator",
+        "plugin",
     )
     assert code == 0, err
     expected = float(jaxdse.dsmi(files["x"], files["y"], sigma=3.0, estimator="plugin"))
@@ -215,7 +224,9 @@ def test_dsmi_table_and_settings(capsys, files):
 
 
 def test_dsmi_independent_comparison_subsets(capsys, files):
-    result, _ = run_json(capsys, "dsmi", files["x.npy"], "--labels", files["y.npy"], "--sigma", "3", "--comparison", "independent")
+    result, _ = run_json(
+        capsys, "dsmi", files["x.npy"], "--labels", files["y.npy"], "--sigma", "3", "--comparison", "independent"
+    )
     expected = float(jaxdse.dsmi(files["x"], files["y"], key=estimator_key(), sigma=3.0, comparison="independent"))
     assert result["dsmi"] == pytest.approx(expected, abs=1e-5)
     assert result["settings"]["comparison"] == "independent"
@@ -225,8 +236,15 @@ def test_dsmi_with_a_continuous_reference(capsys, files):
     binned, _ = run_json(capsys, "dsmi", files["x.npy"], "--reference", files["ref_scalar.npy"], "--num-clusters", "3")
     assert binned["num_classes"] <= 3 and np.isfinite(binned["dsmi"])
     clustered, _ = run_json(
-        capsys, "dsmi", files["x.npy"], "--reference", files["ref_vectors.npy"], "--num-clusters", "3",
-        "--cluster-method", "diffusion",
+        capsys,
+        "dsmi",
+        files["x.npy"],
+        "--reference",
+        files["ref_vectors.npy"],
+        "--num-clusters",
+        "3",
+        "--cluster-method",
+        "diffusion",
     )
     assert clustered["settings"]["cluster_method"] == "diffusion"
     assert clustered["dsmi"] > 0.5  # the reference is a noisy copy of the three clusters
@@ -238,8 +256,17 @@ def test_dsmi_with_a_continuous_reference(capsys, files):
 def test_sweep_grid_equals_single_calls_and_plots(capsys, files):
     plot = os.path.join(files["dir"], "grid.png")
     result, _ = run_json(
-        capsys, "sweep", files["x.npy"], "--labels", files["y.npy"], "--sigma", "1,sqrt_dim,4", "--t", "1,3",
-        "--plot", plot,
+        capsys,
+        "sweep",
+        files["x.npy"],
+        "--labels",
+        files["y.npy"],
+        "--sigma",
+        "1,sqrt_dim,4",
+        "--t",
+        "1,3",
+        "--plot",
+        plot,
     )
     sigmas = [1.0, float(np.sqrt(D)), 4.0]
     assert result["settings"]["sigma"] == pytest.approx(sigmas)
@@ -421,4 +448,3 @@ def test_console_script_is_installed():
         pytest.skip("the package is not installed with its console script in this environment")
     proc = subprocess.run([script, "--help"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and "demo" in proc.stdout
-

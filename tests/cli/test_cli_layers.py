@@ -38,8 +38,18 @@ def run_json(capsys, *argv):
 
 @pytest.mark.parametrize("granularity", ["tokens", "prompt", "dataset"])
 def test_equals_layerwise_for_each_granularity(saved, capsys, granularity):
-    out = run_json(capsys, saved["per_layer.npz"], "--mask", "attention_mask", "--granularity", granularity,
-                   "--sigma", "1", "--normalize", "l2")
+    out = run_json(
+        capsys,
+        saved["per_layer.npz"],
+        "--mask",
+        "attention_mask",
+        "--granularity",
+        granularity,
+        "--sigma",
+        "1",
+        "--normalize",
+        "l2",
+    )
     want = jaxdse.layerwise(saved["h"], mask=saved["mask"], granularity=granularity, sigma=1.0, normalize="l2")
     np.testing.assert_allclose(out["dse"], np.asarray(want.value), rtol=1e-5, atol=1e-6)
     assert out["count"] == np.asarray(want.count).tolist()
@@ -58,10 +68,25 @@ def test_stack_forms_and_mask_file_agree(saved, capsys):
 
 def test_labels_give_per_layer_dsmi_and_a_plot(saved, capsys):
     plot = saved["root"] / "profile.png"
-    out = run_json(capsys, saved["stack.npz"], "--array", "hidden", "--mask", "attention_mask", "--labels", "y",
-                   "--granularity", "dataset", "--estimator", "plugin", "--plot", str(plot))
-    want = jaxdse.layerwise(saved["h"], mask=saved["mask"], granularity="dataset", labels=saved["y"],
-                            mi_options={"estimator": "plugin"})
+    out = run_json(
+        capsys,
+        saved["stack.npz"],
+        "--array",
+        "hidden",
+        "--mask",
+        "attention_mask",
+        "--labels",
+        "y",
+        "--granularity",
+        "dataset",
+        "--estimator",
+        "plugin",
+        "--plot",
+        str(plot),
+    )
+    want = jaxdse.layerwise(
+        saved["h"], mask=saved["mask"], granularity="dataset", labels=saved["y"], mi_options={"estimator": "plugin"}
+    )
     np.testing.assert_allclose(out["dsmi"], np.asarray(want.mi), rtol=1e-5, atol=1e-6)
     assert plot.stat().st_size > 1000 and out["plot"] == str(plot)
 
@@ -69,7 +94,10 @@ def test_labels_give_per_layer_dsmi_and_a_plot(saved, capsys):
 @pytest.mark.parametrize(
     "extra, message",
     [
-        (["--granularity", "prompt", "--labels", "y"], "--labels: per-layer DSMI needs --granularity tokens or dataset"),
+        (
+            ["--granularity", "prompt", "--labels", "y"],
+            "--labels: per-layer DSMI needs --granularity tokens or dataset",
+        ),
         (["--mask", "no_such_mask.npy"], "does not exist"),
         (["--plot", "profile.unknown"], "unknown extension"),
     ],

@@ -26,8 +26,12 @@ def test_heatmap_axes_are_sorted_and_keep_their_labels():
 
 def test_demo_figure_states_sigma_and_t(tmp_path):
     curves = {
-        "epoch": [0, 1], "train_accuracy": [0.1, 0.5], "accuracy": [0.1, 0.4], "dse": [1.0, 2.0],
-        "dsmi": [0.1, 0.5], "dsmi_x": [0.2, 0.3],
+        "epoch": [0, 1],
+        "train_accuracy": [0.1, 0.5],
+        "accuracy": [0.1, 0.4],
+        "dse": [1.0, 2.0],
+        "dsmi": [0.1, 0.5],
+        "dsmi_x": [0.2, 0.3],
     }
     fig = plotting.demo_figure(curves, n_test=100, sigma=10.0, t=1.0)
     title = fig.axes[1].get_title()

@@ -76,7 +76,7 @@ def test_subnormal_eigenvalues_count_in_float64(x64):
 
 def test_zero_eigenvalues_get_zero_gradient_and_no_effect(x64):
     lam = jnp.array([1.0, 0.6, -0.3, 0.0, 0.0])
-    g = jax.grad(lambda l: spectral_entropy(l, t=1.0))(lam)
+    g = jax.grad(lambda w: spectral_entropy(w, t=1.0))(lam)
     assert np.all(np.isfinite(np.asarray(g)))
     assert float(g[3]) == 0.0 and float(g[4]) == 0.0
     assert float(spectral_entropy(lam)) == pytest.approx(float(spectral_entropy(lam[:3])), abs=1e-14)

@@ -43,7 +43,9 @@ def test_npz_member_is_chosen_by_array_name(folder):
     path = folder / "xy.npz"
     np.savez(path, features=np.ones((3, 2)), labels=np.arange(3))
     assert load_array(path, array="labels").tolist() == [0, 1, 2]
-    with pytest.raises(InputError, match=r"holds 2 arrays \(features, labels\); choose one by name: .*array=NAME in jaxdse.io"):
+    with pytest.raises(
+        InputError, match=r"holds 2 arrays \(features, labels\); choose one by name: .*array=NAME in jaxdse.io"
+    ):
         load_array(path)
     with pytest.raises(InputError, match="--labels-array NAME on the command line"):
         load_labels(path)

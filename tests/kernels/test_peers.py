@@ -264,8 +264,12 @@ def test_transformer_dispersion_equals_the_authors_call(x64):
         assert abs(got - want) < 1e-6, (got, want)
     sequence = [z[None] for z in layers]  # L layers [B = 1, T, D] of different widths
     profile = jaxdse.layerwise(sequence, normalize="l2", **recipes.transformer_dispersion())
-    want = [dse_dsmi.diffusion_spectral_entropy(z / (np.linalg.norm(z, axis=1, keepdims=True) + 1e-12),
-                                                gaussian_kernel_sigma=1, t=1) for z in layers]
+    want = [
+        dse_dsmi.diffusion_spectral_entropy(
+            z / (np.linalg.norm(z, axis=1, keepdims=True) + 1e-12), gaussian_kernel_sigma=1, t=1
+        )
+        for z in layers
+    ]
     np.testing.assert_allclose(np.asarray(profile.value), want, atol=1e-6)
 
 
@@ -321,11 +325,13 @@ def manylatents_dse():
         pass
     root = pathlib.Path(manylatents.__file__).parent
     registry = types.ModuleType("manylatents.metrics.registry")
-    registry.register_metric = lambda *args, **kwargs: (lambda f: f)
+    registry.register_metric = lambda *args, **kwargs: lambda f: f
     metrics = types.ModuleType("manylatents.metrics")
     metrics.__path__ = [str(root / "metrics")]
     with _modules({"manylatents.metrics": metrics, "manylatents.metrics.registry": registry}):
-        spec = importlib.util.spec_from_file_location("_manylatents_dse", root / "metrics" / "diffusion_spectral_entropy.py")
+        spec = importlib.util.spec_from_file_location(
+            "_manylatents_dse", root / "metrics" / "diffusion_spectral_entropy.py"
+        )
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
     torch = types.ModuleType("torch")

@@ -108,8 +108,9 @@ def test_labels_give_per_layer_dsmi(data):
 def test_labels_dataset_and_default_estimator(data):
     h, h_pad, mask = data
     y = np.array(["a", "b", "a"])  # labels [B], text classes
-    r = jaxdse.layerwise(h_pad, mask=mask, granularity="dataset", labels=y, sigma=SIGMA,
-                         mi_options={"estimator": "plugin"})
+    r = jaxdse.layerwise(
+        h_pad, mask=mask, granularity="dataset", labels=y, sigma=SIGMA, mi_options={"estimator": "plugin"}
+    )
     for i in range(L):
         v = np.stack([h[i, b][mask[b]].mean(0) for b in range(B)])
         assert float(r.mi[i]) == pytest.approx(float(jaxdse.dsmi(v, y, sigma=SIGMA, estimator="plugin")), abs=ATOL)
@@ -118,8 +119,9 @@ def test_labels_dataset_and_default_estimator(data):
     assert r.mi.shape == (L,) and np.all(np.isfinite(r.mi))
 
 
-@pytest.mark.parametrize("g", ["dataset", pytest.param("prompt", marks=pytest.mark.slow),
-                               pytest.param("tokens", marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+    "g", ["dataset", pytest.param("prompt", marks=pytest.mark.slow), pytest.param("tokens", marks=pytest.mark.slow)]
+)
 def test_streaming_equals_one_shot(data, g):
     h, h_pad, mask = data
     y_tok = np.arange(B * T).reshape(B, T) % 2
@@ -184,8 +186,9 @@ def test_short_prompt_nan_under_jit_only_for_itself(data):
     assert np.all(np.isnan(got[:, 1]))
     ok = np.asarray(f(h_pad, mask))
     np.testing.assert_allclose(got[:, [0, 2]], ok[:, [0, 2]], rtol=1e-6)
-    np.testing.assert_allclose(ok, jaxdse.layerwise(h_pad, mask=mask, granularity="prompt", sigma=SIGMA).value,
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        ok, jaxdse.layerwise(h_pad, mask=mask, granularity="prompt", sigma=SIGMA).value, rtol=1e-5, atol=1e-6
+    )
 
 
 @pytest.mark.slow
@@ -198,8 +201,10 @@ def test_grad_matches_loop(data):
 
     def loop(x):
         flat = x.reshape(L, B * T, D)
-        return sum(jaxdse.dse(flat[i] / jnp.linalg.norm(flat[i], axis=-1, keepdims=True), sigma=SIGMA, mask=m)
-                   for i in range(L))
+        return sum(
+            jaxdse.dse(flat[i] / jnp.linalg.norm(flat[i], axis=-1, keepdims=True), sigma=SIGMA, mask=m)
+            for i in range(L)
+        )
 
     g = jax.grad(ours)(jnp.asarray(h))
     assert np.all(np.isfinite(g)) and np.any(g != 0)

@@ -142,7 +142,9 @@ def test_renyi_entropy_closed_forms(x64, rng):
         assert float(renyi_entropy(np.zeros((16, 3)), alpha=alpha)) == pytest.approx(0.0, abs=1e-5)
     # Alpha -> 1 is continuous into von Neumann.
     x = rng.normal(size=(20, 3)).astype(np.float32)
-    assert float(renyi_entropy(x, alpha=1.0 + 1e-3, sigma=1.0)) == pytest.approx(float(renyi_entropy(x, alpha=1.0, sigma=1.0)), abs=2e-3)
+    assert float(renyi_entropy(x, alpha=1.0 + 1e-3, sigma=1.0)) == pytest.approx(
+        float(renyi_entropy(x, alpha=1.0, sigma=1.0)), abs=2e-3
+    )
 
 
 def test_renyi_mutual_information_matches_numpy(x64, rng):
@@ -157,7 +159,9 @@ def test_renyi_mutual_information_matches_numpy(x64, rng):
     v = rng.normal(size=(30, 2))
     a_v = np_gauss(v, 0.7)
     expected = np_renyi(a_x, alpha) + np_renyi(a_v, alpha) - np_renyi(a_x * a_v, alpha)
-    assert float(renyi_mutual_information(x, v, alpha=alpha, sigma=2.0, sigma_y=0.7)) == pytest.approx(expected, rel=1e-9)
+    assert float(renyi_mutual_information(x, v, alpha=alpha, sigma=2.0, sigma_y=0.7)) == pytest.approx(
+        expected, rel=1e-9
+    )
 
 
 def test_renyi_mutual_information_closed_forms(x64, rng):
@@ -168,7 +172,9 @@ def test_renyi_mutual_information_closed_forms(x64, rng):
         assert float(renyi_mutual_information(far, balanced, alpha=alpha)) == pytest.approx(2.0, abs=1e-5)
         # One class: the joint is A_x, I = 0.
         x = rng.normal(size=(20, 3))
-        assert float(renyi_mutual_information(x, np.zeros(20, int), alpha=alpha, sigma=1.0)) == pytest.approx(0.0, abs=1e-5)
+        assert float(renyi_mutual_information(x, np.zeros(20, int), alpha=alpha, sigma=1.0)) == pytest.approx(
+            0.0, abs=1e-5
+        )
 
 
 # ---------------------------------------------------------------- probes
@@ -200,7 +206,9 @@ def test_ridge_accuracy_matches_sklearn(x64, rng):
         lam = reg * np.trace(zc.T @ zc) / 6
         scores = Ridge(alpha=lam).fit(z_tr, np.eye(3)[y_tr]).predict(z_te)
         expected = np.mean(scores.argmax(1) == y_te)
-        assert float(ridge_accuracy(z_tr, y_tr, z_te, y_te, num_classes=3, regularization=reg)) == pytest.approx(expected)
+        assert float(ridge_accuracy(z_tr, y_tr, z_te, y_te, num_classes=3, regularization=reg)) == pytest.approx(
+            expected
+        )
     # Scale-free: multiplying the features changes nothing.
     a = ridge_accuracy(z_tr, y_tr, z_te, y_te, num_classes=3, regularization=0.3)
     b = ridge_accuracy(z_tr * 1e-3, y_tr, z_te * 1e-3, y_te, num_classes=3, regularization=0.3)
@@ -362,11 +370,15 @@ def test_evaluator_equals_the_separate_measures_and_vmaps(rng):
     for i in range(3):
         one = evaluate(population[i], y, train[i], y_tr, key)
         for name in RepresentationMetrics._fields:
-            assert float(getattr(batched, name)[i]) == pytest.approx(float(getattr(one, name)), rel=1e-4, abs=1e-5), name
+            assert float(getattr(batched, name)[i]) == pytest.approx(float(getattr(one, name)), rel=1e-4, abs=1e-5), (
+                name
+            )
         z = population[i]
         assert float(one.dse) == pytest.approx(float(dse(z, sigma=3.0)), rel=1e-4, abs=1e-5)
         assert float(one.rankme) == pytest.approx(float(rankme(z)), rel=1e-5)
-        assert float(one.renyi_mi) == pytest.approx(float(renyi_mutual_information(z, y, sigma=3.0)), rel=1e-4, abs=1e-5)
+        assert float(one.renyi_mi) == pytest.approx(
+            float(renyi_mutual_information(z, y, sigma=3.0)), rel=1e-4, abs=1e-5
+        )
         assert float(one.knn_accuracy) == pytest.approx(float(knn_accuracy(train[i], y_tr, z, y, num_classes=3, k=3)))
     # More class structure, better probes and more label information.
     assert batched.knn_accuracy[2] > batched.knn_accuracy[0]

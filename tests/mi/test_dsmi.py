@@ -187,7 +187,10 @@ def test_grad_of_plugin_is_finite(rng, x64):
     assert np.all(np.isfinite(np.asarray(g))) and np.any(np.asarray(g) != 0)
     u = np.random.default_rng(1).normal(size=z.shape)
     eps = 1e-6
-    f = lambda z: float(dsmi(z, y, sigma=1.0, estimator="plugin"))
+
+    def f(z):
+        return float(dsmi(z, y, sigma=1.0, estimator="plugin"))
+
     assert float(np.sum(np.asarray(g) * u)) == pytest.approx((f(z + eps * u) - f(z - eps * u)) / (2 * eps), rel=1e-5)
 
 
@@ -300,8 +303,18 @@ def test_generic_mutual_information_with_a_custom_entropy(rng):
         ((np.zeros((5, 2)), np.zeros(4, int)), {}, ValueError, "y has 4 rows but there are n=5 points"),
         ((np.zeros((5, 2)), np.zeros(5)), dict(reference_discrete=True), ValueError, "must be integers"),
         ((np.zeros((1, 2)), np.zeros(1, int)), {}, ValueError, "at least 2 rows"),
-        ((np.zeros((5, 2)), np.linspace(0, 1, 5)), dict(num_clusters=1), ValueError, "num_clusters must be an integer >= 2"),
-        ((np.zeros((5, 2)), np.linspace(0, 1, 5)), dict(num_clusters=6), ValueError, "num_clusters must be an integer >= 2"),
+        (
+            (np.zeros((5, 2)), np.linspace(0, 1, 5)),
+            dict(num_clusters=1),
+            ValueError,
+            "num_clusters must be an integer >= 2",
+        ),
+        (
+            (np.zeros((5, 2)), np.linspace(0, 1, 5)),
+            dict(num_clusters=6),
+            ValueError,
+            "num_clusters must be an integer >= 2",
+        ),
         ((np.zeros((5, 2)), np.zeros(5, int)), dict(num_repetitions=0), ValueError, "num_repetitions"),
         ((np.zeros((5, 2)), np.zeros(5, int)), dict(estimator="exact"), ValueError, "estimator must be one of"),
         ((np.zeros((5, 2)), np.zeros(5, int)), dict(key=None), ValueError, "key is required"),

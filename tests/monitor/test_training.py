@@ -65,7 +65,10 @@ def test_cnn_shapes_and_bad_args():
     assert [c.kernel.shape for c in model.convs] == [(3, 3, 1, 4), (3, 3, 4, 8), (3, 3, 8, 16)]
     assert model.hidden.kernel.shape == (2 * 2 * 16, 8)
     # An integer seed is the key it names.
-    a, b = _params(zoo.CNN(width=2, depth=1, features=4, rngs=3)), _params(zoo.CNN(width=2, depth=1, features=4, rngs=jax.random.key(3)))
+    a, b = (
+        _params(zoo.CNN(width=2, depth=1, features=4, rngs=3)),
+        _params(zoo.CNN(width=2, depth=1, features=4, rngs=jax.random.key(3))),
+    )
     assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
     with pytest.raises(ValueError, match="width"):
         zoo.CNN(width=0, rngs=0)
@@ -90,8 +93,18 @@ def test_fit_then_evaluator_matches_library_and_compiles_once(digits):
     x_tr, y_tr, x_te, y_te = digits
     clusters = zoo.cluster_inputs(x_te, 4)
     h = zoo.fit(
-        x_tr, y_tr, x_te, y_te, epochs=4, key=jax.random.key(1), width=8, features=32, learning_rate=1e-2,
-        batch_size=32, x_clusters=clusters, num_repetitions=3,
+        x_tr,
+        y_tr,
+        x_te,
+        y_te,
+        epochs=4,
+        key=jax.random.key(1),
+        width=8,
+        features=32,
+        learning_rate=1e-2,
+        batch_size=32,
+        x_clusters=clusters,
+        num_repetitions=3,
     )
     assert h["epoch"] == [0, 1, 2, 3, 4]
     for name in ("test_accuracy", "dse", "dsmi_y", "dsmi_x", "train_accuracy"):
@@ -118,7 +131,9 @@ def test_fit_then_evaluator_matches_library_and_compiles_once(digits):
         m.dsmi_y, jaxdse.dsmi(z, y_te, key=key_y, num_repetitions=3, num_classes=n_y, max_class_size=max_y), atol=1e-4
     )
     np.testing.assert_allclose(
-        m.dsmi_x, jaxdse.dsmi(z, clusters, key=key_x, num_repetitions=3, num_classes=n_x, max_class_size=max_x), atol=1e-4
+        m.dsmi_x,
+        jaxdse.dsmi(z, clusters, key=key_x, num_repetitions=3, num_classes=n_x, max_class_size=max_x),
+        atol=1e-4,
     )
     assert m.dse > 0.1 and m.dsmi_y > 0.05  # a trained network's features are spread and label-related
 
@@ -150,7 +165,9 @@ def test_train_step_measures_batch_dse_inside_nnx_and_pytree_alike(digits):
     before = _params(model)
     z_before = model(x)[1]
 
-    out = nnx.jit(training.make_train_step(monitor=True, sigma=1.0))(model, nnx.Optimizer(model, tx, wrt=nnx.Param), x, y)
+    out = nnx.jit(training.make_train_step(monitor=True, sigma=1.0))(
+        model, nnx.Optimizer(model, tx, wrt=nnx.Param), x, y
+    )
     np.testing.assert_allclose(out.dse, jaxdse.dse(z_before, sigma=1.0), atol=1e-4)
     assert np.isfinite(out.loss) and out.loss == out.cross_entropy and np.isnan(out.penalty)
     after = _params(model)
@@ -199,7 +216,9 @@ def test_penalty_is_differentiated_and_reported(digits):
 
     # The NNX form of the same step makes the same update.
     model = zoo.CNN(width=4, features=16, rngs=1)
-    out = nnx.jit(training.make_train_step(penalty=penalty))(model, nnx.Optimizer(model, tx, wrt=nnx.Param), x, y, None, 2.0)
+    out = nnx.jit(training.make_train_step(penalty=penalty))(
+        model, nnx.Optimizer(model, tx, wrt=nnx.Param), x, y, None, 2.0
+    )
     np.testing.assert_allclose(out.loss, out1.loss, rtol=1e-5)
     np.testing.assert_allclose(_params(model)["hidden/kernel"], p1["hidden"]["kernel"][...], rtol=1e-4, atol=1e-6)
 

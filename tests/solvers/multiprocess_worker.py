@@ -31,7 +31,9 @@ def main(process_id: int, num_processes: int, port: int) -> None:
         x, z, y = data()
         mesh = jax.make_mesh((jax.device_count(),), ("data",))
         start = time.perf_counter()
-        result = jaxdse.dse_estimate(x, sigma=SIGMA, solver=jaxdse.SLQ(mesh=mesh, **SLQ_SETTINGS), key=jax.random.key(0))
+        result = jaxdse.dse_estimate(
+            x, sigma=SIGMA, solver=jaxdse.SLQ(mesh=mesh, **SLQ_SETTINGS), key=jax.random.key(0)
+        )
         value = float(result.value)
         slq_s = time.perf_counter() - start
         mi = float(jaxdse.dsmi(z, y, key=jax.random.key(1), mesh=mesh, **DSMI_SETTINGS))

@@ -38,7 +38,9 @@ def batched(calls):
 def test_stochastic_dsmi_of_small_classes():
     y = np.repeat(np.arange(10), 40)
     z = np.zeros((400, 8), np.float32)
-    calls = lapack_calls(lambda z, k: jaxdse.dsmi(z, y, sigma=3.0, key=k, estimator="plugin", solver=jaxdse.SLQ()), z, jax.random.key(0))
+    calls = lapack_calls(
+        lambda z, k: jaxdse.dsmi(z, y, sigma=3.0, key=k, estimator="plugin", solver=jaxdse.SLQ()), z, jax.random.key(0)
+    )
     assert batched(calls) == []
 
 
@@ -48,7 +50,9 @@ def test_a_vmapped_population_of_exact_dse_and_dsmi(solver):
     Z = np.zeros((3, 40, 8), np.float32)
 
     def both(z):
-        return jaxdse.dse(z, sigma=3.0, solver=solver), jaxdse.dsmi(z, y, sigma=3.0, solver=solver, key=0, num_classes=4, max_class_size=10)
+        return jaxdse.dse(z, sigma=3.0, solver=solver), jaxdse.dsmi(
+            z, y, sigma=3.0, solver=solver, key=0, num_classes=4, max_class_size=10
+        )
 
     assert batched(lapack_calls(jax.vmap(both), Z)) == []
 
@@ -74,9 +78,17 @@ def test_derivatives_of_the_looped_decompositions_match_jax():
     weights = jax.random.normal(k3, (5,))
 
     def pairs():
-        yield (lambda x: _linalg.singular_values(x) @ weights, lambda x: jnp.linalg.svd(x, compute_uv=False) @ weights, x)
+        yield (
+            lambda x: _linalg.singular_values(x) @ weights,
+            lambda x: jnp.linalg.svd(x, compute_uv=False) @ weights,
+            x,
+        )
         yield (lambda A: _linalg.symmetric_eigvals(A, "eigh") @ weights, lambda A: jnp.linalg.eigvalsh(A) @ weights, A)
-        yield (lambda A: _linalg.symmetric_eigvals(A, "tridiagonal") @ weights, lambda A: jnp.linalg.eigvalsh(A) @ weights, A)
+        yield (
+            lambda A: _linalg.symmetric_eigvals(A, "tridiagonal") @ weights,
+            lambda A: jnp.linalg.eigvalsh(A) @ weights,
+            A,
+        )
         yield (lambda A: jnp.sum(_linalg.spd_solve(A, B[0]) ** 2), lambda A: jnp.sum(jnp.linalg.solve(A, B[0]) ** 2), A)
 
     for ours, theirs, arg in pairs():

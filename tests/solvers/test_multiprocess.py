@@ -48,7 +48,11 @@ def run_processes():
     procs = [
         subprocess.Popen(
             [sys.executable, "-u", str(WORKER), str(i), str(NUM_PROCESSES), str(port)],
-            env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         for i in range(NUM_PROCESSES)
     ]

@@ -37,7 +37,9 @@ def quiet(fn, *args, **kwargs):
 def test_all_rows_as_landmarks_equal_exact(sigma, alpha):
     # A well-conditioned landmark matrix (small bandwidth): F F^T = G to rounding.
     x = DATA["gaussian"]
-    est = quiet(dse_estimate, x, sigma=sigma, alpha=alpha, t=jnp.array([1.0, 4.0]), solver=Nystrom(num_landmarks=N), key=0)
+    est = quiet(
+        dse_estimate, x, sigma=sigma, alpha=alpha, t=jnp.array([1.0, 4.0]), solver=Nystrom(num_landmarks=N), key=0
+    )
     exact = dse(x, sigma=sigma, alpha=alpha, t=jnp.array([1.0, 4.0]))
     np.testing.assert_allclose(est.value, exact, atol=2e-4)
 
@@ -104,7 +106,6 @@ def test_jit_vmap_grad():
     assert sweep.shape == (3,) and bool(jnp.all(jnp.diff(sweep) < 0))
     g = jax.grad(lambda x: dse(x, sigma=0.5, solver=solver, key=0))(x)
     assert bool(jnp.all(jnp.isfinite(g))) and float(jnp.abs(g).max()) > 0
-
 
 
 @pytest.mark.slow

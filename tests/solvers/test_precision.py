@@ -68,7 +68,10 @@ def test_lanczos_needs_the_precision_context():
     # jax.default_matmul_precision("highest"), which the stochastic estimate does.
     A = jnp.asarray(np.diag(np.linspace(0.0, 1.0, 32)).astype(np.float32))
     tridiag = decomp.tridiag_sym(6, materialize=True, reortho="full", custom_vjp=False)
-    run = lambda v: tridiag(lambda w: jnp.matmul(A, w, precision="highest"), v).J_small
+
+    def run(v):
+        return tridiag(lambda w: jnp.matmul(A, w, precision="highest"), v).J_small
+
     v = jnp.ones(32) / jnp.sqrt(32.0)
     plain = dot_generals(run, v)
     assert any("precision = [DEFAULT, DEFAULT]" in d for d in plain)

@@ -103,7 +103,10 @@ def test_eight_devices_equal_one_device_for_every_mesh_and_layout():
     for timeout in (300, 300):
         try:
             proc = subprocess.run(
-                [sys.executable, "-u", "-c", SCRIPT], env=eight_device_env(), capture_output=True, text=True,
+                [sys.executable, "-u", "-c", SCRIPT],
+                env=eight_device_env(),
+                capture_output=True,
+                text=True,
                 timeout=timeout,
             )
         except subprocess.TimeoutExpired as err:

@@ -175,7 +175,10 @@ def test_dense_and_blockwise_operators_give_the_same_estimate(rng):
     dense = jaxdse.dse_estimate(x, sigma=100.0, solver=SLQ(operator="dense"), key=0)
     blockwise = jaxdse.dse_estimate(x, sigma=100.0, solver=SLQ(operator="blockwise", block_size=100), key=0)
     assert abs(float(blockwise.value) - float(dense.value)) <= 1e-6
-    assert abs(float(blockwise.value) - exact) <= 1e-4 and float(blockwise.stderr) <= 1e-4, (float(blockwise.value), exact)
+    assert abs(float(blockwise.value) - exact) <= 1e-4 and float(blockwise.stderr) <= 1e-4, (
+        float(blockwise.value),
+        exact,
+    )
 
 
 def test_memory_budget_changes_how_not_what(rng):
