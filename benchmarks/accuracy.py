@@ -346,7 +346,7 @@ def methods(num_keys: int = 8):
             0.01,
             num_keys=num_keys,
             stochastic=True,
-            takes=("rules", "knn", "kernels"),
+            takes=("rules", "knn"),
         ),
         Method(
             "SLQ blockwise",

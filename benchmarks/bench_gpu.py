@@ -19,6 +19,8 @@ Sections:
   dsmi      DSMI, 10 classes, d = 64, n = 2000 / 10,000 / 50,000
   grad      value and gradient of exact DSE, n = 4000
   training  the example CNN's jitted train step with and without DSE, batch 128 / 512 / 2048
+  layers    layerwise: 25 layers of 800 tokens, d = 768, in one call, against the authors' loop (dse_dsmi)
+  nystrom   the low-rank solver (m = 1024) at n = 1,000,000 and 10,000,000, d = 64
 
     python benchmarks/bench_gpu.py                      # on the GPU; writes benchmarks/results_gpu.md
     python benchmarks/bench_gpu.py --quick --out /tmp/results_gpu.md   # tiny sizes, CPU, under a minute
@@ -53,8 +55,10 @@ FULL = dict(
     dsmi=dict(sizes=[2000, 10_000, 50_000], d=64, budget=30),
     grad=dict(n=4000, d=64, budget=20),
     training=dict(sizes=[128, 512, 2048], budget=30),
+    layers=dict(layers=25, n=800, d=768, budget=40),
+    nystrom=dict(sizes=[1_000_000, 10_000_000], d=64, m=1024, budget=60),
 )
-TOTAL_S = 290  # the whole run, start-up of every section's process included
+TOTAL_S = 390  # the whole run, start-up of every section's process included
 QUICK = dict(
     parity=dict(n=120, d=8, budget=40),
     exact=dict(sizes=[100, 200], d=16, budget=40),
@@ -62,6 +66,8 @@ QUICK = dict(
     dsmi=dict(sizes=[200], d=8, budget=40),
     grad=dict(n=100, d=8, budget=40),
     training=dict(sizes=[32], budget=40),
+    layers=dict(layers=3, n=100, d=16, budget=40),
+    nystrom=dict(sizes=[5000], d=8, m=64, budget=40),
 )
 SECTIONS = tuple(FULL)
 
@@ -339,6 +345,55 @@ def section_training(cfg, quick):
     return dict(rows=rows, skipped=skipped, peak=peak_memory())
 
 
+def section_layers(cfg, quick):
+    """One ``layerwise`` call for every layer (tokens, L2-normalised, sigma 1) against a loop of dse_dsmi."""
+    import jax
+    import numpy as np
+
+    jaxdse = _jaxdse()
+    L, n, d = cfg["layers"], cfg["n"], cfg["d"]
+    rng = np.random.default_rng(0)
+    h = np.cumsum(rng.normal(size=(L, n, d)).astype(np.float32), axis=0)  # layers drift apart with depth
+    settings = dict(normalize="l2", **jaxdse.recipes.transformer_dispersion())
+    compile_s, steady, value = timed_jit(lambda h: jaxdse.layerwise(h, **settings).value, jax.numpy.asarray(h))
+    row = dict(L=L, n=n, d=d, compile=compile_s, steady=steady, last=float(value[-1]))
+    try:
+        import dse_dsmi
+    except ImportError:
+        return dict(rows=[row], note="dse_dsmi is not installed: no reference loop", peak=peak_memory())
+    unit = h / (np.linalg.norm(h, axis=-1, keepdims=True) + 1e-12)
+    start = time.perf_counter()
+    ref = [dse_dsmi.diffusion_spectral_entropy(u.astype(np.float64), gaussian_kernel_sigma=1, t=1) for u in unit]
+    row.update(reference=time.perf_counter() - start, diff=float(np.max(np.abs(np.asarray(value) - ref))))
+    return dict(rows=[row], peak=peak_memory())
+
+
+def section_nystrom(cfg, quick):
+    """The Nystrom solver on Gaussian blobs, sizes smallest first while the budget allows."""
+    import jax
+    import numpy as np
+
+    jaxdse = _jaxdse()
+    deadline = Deadline(cfg["budget"])
+    rows, skipped, last = [], [], 0.0
+    solver = jaxdse.Nystrom(num_landmarks=cfg["m"], block_size=8192 if not quick else 1024)
+    for n in cfg["sizes"]:
+        growth = n / rows[-1]["n"] if rows else 1.0  # linear in n
+        if not deadline.ok(growth * last):
+            skipped.append(f"n >= {n}: section budget")
+            break
+        rng = np.random.default_rng(0)
+        x = (rng.normal(size=(10, cfg["d"])) * 4.0)[rng.integers(0, 10, n)] + rng.normal(size=(n, cfg["d"]))
+        x = jax.numpy.asarray(x.astype(np.float32))
+        fn = lambda x: jaxdse.dse_estimate(x, sigma=2.0 * cfg["d"] ** 0.5, solver=solver, key=0)  # noqa: E731
+        compile_s, steady, est = timed_jit(fn, x, repeats=1)
+        last = compile_s + 2 * growth * steady
+        rows.append(dict(n=n, compile=compile_s, steady=steady, value=float(est.value), indicator=float(est.stderr)))
+        print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+        del x
+    return dict(rows=rows, skipped=skipped, d=cfg["d"], m=cfg["m"], peak=peak_memory())
+
+
 def section_info(cfg, quick):
     import jax
 
@@ -514,6 +569,37 @@ def write(results, out, command, quick):
         for x in r.get("rows", [])
     ]
     lines += [""] + status("training")
+
+    r = results.get("layers", {})
+    lines += [
+        "### Layer-wise DSE: every layer in one `layerwise` call (tokens, L2-normalised, sigma 1, t 1)",
+        "",
+        "| layers | tokens | d | compile (s) | steady (ms) | dse_dsmi loop (s, CPU) | speed-up | max difference (bits) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {x['L']} | {x['n']} | {x['d']} | {_s(x['compile'])} | {_ms(x['steady'])} | "
+        + (
+            f"{x['reference']:.2f} | {x['reference'] / x['steady']:.0f}x | {x['diff']:.1e} |"
+            if "reference" in x
+            else "- | - | - |"
+        )
+        for x in r.get("rows", [])
+    ]
+    lines += [""] + status("layers")
+
+    r = results.get("nystrom", {})
+    lines += [
+        f"### Low-rank DSE (Nystrom, m = {r.get('m')}), 10 Gaussian blobs, d = {r.get('d')}",
+        "",
+        "| n | compile (s) | steady (s) | DSE (bits) | indicator (bits) |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {x['n']} | {_s(x['compile'])} | {_s(x['steady'])} | {x['value']:.4f} | {x['indicator']:.4f} |"
+        for x in r.get("rows", [])
+    ]
+    lines += [""] + status("nystrom")
     Path(out).write_text(stamped("\n".join(lines).rstrip() + "\n"))
 
 

@@ -28,6 +28,8 @@ def test_bench_gpu_quick_writes_every_section(tmp_path):
         "DSMI, 10 classes",
         "Value and gradient",
         "Training step",
+        "Layer-wise DSE",
+        "Low-rank DSE",
     ):
         assert heading in text, heading
     assert "Section stopped" not in text, text
