@@ -404,7 +404,7 @@ def round_robin(mutants):
 
 
 def copy_repository(dest: Path):
-    for entry in ("jaxdse", "tests", "pyproject.toml", "README.md", "examples"):
+    for entry in ("jaxdse", "tests", "benchmarks", "tools", "pyproject.toml", "README.md", "examples"):
         src = ROOT / entry
         if src.is_dir():
             shutil.copytree(src, dest / entry, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
