@@ -155,6 +155,7 @@ def main(argv=None):
     parser.add_argument("--keys", type=int, default=8)
     parser.add_argument("--no-table", action="store_true", help="skip the n = 2000 / 8000 SLQ table")
     parser.add_argument("--no-grid", action="store_true", help="only the SLQ table")
+    parser.add_argument("--out", default=str(OUT), help="the results file (default benchmarks/results_accuracy.md)")
     args = parser.parse_args(argv)
     lines = ["## Accuracy against a float64 reference", "", stamp(), ""]
     if not args.no_table:
@@ -162,8 +163,8 @@ def main(argv=None):
     methods = grid.methods(args.keys)
     if not args.no_grid:
         lines += grid_report(run_grid(args.n, args.d, args.keys), methods, args.n, args.d)
-    OUT.write_text("\n".join(lines) + "\n")
-    print(f"wrote {OUT}")
+    Path(args.out).write_text("\n".join(lines) + "\n")
+    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":
