@@ -96,7 +96,7 @@ def main():
     xb, _ = blobs(a.n_exact, a.d)
     xm = manifold(a.n_exact, a.d)
     for name, x in (("blobs", xb), ("manifold", xm)):
-        med = float(jaxdse.affinity.resolved_sigma(x[:2000], "median"))
+        med = float(jaxdse.kernels.resolved_sigma(x[:2000], "median"))
         for mult in (4.0, 1.0, 0.25):  # low, middle, high DSE
             sigma = med * mult
             exact, te = timed(lambda: float(jaxdse.dse(x, sigma=sigma)))
@@ -119,7 +119,7 @@ def main():
             x, y = blobs(a.n_large, a.d)
         else:
             x, y = manifold(a.n_large, a.d), None
-        sigma = float(jaxdse.affinity.resolved_sigma(x[:2000], "median"))
+        sigma = float(jaxdse.kernels.resolved_sigma(x[:2000], "median"))
         solver = Nystrom(num_landmarks=a.m_large)
         est, t = timed(lambda: jaxdse.dse_estimate(x, sigma=sigma, solver=solver, key=0))
         emit(
