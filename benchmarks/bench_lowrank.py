@@ -17,6 +17,7 @@ import sys
 import time
 import warnings
 
+import jax
 import numpy as np
 
 import jaxdse
@@ -66,6 +67,7 @@ def main():
     p.add_argument("--m-large", type=int, default=1024)
     p.add_argument("--n-exact", type=int, default=8000)
     p.add_argument("--m-exact", type=int, default=1024)
+    p.add_argument("--n-mid", type=int, default=100_000, help="Nystrom against SLQ(num_probes=16) at this n (0: skip)")
     p.add_argument("--d", type=int, default=64)
     p.add_argument("--dsmi", action="store_true", help="also stream_dsmi with 10 classes at n-large")
     p.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results_lowrank.md"))
@@ -76,7 +78,7 @@ def main():
         f"commit {commit}, {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC, "
         f"`python {' '.join(sys.argv)}`, load: `{load}`",
         "",
-        f"CPU ({os.cpu_count()} cores, shared with other jobs: wall times are upper bounds), jax {jaxdse.__version__}.",
+        f"CPU ({os.cpu_count()} cores), jax {jax.__version__}, jaxdse {jaxdse.__version__}.",
         "",
     ]
 
@@ -110,6 +112,29 @@ def main():
             )
     xb = xm = None  # free them before the large data sets
     emit("")
+    if a.n_mid:
+        emit(f"## Nystrom (m = {a.m_exact}) against `SLQ(num_probes=16)`, n = {a.n_mid}, d = {a.d}, sigma = median")
+        emit("")
+        emit("Times are single calls, compilation included (each compiles once at this n).")
+        emit("")
+        emit(
+            "| data | SLQ DSE +- stderr (bits) | Nystrom DSE (bits) | indicator | Nystrom - SLQ | SLQ s | Nystrom s | speed-up |"
+        )
+        emit("|---|---|---|---|---|---|---|---|")
+        for name in ("blobs", "manifold"):
+            x = blobs(a.n_mid, a.d)[0] if name == "blobs" else manifold(a.n_mid, a.d)
+            sigma = float(jaxdse.kernels.resolved_sigma(x[:2000], "median"))
+            slq = jaxdse.SLQ(num_probes=16)
+            s_est, ts = timed(lambda: jax.block_until_ready(jaxdse.dse_estimate(x, sigma=sigma, solver=slq, key=0)))
+            solver = Nystrom(num_landmarks=a.m_exact)
+            n_est, tn = timed(lambda: jax.block_until_ready(jaxdse.dse_estimate(x, sigma=sigma, solver=solver, key=0)))
+            emit(
+                f"| {name} | {float(s_est.value):.4f} +- {float(s_est.stderr):.4f} | {float(n_est.value):.4f} | "
+                f"{float(n_est.stderr):.4f} | {float(n_est.value) - float(s_est.value):+.4f} | {ts:.1f} | {tn:.1f} | "
+                f"{ts / tn:.1f}x |"
+            )
+            x = None
+        emit("")
     emit(f"## Large n: n = {a.n_large}, d = {a.d}, m = {a.m_large}")
     emit("")
     emit("| data | call | value (bits) | indicator | wall s | peak RSS GiB (process so far) |")
