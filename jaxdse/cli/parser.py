@@ -10,6 +10,14 @@ from jaxdse.cli.solver import EXACT_SOLVERS, SOLVERS
 
 RULES = ("median", "sqrt_dim", "knn", "knn:K")
 ESTIMATORS = ("dse", "cse", "dsmi", "csmi", "ksg", "mine", "reference")
+DSMI_DESCRIPTION = (
+    "DSMI(Z; Y) in bits between the rows of FEATURES and class labels (--labels) "
+    "or a continuous reference (--reference), e.g. the flattened inputs."
+)
+COMPARE_DESCRIPTION = (
+    "Entropy and mutual information estimates for FEATURES and --labels from several "
+    "estimators, in bits, each with its wall time."
+)
 COMMANDS = ("dse", "dsmi", "sweep", "layers", "compare", "demo")
 
 
@@ -163,34 +171,22 @@ def build_parser(version: str = "") -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     p = _command(
-        sub,
-        "dse",
-        [kernel, data, common],
-        "points [n, d] (.npy, .npz, .csv, .tsv, .txt)",
+        sub, "dse", [kernel, data, common], "points [n, d] (.npy, .npz, .csv, .tsv, .txt)",
         help="diffusion spectral entropy of the rows of a file",
         description="Diffusion spectral entropy DSE(X) in bits of the n rows (points) of FEATURES [n, d].",
-    )
+    )  # fmt: skip
     p.add_argument(
         "--t", type=_time, default=1.0, help="diffusion time t > 0, or 'auto': the knee of DSE against t (default 1)"
     )
     _add_solver(p, SOLVERS)
-    p.add_argument(
-        "--num-probes", type=_int_at_least(1), help="--solver slq: random probe vectors (default the library's)"
-    )
-    p.add_argument(
-        "--num-matvecs", type=_int_at_least(1), help="--solver slq: Lanczos steps per probe (default the library's)"
-    )
+    _add_slq_options(p)
     p.add_argument("--num-landmarks", type=_int_at_least(2), help="--solver nystrom: landmarks (default 1024)")
 
     p = _command(
-        sub,
-        "dsmi",
-        [kernel, mi, data, common],
-        "representation Z [n, d]",
+        sub, "dsmi", [kernel, mi, data, common], "representation Z [n, d]",
         help="diffusion spectral mutual information with labels or a reference",
-        description="DSMI(Z; Y) in bits between the rows of FEATURES and class labels (--labels) "
-        "or a continuous reference (--reference), e.g. the flattened inputs.",
-    )
+        description=DSMI_DESCRIPTION,
+    )  # fmt: skip
     _add_times(
         p,
         [1.0],
@@ -216,14 +212,11 @@ def build_parser(version: str = "") -> argparse.ArgumentParser:
     )
 
     p = _command(
-        sub,
-        "sweep",
-        [mi, data, common],
-        "points [n, d]",
+        sub, "sweep", [mi, data, common], "points [n, d]",
         help="DSE (and DSMI) over a grid of sigma and t, as one compiled computation",
         description="DSE (and DSMI with --labels) in bits over every (sigma, t) pair, computed as one "
         "compiled call (jaxdse.mi.sweep.sweep): one eigendecomposition per sigma serves all t.",
-    )
+    )  # fmt: skip
     p.add_argument("--labels", metavar="FILE", help="integer class labels [n]: also sweep DSMI")
     p.add_argument("--labels-array", metavar="NAME", help="the array's name inside an .npz labels file")
     p.add_argument(
@@ -242,15 +235,12 @@ def build_parser(version: str = "") -> argparse.ArgumentParser:
     )
 
     p = _command(
-        sub,
-        "layers",
-        [kernel, common],
-        "hidden states: .npz (one array per layer, or one stack) or .npy [L, B, T, D]",
+        sub, "layers", [kernel, common], "hidden states: .npz (one array per layer, or one stack) or .npy [L, B, T, D]",
         help="DSE (and DSMI) of every layer of saved hidden states, in one compiled call",
         description="DSE in bits of every layer of hidden states saved from any framework: an .npz with one "
         "array per layer ([B, T, D] or [N, D], in natural order of their names) or one stacked array "
         "([L, B, T, D] or [L, N, D]; --array NAME). Transformer-Dispersion's settings: --sigma 1 --normalize l2.",
-    )
+    )  # fmt: skip
     p.add_argument("--array", metavar="NAME", help="the stacked array's name inside the .npz file")
     p.add_argument(
         "--mask",
@@ -286,25 +276,16 @@ def build_parser(version: str = "") -> argparse.ArgumentParser:
         "--estimator", choices=("subsample", "plugin"), default="subsample", help="DSMI estimator (default subsample)"
     )
     _add_solver(p, ("exact", "eigh", "slq"))
-    p.add_argument(
-        "--num-probes", type=_int_at_least(1), help="--solver slq: random probe vectors (default the library's)"
-    )
-    p.add_argument(
-        "--num-matvecs", type=_int_at_least(1), help="--solver slq: Lanczos steps per probe (default the library's)"
-    )
+    _add_slq_options(p)
     p.add_argument(
         "--plot", metavar="FILE", help="write the layer profile against depth: .png, .pdf, .svg, ... (needs matplotlib)"
     )
 
     p = _command(
-        sub,
-        "compare",
-        [kernel, mi, data, common],
-        "representation Z [n, d]",
+        sub, "compare", [kernel, mi, data, common], "representation Z [n, d]",
         help="DSE/DSMI next to CSE/CSMI, KSG, MINE and the reference package, with timings",
-        description="Entropy and mutual information estimates for FEATURES and --labels from several "
-        "estimators, in bits, each with its wall time.",
-    )
+        description=COMPARE_DESCRIPTION,
+    )  # fmt: skip
     p.add_argument("--labels", metavar="FILE", required=True, help="integer class labels [n]")
     p.add_argument("--t", type=_positive_float, default=1.0, help="diffusion time t > 0 (default 1)")
     _add_solver(p, EXACT_SOLVERS)
@@ -353,6 +334,15 @@ def _command(sub, name, parents, features_help, **text):
 
 def _add_times(p, default, metavar, help, item=_positive_float):
     p.add_argument("--t", type=_list_of(item, "diffusion times"), default=default, metavar=metavar, help=help)
+
+
+def _add_slq_options(p):
+    p.add_argument(
+        "--num-probes", type=_int_at_least(1), help="--solver slq: random probe vectors (default the library's)"
+    )
+    p.add_argument(
+        "--num-matvecs", type=_int_at_least(1), help="--solver slq: Lanczos steps per probe (default the library's)"
+    )
 
 
 def _add_solver(p, choices):

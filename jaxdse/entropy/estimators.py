@@ -106,20 +106,9 @@ def _estimate(x, keep, params, key, *, entropy):
 
 
 def dse_estimate(
-    x,
-    *,
-    sigma=10.0,
-    t=1.0,
-    alpha=0.0,
-    base=2.0,
-    mask=None,
-    solver=None,
-    key=None,
-    max_n=None,
-    precomputed=None,
-    standardize=False,
-    kernel=None,
-) -> Estimate:
+    x, *, sigma=10.0, t=1.0, alpha=0.0, base=2.0, mask=None, solver=None, key=None, max_n=None, precomputed=None,
+    standardize=False, kernel=None,
+) -> Estimate:  # fmt: skip
     """:func:`dse` with its standard error: an :class:`Estimate` ``(value, stderr, t)``.
 
     ``stderr`` is 0 for the exact solver; for :class:`jaxdse.SLQ` it combines the
@@ -168,20 +157,9 @@ def dse_estimate(
 
 
 def dse(
-    x,
-    *,
-    sigma=10.0,
-    t=1.0,
-    alpha=0.0,
-    base=2.0,
-    mask=None,
-    solver=None,
-    key=None,
-    max_n=None,
-    precomputed=None,
-    standardize=False,
-    kernel=None,
-):
+    x, *, sigma=10.0, t=1.0, alpha=0.0, base=2.0, mask=None, solver=None, key=None, max_n=None, precomputed=None,
+    standardize=False, kernel=None,
+):  # fmt: skip
     """Diffusion spectral entropy of the points ``x`` ``[n, d]``.
 
     ``DSE = -sum_i p_i log_b p_i`` with ``p_i = |lambda_i|^t / sum_j |lambda_j|^t``

@@ -297,21 +297,9 @@ def _plan(granularity, L, B, T, dtype, solver):
 
 
 def layerwise(
-    hidden_states,
-    *,
-    mask=None,
-    granularity="tokens",
-    pool="mean",
-    normalize=None,
-    labels=None,
-    sigma=10.0,
-    t=1.0,
-    alpha=0.0,
-    base=2.0,
-    solver=None,
-    key=None,
-    mi_options=None,
-) -> LayerProfile:
+    hidden_states, *, mask=None, granularity="tokens", pool="mean", normalize=None, labels=None, sigma=10.0, t=1.0,
+    alpha=0.0, base=2.0, solver=None, key=None, mi_options=None,
+) -> LayerProfile:  # fmt: skip
     """DSE of the hidden states of every layer (units of ``base``: bits by default).
 
     Args:

@@ -41,19 +41,9 @@ class LayerAccumulator:
     """
 
     def __init__(
-        self,
-        *,
-        granularity="tokens",
-        pool="mean",
-        normalize=None,
-        sigma=10.0,
-        t=1.0,
-        alpha=0.0,
-        base=2.0,
-        solver=None,
-        key=None,
-        mi_options=None,
-    ):
+        self, *, granularity="tokens", pool="mean", normalize=None, sigma=10.0, t=1.0, alpha=0.0, base=2.0,
+        solver=None, key=None, mi_options=None,
+    ):  # fmt: skip
         _check_settings(granularity, pool, normalize, sigma, t, alpha, base, solver, key)
         self.settings = dict(
             granularity=granularity,

@@ -22,20 +22,9 @@ from jaxdse.solvers.objects import Exact, as_solver
 
 
 def dsmi_terms(
-    z,
-    y,
-    *,
-    key=None,
-    sigma=10.0,
-    t=1.0,
-    alpha=0.0,
-    base=2.0,
-    solver=None,
-    precomputed=None,
-    standardize=False,
-    kernel=None,
-    **options,
-) -> MutualInformation:
+    z, y, *, key=None, sigma=10.0, t=1.0, alpha=0.0, base=2.0, solver=None, precomputed=None, standardize=False,
+    kernel=None, **options,
+) -> MutualInformation:  # fmt: skip
     """:func:`dsmi` with its per-class terms and standard error (a :class:`jaxdse.MutualInformation`).
 
     Its ``t`` field is the diffusion time of each value; with ``t="auto"``,
@@ -68,20 +57,9 @@ def dsmi_terms(
 
 
 def dsmi(
-    z,
-    y,
-    *,
-    key=None,
-    sigma=10.0,
-    t=1.0,
-    alpha=0.0,
-    base=2.0,
-    solver=None,
-    precomputed=None,
-    standardize=False,
-    kernel=None,
-    **options,
-):
+    z, y, *, key=None, sigma=10.0, t=1.0, alpha=0.0, base=2.0, solver=None, precomputed=None, standardize=False,
+    kernel=None, **options,
+):  # fmt: skip
     """Diffusion spectral mutual information ``DSMI(Z; Y)`` (units of ``base``; ``t``'s shape).
 
     ``DSMI = sum_c p(c) [mean_r DSE(Z*_{c,r}) - DSE(Z | Y = c)]`` for the default
