@@ -74,6 +74,16 @@ def _int_at_least(minimum):
     return parse
 
 
+def _open_unit(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {text!r}") from None
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {text!r}")
+    return value
+
+
 def _time(text):
     """A diffusion time: a positive number or 'auto' (the knee of DSE against t)."""
     if text.strip() == "auto":
@@ -181,6 +191,14 @@ def build_parser(version: str = "") -> argparse.ArgumentParser:
     _add_solver(p, SOLVERS)
     _add_slq_options(p)
     p.add_argument("--num-landmarks", type=_int_at_least(2), help="--solver nystrom: landmarks (default 1024)")
+    p.add_argument(
+        "--eigenvalue-count",
+        action="store_true",
+        help="also count the diffusion eigenvalues with |lambda|^t above --threshold (manylatents' eigenvalue_count)",
+    )
+    p.add_argument(
+        "--threshold", type=_open_unit, default=None, help="--eigenvalue-count: the floor, in (0, 1) (default 1e-6)"
+    )
 
     p = _command(
         sub, "dsmi", [kernel, mi, data, common], "representation Z [n, d]",

@@ -1,4 +1,5 @@
-"""``jaxdse layers``: hidden states saved as files, against :func:`jaxdse.layerwise` on the same arrays."""
+"""``jaxdse layers`` (hidden states saved as files, against :func:`jaxdse.layerwise` on the same arrays) and
+``jaxdse dse --eigenvalue-count``, the command-line forms of this release's layer and peer functions."""
 
 import json
 
@@ -31,8 +32,8 @@ def saved(tmp_path_factory):
     return files
 
 
-def run_json(capsys, *argv):
-    assert main(["layers", *argv, "--json"]) == 0
+def run_json(capsys, *argv, command="layers"):
+    assert main([command, *argv, "--json"]) == 0
     return json.loads(capsys.readouterr().out)
 
 
@@ -121,3 +122,19 @@ def test_a_prompt_keeping_one_token_is_named(saved, capsys, tmp_path):
     np.save(tmp_path / "m.npy", mask)
     assert main(["layers", saved["stack.npy"], "--mask", str(tmp_path / "m.npy"), "--granularity", "prompt"]) == 2
     assert "prompt 2 keeps 1 tokens" in capsys.readouterr().err
+
+
+def test_dse_eigenvalue_count_equals_the_library(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.normal(size=(20, 2)) + c for c in ([0, 0], [100, 0], [0, 100])]).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    out = run_json(capsys, str(tmp_path / "x.npy"), "--sigma", "2", "--t", "100", "--eigenvalue-count", command="dse")
+    assert out["eigenvalue_count"] == int(jaxdse.eigenvalue_count(x, t=100.0, sigma=2.0)) == 3
+    assert out["settings"]["threshold"] == 1e-6
+    for extra, message in (
+        (["--threshold", "0.1"], "--threshold is a setting of --eigenvalue-count"),
+        (["--eigenvalue-count", "--solver", "slq"], "needs every eigenvalue"),
+        (["--eigenvalue-count", "--threshold", "1.5"], "expected a number in (0, 1)"),
+    ):
+        assert main(["dse", str(tmp_path / "x.npy"), *extra]) == 2
+        assert message in capsys.readouterr().err
