@@ -123,6 +123,7 @@ SLOW = {
         "test_dsmi_references",
     },
     "test_dse.py": {
+        "test_mask_equals_slice",
         "test_string_bandwidths",
         "test_vmap_over_masks_and_jit_of_closed_over_data",
     },
@@ -172,6 +173,9 @@ SLOW = {
         "test_dsmi_all_rows_matches_exact",
         "test_kmeanspp_and_fixed_landmarks",
     },
+    "test_peers.py": {
+        "test_transformer_dispersion_equals_the_authors_call",
+    },
     "test_precision.py": {
         "test_every_dot_general_runs_at_highest_precision",
     },
@@ -208,7 +212,6 @@ SLOW = {
         "test_train_epoch_compiles_once_and_vmaps_over_a_population",
     },
 }
-
 
 def pytest_sessionfinish(session, exitstatus):
     # The controller (not a worker) removes the cache folder this session made.
