@@ -213,6 +213,7 @@ SLOW = {
     },
 }
 
+
 def pytest_sessionfinish(session, exitstatus):
     # The controller (not a worker) removes the cache folder this session made.
     owned = os.environ.get("JAXDSE_TEST_CACHE_OWNED")
