@@ -28,6 +28,7 @@ from typing import NamedTuple
 import numpy as np
 
 FORMATS = (".npy", ".npz", ".csv", ".tsv", ".txt")
+"""The file extensions :func:`load_array` reads."""
 
 
 class InputError(ValueError):
