@@ -41,24 +41,23 @@ def _sigma(text):
     return value
 
 
-def _positive_float(text, expected="a positive number"):
+def _number(text, expected, ok):
+    """``float(text)`` when ``ok`` of it holds, else an ArgumentTypeError saying what was expected."""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
-    if not math.isfinite(value) or value <= 0:
+    if not ok(value):
         raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
     return value
 
 
+def _positive_float(text, expected="a positive number"):
+    return _number(text, expected, lambda v: math.isfinite(v) and v > 0)
+
+
 def _alpha(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}")
-    return value
+    return _number(text, "a number in [0, 1]", lambda v: 0.0 <= v <= 1.0)
 
 
 def _int_at_least(minimum):
@@ -75,13 +74,7 @@ def _int_at_least(minimum):
 
 
 def _open_unit(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {text!r}") from None
-    if not 0.0 < value < 1.0:
-        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {text!r}")
-    return value
+    return _number(text, "a number in (0, 1)", lambda v: 0.0 < v < 1.0)
 
 
 def _time(text):
