@@ -246,7 +246,7 @@ MUTANTS = [
     ),
     (
         "slq: Radau without beta^2",
-        "jaxdse/solvers/slq.py",
+        "jaxdse/solvers/lanczos.py",
         "delta_m = beta**2 * jnp.sum(Y[-1, :] ** 2 / theta_safe)",
         "delta_m = jnp.sum(Y[-1, :] ** 2 / theta_safe)",
     ),
@@ -284,21 +284,21 @@ MUTANTS = [
     ),
     (
         "slq: guard weight eps (not eps^2)",
-        "jaxdse/solvers/slq.py",
+        "jaxdse/solvers/lanczos.py",
         "fill = (eps / math.sqrt(num_matvecs))",
         "fill = (jnp.sqrt(eps) / math.sqrt(num_matvecs))",
     ),
     (
         "slq: top eigenvalue 1 left out",
         "jaxdse/solvers/slq.py",
-        "z = 1.0 + z_top + jnp.mean(f_p)",
-        "z = z_top + jnp.mean(f_p)",
+        "z = 1.0 + (1.0 - known.share) * z_top",
+        "z = (1.0 - known.share) * z_top",
     ),
     (
         "slq: deflated second moment",
         "jaxdse/solvers/slq.py",
-        "moments[2] - jnp.sum(AQ * AQ)])",
-        "moments[2] - 0.0 * jnp.sum(AQ * AQ)])",
+        "moments[2] - top[2]])",
+        "moments[2] - 0.0 * top[2]])",
     ),
     (
         "slq: guard values outside the spectrum",
@@ -308,7 +308,7 @@ MUTANTS = [
     ),
     (
         "slq: Radau shift held fixed in the gradient",
-        "jaxdse/solvers/slq.py",
+        "jaxdse/solvers/lanczos.py",
         "Y_r.T @ dJ.at[m, m].set(d_delta) @ Y_r",
         "Y_r.T @ dJ.at[m, m].set(0.0) @ Y_r",
     ),
@@ -321,8 +321,20 @@ MUTANTS = [
     (
         "slq: probes on dropped rows",
         "jaxdse/solvers/slq.py",
-        "G = project(omega * keep[:, None])",
-        "G = project(omega)",
+        "omega = omega * keep[:, None]",
+        "omega = omega * 1.0",
+    ),
+    (
+        "slq: probes' share of Q not subtracted",
+        "jaxdse/solvers/slq.py",
+        "h = (1.0 - known.share) * h_top",
+        "h = h_top",
+    ),
+    (
+        "slq: probes without a share of Q",
+        "jaxdse/solvers/slq.py",
+        "TOP_SHARE = 0.1\n",
+        "TOP_SHARE = 0.0\n",
     ),
     # baselines
     (

@@ -46,10 +46,10 @@ from typing import NamedTuple
 import jax
 import jax.extend
 import jax.numpy as jnp
-from matfree import decomp
 
 from jaxdse.kernels.points import HIGHEST
 from jaxdse.solvers import _linalg
+from jaxdse.solvers.lanczos import Rules, quadrature, rule_sum
 from jaxdse.solvers.objects import SLQ, Estimate
 from jaxdse.solvers.operators import Operator
 
@@ -154,27 +154,13 @@ def _clip_keeping_gradient_jvp(primals, tangents):
     return jnp.clip(value, 0.0, top), tangents[0] * jnp.where(untrusted, jnp.nan, 1.0)
 
 
-class Rules(NamedTuple):
-    """Gauss and Gauss-Radau rules of each vector: axis 0 is the rule, then ``[vectors, m]``.
-
-    ``nodes`` and ``first`` (the first components of the tridiagonal matrix's
-    eigenvectors) carry no derivatives; ``weights = |u|^2 first^2`` carry those
-    of ``|u|^2``, and ``change = Y^T (J - stop_gradient(J)) Y`` ``[2, vectors, m, m]``
-    is zero in value and carries the derivatives of the tridiagonal matrix ``J``
-    in its eigenbasis (see :func:`_rule_sum`).
-    """
-
-    nodes: jax.Array
-    weights: jax.Array
-    first: jax.Array
-    change: jax.Array
-
-
 class _Known(NamedTuple):
     """Exact traces of ``P A^j P`` (j = 0, 1, 2) for the control variates."""
 
     moments: jax.Array  # [3]
     num_deflated: int
+    share: float = 0.0  # the probes' share of the deflated trace: TOP_SHARE^2 with deflation
+    excess: jax.Array | None = None  # [p, k]: (q_i^T omega)^2 - 1 per probe and column of Q
 
 
 def lanczos_nodes(
@@ -183,7 +169,7 @@ def lanczos_nodes(
     """Gauss-quadrature rules of ``A``'s spectral measure per vector.
 
     Returns ``(rules, known)``: :class:`Rules` with arrays ``[2, k + p, m]``
-    (Gauss and Gauss-Radau rules, see :func:`_quadrature`; the first
+    (Gauss and Gauss-Radau rules, see :func:`jaxdse.solvers.lanczos.quadrature`; the first
     ``k = deflation_rank`` rows for the deflation columns ``Q``, then the
     ``p = num_probes`` projected probes; weights sum to each vector's squared
     norm), and the exact moments of the projected operator. Random vectors are
@@ -212,15 +198,26 @@ def lanczos_nodes(
         # so the gradient need not flow through the power step and QR (cheaper,
         # and in float32 slightly closer to the exact gradient).
         Q = jax.lax.stop_gradient(_linalg.qr_q(op.matmat(_linalg.qr_q(Y))))
+        # In A's Ritz basis on Q (Q^T A Q diagonal), so that Q^T h(A) Q is nearly
+        # diagonal too (the probes' control variate on their share of Q).
+        T = jax.lax.stop_gradient(jnp.matmul(Q.T, op.matmat(Q), precision=HIGHEST))
+        Q = jnp.matmul(Q, _linalg.eigh(0.5 * (T + T.T))[1], precision=HIGHEST)
         AQ = op.matmat(Q)
         # The probes' space has dimension m - 1 - k, and none when the m kept
         # rows leave fewer than k directions (a small class in DSMI, a mask):
         # Q's columns past m - 1 then lie where A is 0 and add nothing.
         dim = jnp.maximum(moments[0] - deflation_rank, 0.0)
-        moments = jnp.stack([dim, moments[1] - jnp.sum(Q * AQ), moments[2] - jnp.sum(AQ * AQ)])
+        # The probes are M omega with M = P + TOP_SHARE Q Q^T (see TOP_SHARE), so
+        # they estimate tr(P h(A) P) + TOP_SHARE^2 tr(Q^T h(A) Q), and their exact
+        # moments are tr(M A^j M).
+        top = jnp.stack([float(deflation_rank), jnp.sum(Q * AQ), jnp.sum(AQ * AQ)])
+        moments = jnp.stack([dim, moments[1] - top[1], moments[2] - top[2]]) + TOP_SHARE**2 * top
 
         def project(U):
-            return project_v(U - jnp.matmul(Q, jnp.matmul(Q.T, U, precision=HIGHEST), precision=HIGHEST))
+            QtU = jnp.matmul(Q.T, U, precision=HIGHEST)
+            return project_v(U - jnp.matmul(Q, QtU, precision=HIGHEST)) + TOP_SHARE * jnp.matmul(
+                Q, QtU, precision=HIGHEST
+            )
 
     else:
         Q = jnp.zeros((n, 0), dtype)
@@ -229,97 +226,19 @@ def lanczos_nodes(
         omega = draw(jax.random.rademacher, key_p, num_probes)
     else:
         omega = draw(jax.random.normal, key_p, num_probes)
-    G = project(omega * keep[:, None])
+    omega = omega * keep[:, None]
+    G = project(omega)
+    # Each probe's squared components on Q less their mean 1, [p, k].
+    excess = jnp.square(jnp.matmul(Q.T, omega, precision=HIGHEST)).T - 1.0
     U = jnp.concatenate([Q, G], axis=1)
     # The root-mean-square eigenvalue of P A P (from tr P A^2 P over its rank),
-    # where the breakdown guard's values go (see _quadrature); a constant, as
+    # where the breakdown guard's values go (see lanczos.quadrature); a constant, as
     # the guard is. Floored, so that the guard's values stay distinct.
     floor = _rounding_floor(dtype)
     spread = jnp.sqrt(jnp.maximum(moments[2], 0.0) / jnp.maximum(moments[0], 1.0))
     spread = jax.lax.stop_gradient(jnp.maximum(spread, floor))
-    return _quadrature(op.matmat, U, num_matvecs, spread), _Known(moments, deflation_rank)
-
-
-def _quadrature(matmat, U, num_matvecs: int, spread):
-    """Lanczos Gauss quadrature for each column of ``U`` ``[n, c]``.
-
-    Returns :class:`Rules`, each ``[2, c, m]`` for ``m = num_matvecs``: the
-    ``(m-1)``-point Gauss rule (padded with a zero-weight node) and the ``m``-point
-    Gauss-Radau rule with a node fixed at 0, both from one ``m``-step Lanczos run.
-    Reverse-mode derivatives use matfree's adjoint of the Lanczos recurrence
-    (Kraemer et al. 2024, arXiv 2405.17277), exact and without storing the
-    iterations; from the tridiagonal matrix on, see :func:`_rule_sum`.
-
-    Each vector is extended by ``m`` extra coordinates on which the operator is a
-    fixed diagonal of ``m`` distinct values in ``(0, spread)``, with a total
-    weight of ``eps^2 |u|^2``. The Krylov space then never runs out before ``m``
-    steps, so Lanczos cannot break down (0 / 0) on operators with few distinct
-    eigenvalues (a kernel that is exactly the identity or exactly constant,
-    duplicated points), while the estimate moves by a relative ``eps^2``.
-    ``spread`` is the operator's root-mean-square eigenvalue on the probes'
-    space, so the extra values lie inside its spectrum. Lanczos grows whatever
-    lies outside the spectrum it has seen, by about ``|extra| / |A|`` per step:
-    with values in (-1, 1) and a residual spectrum near 0.03 (a smooth kernel
-    on 100 points), the eps^2 weight took over after five steps; the value
-    barely moved, but its gradient did (cosine 0.06 to 0.98 against the exact
-    one, where it is 0.995 with values inside). The weight is below the
-    operator's own rounding (``eps``) for the same reason: with ``eps``, DSE
-    near 1 moved by 0.2 bits in float32.
-    """
-    tridiag = decomp.tridiag_sym(num_matvecs, materialize=True, reortho="full", custom_vjp=True)
-    n, dtype = U.shape[0], U.dtype
-    # matfree's adjoint builds some constants in the default float type; with
-    # x64 enabled that is float64, so the recurrence runs in float64 too.
-    work = jnp.float64 if jax.config.jax_enable_x64 else dtype
-    eps = jnp.finfo(dtype).eps
-    extra = (spread * 0.5 * (1.0 + jnp.cos(jnp.pi * (jnp.arange(num_matvecs, dtype=work) + 0.5) / num_matvecs))).astype(
-        work
-    )
-    fill = (eps / math.sqrt(num_matvecs)).astype(work)
-
-    def matvec(w):
-        head = matmat(w[:n, None].astype(dtype))[:, 0].astype(work)
-        return jnp.concatenate([head, extra * w[n:]])
-
-    def one(u):
-        norm = jnp.linalg.norm(u)
-        safe = jnp.where(norm > 0, norm, 1.0)
-        u = jnp.concatenate([(u / safe).astype(work), jnp.full(num_matvecs, fill, work)])
-        norm = norm * jnp.linalg.norm(u)
-        result = tridiag(matvec, u / jnp.linalg.norm(u))
-        # Gauss on the leading (m-1) x (m-1) block; Gauss-Radau adds one node
-        # fixed at 0 (Golub & Meurant) using the last Lanczos coefficient. For
-        # g(x) = x log x, whose even derivatives are > 0 and odd ones < 0 on
-        # (0, 1], Gauss underestimates and Gauss-Radau overestimates u^T g(A) u.
-        J_full = result.J_small
-        fixed = jax.lax.stop_gradient(J_full)
-        m = J_full.shape[0] - 1
-        J, beta = fixed[:m, :m], fixed[m, m - 1]
-        theta, Y = _linalg.eigh(J)
-        # (J^-1)_mm from J's eigenpairs; guard near-zero Ritz values.
-        floor = jnp.finfo(J.dtype).eps * jnp.max(jnp.abs(theta))
-        theta_safe = jnp.where(jnp.abs(theta) > floor, theta, jnp.where(theta < 0, -floor, floor))
-        delta_m = beta**2 * jnp.sum(Y[-1, :] ** 2 / theta_safe)
-        theta_r, Y_r = _linalg.eigh(fixed.at[m, m].set(delta_m))
-        nodes = jnp.stack([jnp.pad(theta, (0, 1)), theta_r])
-        first = jnp.stack([jnp.pad(Y[0, :], (0, 1)), Y_r[0, :]])
-        # J's change in each rule's eigenbasis; the Radau rule's last entry
-        # delta_m = beta^2 (J^-1)_mm changes by 2 beta dbeta (J^-1)_mm - beta^2 (J^-1 dJ J^-1)_mm.
-        dJ = J_full - fixed
-        change_gauss = Y.T @ dJ[:m, :m] @ Y
-        q = Y[-1, :] / theta_safe
-        d_delta = 2.0 * beta * dJ[m, m - 1] * jnp.sum(Y[-1, :] * q) - beta**2 * (q @ change_gauss @ q)
-        change = jnp.stack(
-            [
-                jnp.pad(change_gauss, ((0, 1), (0, 1))),
-                Y_r.T @ dJ.at[m, m].set(d_delta) @ Y_r,
-            ]
-        )
-        rules = Rules(nodes, first**2 * norm**2, first, change)
-        return jax.tree.map(lambda a: a.astype(dtype), rules)
-
-    # vmap turns the matvecs of all columns into one product with [n, c].
-    return jax.tree.map(lambda a: jnp.swapaxes(a, 0, 1), jax.vmap(one, in_axes=1)(U))
+    share = TOP_SHARE**2 if deflation_rank else 0.0
+    return quadrature(op.matmat, U, num_matvecs, spread), _Known(moments, deflation_rank, share, excess)
 
 
 # Ritz values below ROUNDING_FLOOR * eps are taken as 0: the products with A
@@ -330,6 +249,19 @@ def _quadrature(matmat, U, num_matvecs: int, spread):
 # dropped values could add is part of the standard error.
 ROUNDING_FLOOR = 1
 GRADIENT_FLOOR = 16
+
+# The probes keep a share TOP_SHARE (in amplitude) of the deflated directions Q.
+# A probe with exactly none of them (P omega) has no weight on the top
+# eigenvalues, which lie far above the rest when the spectrum has a gap; the
+# m-point Gauss rule is then unstable in A: any first-order change of A that
+# couples Q to the rest adds such weight, which Lanczos amplifies by
+# (lambda_top / lambda_rest) per step. The value is unaffected, its derivative
+# was not (cosine 0.01 against the exact gradient, norm 80 times too large, with
+# 64 deflation columns at n = 800, DSE 0.8; worse the more exactly Q is
+# invariant). With a small share of Q in every probe the rule already has nodes
+# there and is stable; the probes' expectation gains TOP_SHARE^2 tr(Q^T h(A) Q),
+# which is known (the deflated part) and subtracted, so the estimate stays unbiased.
+TOP_SHARE = 0.1
 
 
 def _rounding_floor(dtype):
@@ -351,35 +283,6 @@ def _powers(theta, t, floor=0.0):
     g = jnp.where(nonzero, f * log_f, 0.0)
     df = jnp.where(nonzero, t * f / safe * jnp.sign(theta), 0.0)
     return f, g, df, df * (log_f + 1.0)
-
-
-def _rule_sum(phi, slope, rules, rule: int):
-    """``sum_j w_j phi(theta_j)`` per vector ``[vectors]``, given ``phi`` and ``phi'`` at the nodes ``[vectors, m]``.
-
-    In value a plain quadrature sum. Its derivatives are those of
-    ``|u|^2 e_1^T phi(J) e_1`` through the Lanczos matrix ``J`` by the
-    Daleckii-Krein formula: ``|u|^2 sum_ij y_i y_j phi[theta_i, theta_j] dJ_ij``
-    (``y`` the first components of ``J``'s eigenvectors, ``dJ`` in their basis,
-    ``phi[a, b]`` the divided difference, ``phi'`` where ``a`` and ``b`` are
-    within rounding). Differentiating the nodes and weights one by one instead
-    (through ``eigh``) divides by the gaps between Ritz values, and in float32
-    close Ritz values made that gradient noise; this form has no such division.
-    """
-    weights = rules.weights[rule]
-    if rules.change is None:  # no derivatives wanted
-        return jnp.sum(weights * phi, axis=-1)
-    nodes, first, change = rules.nodes[rule], rules.first[rule], rules.change[rule]
-    a, b = nodes[..., :, None], nodes[..., None, :]
-    gap = a - b
-    close = jnp.abs(gap) <= jnp.sqrt(jnp.finfo(nodes.dtype).eps) * jnp.maximum(jnp.abs(a), jnp.abs(b))
-    divided = jnp.where(
-        close,
-        0.5 * (slope[..., :, None] + slope[..., None, :]),
-        (phi[..., :, None] - phi[..., None, :]) / jnp.where(close, 1.0, gap),
-    )
-    norm2 = jax.lax.stop_gradient(jnp.sum(weights, axis=-1))
-    change_term = jnp.einsum("...i,...ij,...j->...", first, divided * change, first, precision=HIGHEST)
-    return jnp.sum(weights * phi, axis=-1) + norm2 * change_term
 
 
 def _entropy_and_error(rules: Rules, known: _Known, t):
@@ -412,12 +315,11 @@ def _entropy_from_rule(rules: Rules, rule: int, known: _Known, t, floor):
     k = known.num_deflated
     nodes = rules.nodes[rule]
     f, g, df, dg = _powers(nodes, t, floor)
-    fw, gw = _rule_sum(f, df, rules, rule), _rule_sum(g, dg, rules, rule)
+    fw, gw = rule_sum(f, df, rules, rule), rule_sum(g, dg, rules, rule)
     z_top, h_top = jnp.sum(fw[:k]), jnp.sum(gw[:k])
-    probes = jax.tree.map(lambda a: a[:, k:], rules)
-    f_p, g_p = _control_variates(probes, rule, f[k:], g[k:], fw[k:], gw[k:], known.moments)
-    z = 1.0 + z_top + jnp.mean(f_p)
-    h = h_top + jnp.mean(g_p)
+    f_p, g_p = _control_variates(rules, rule, f, g, fw, gw, known)
+    z = 1.0 + (1.0 - known.share) * z_top + jnp.mean(f_p)
+    h = (1.0 - known.share) * h_top + jnp.mean(g_p)
     value = jnp.log(z) - h / z
     per_probe = (1.0 / z + h / (z * z)) * f_p - g_p / z
     p = per_probe.shape[0]
@@ -425,23 +327,34 @@ def _entropy_from_rule(rules: Rules, rule: int, known: _Known, t, floor):
     return value, stderr
 
 
-def _control_variates(rules: Rules, rule: int, f, g, fw, gw, moments):
-    """Per-probe ``h`` minus its fitted quadratic in ``theta``, plus that quadratic's exact trace."""
+def _control_variates(rules: Rules, rule: int, f, g, fw, gw, known: _Known):
+    """Per-probe ``h`` minus its fitted quadratic in ``theta``, plus that quadratic's exact trace.
+
+    The quadratic is fitted on the probes' nodes; with deflation, the probes'
+    share of each column ``q_i`` of ``Q`` (``share (q_i^T omega)^2`` times the
+    residual ``q_i^T (h - quadratic)(A) q_i``, known from ``q_i``'s own rule)
+    is replaced by its mean as well.
+    """
+    k = known.num_deflated
     theta, w = rules.nodes[rule], rules.weights[rule]
-    scale = jnp.max(jnp.abs(theta))
+    scale = jnp.max(jnp.abs(theta[k:]))
     scale = jnp.where(scale > 0, scale, 1.0)
     s = theta / scale
-    basis = jnp.stack([jnp.ones_like(s), s, s * s], axis=-1)  # [p, m, 3]
+    basis = jnp.stack([jnp.ones_like(s), s, s * s], axis=-1)  # [vectors, m, 3]
     slopes = jnp.stack([jnp.zeros_like(s), jnp.full_like(s, 1.0 / scale), 2.0 * s / scale], axis=-1)
     x = jnp.stack(
-        [_rule_sum(basis[..., j], slopes[..., j], rules, rule) for j in range(3)], axis=-1
-    )  # per-probe moments
-    mu = moments * jnp.stack([1.0, 1.0 / scale, 1.0 / (scale * scale)])
-    sw = jnp.sqrt(w).reshape(-1)
-    B = basis.reshape(-1, 3) * sw[:, None]
+        [rule_sum(basis[..., j], slopes[..., j], rules, rule) for j in range(3)], axis=-1
+    )  # per-vector moments
+    mu = known.moments * jnp.stack([1.0, 1.0 / scale, 1.0 / (scale * scale)])
+    sw = jnp.sqrt(w[k:]).reshape(-1)
+    B = basis[k:].reshape(-1, 3) * sw[:, None]
     col = jnp.sqrt(jnp.sum(B * B, axis=0))
     col = jnp.where(col > 0, col, 1.0)
-    coef = _linalg.lstsq(B / col, jnp.stack([f.reshape(-1), g.reshape(-1)], -1) * sw[:, None]) / col[:, None]
+    coef = _linalg.lstsq(B / col, jnp.stack([f[k:].reshape(-1), g[k:].reshape(-1)], -1) * sw[:, None]) / col[:, None]
     coef = jax.lax.stop_gradient(coef)
-    correction = (x - mu) @ coef  # [p, 2]
+    correction = (x[k:] - mu) @ coef  # [p, 2]
+    if k:
+        residual = jnp.stack([fw[:k], gw[:k]], -1) - x[:k] @ coef  # [k, 2]
+        correction = correction + known.share * (known.excess @ residual)
+    fw, gw = fw[k:], gw[k:]
     return fw - correction[:, 0], gw - correction[:, 1]
