@@ -224,8 +224,7 @@ def _core(x, mask, idx, labels, keys, num, *, cfg):
     if cfg.granularity == "prompt":
         pts = normalize_rows(x, mask, cfg.normalize)  # [L, B, T, D]
 
-        def layer(p, k):
-            ks = jax.random.split(k, B)
+        def layer(p, ks):  # ks [B]: one key per prompt
             if mask is None:
                 return _map(lambda a, kk: est(a, None, kk), (p, ks), cfg.prompt_batch, B)
             return _map(est, (p, mask, ks), cfg.prompt_batch, B)
@@ -411,7 +410,11 @@ def layerwise(
             labels is not None,
             opts,
         )
-        parts.append(_core(x, mask, idx, y, keys[np.asarray(members)], num, cfg=cfg))
+        layer_keys = keys[np.asarray(members)]
+        if granularity == "prompt":
+            parts.append(_prompts(x, mask, layer_keys, num, cfg, solver))
+        else:
+            parts.append(_core(x, mask, idx, y, layer_keys, num, cfg=cfg))
         order += members
     if len(parts) == 1:
         ((value, stderr, tt), count, mi) = parts[0]
@@ -420,6 +423,45 @@ def layerwise(
         cat = lambda *a: None if a[0] is None else jnp.concatenate(a)[inv]  # noqa: E731
         ((value, stderr, tt), count, mi) = jax.tree.map(cat, *parts, is_leaf=lambda a: a is None)
     return profile(value, stderr, tt, count, base, mi)
+
+
+def _prompts(x, mask, keys, num, cfg, solver):
+    """Prompt granularity: prompts grouped by length, each group solved at its own padded size.
+
+    ``x`` ``[L, B, T, D]``; prompt ``i`` of layer ``l`` uses ``split(keys[l], B)[i]``.
+    With a concrete mask, each prompt's kept tokens are moved to the front and
+    the prompts are grouped by the power of two (at most ``T``) that holds them:
+    an exact solve costs ``O(T^3)``, and prompts of mixed lengths were all solved
+    at the longest. The values are those of the kept tokens either way.
+    """
+    L, B, T, _ = x.shape
+    prompt_keys = jax.vmap(lambda k: jax.random.split(k, B))(keys)  # [L, B]
+    if mask is None or _is_tracer(mask):
+        return _core(x, mask, None, None, prompt_keys, num, cfg=cfg)
+    m = np.asarray(mask, bool)
+    counts = m.sum(-1)
+    sizes = 2 ** np.ceil(np.log2(np.maximum(counts, 2))).astype(int)
+    # SLQ needs at least num_matvecs rows (padding rows are masked out).
+    sizes = np.minimum(T, np.maximum(sizes, getattr(solver, "num_matvecs", 0)))
+    parts, order = [], []
+    for size in np.unique(sizes):
+        members = np.flatnonzero(sizes == size)
+        # Kept token positions first (in order), then padding that repeats the first kept token.
+        pos = np.argsort(~m[members], axis=-1, kind="stable")[:, :size]
+        keep = np.arange(size)[None, :] < counts[members][:, None]
+        pos = np.where(keep, pos, pos[:, :1])
+        xg = x[:, members[:, None], pos]  # [L, b, size, D]
+        lb, pb = _plan("prompt", L, len(members), int(size), x.dtype, solver)
+        sub = cfg._replace(layer_batch=lb, prompt_batch=pb)
+        parts.append(_core(xg, jnp.asarray(keep), None, None, prompt_keys[:, members], num, cfg=sub))
+        order.append(members)
+    if len(parts) == 1:
+        ((out, count, mi),) = parts
+        return out, count, mi
+    inv = np.argsort(np.concatenate(order))
+    out = tuple(jnp.concatenate([p[0][j] for p in parts], axis=1)[:, inv] for j in range(3))
+    count = jnp.concatenate([p[1] for p in parts], axis=1)[:, inv]
+    return out, count, None
 
 
 def profile(value, stderr, t, count, base, mi=None) -> LayerProfile:

@@ -56,6 +56,36 @@ def test_prompt_equals_loop_over_layers_and_prompts(data):
     np.testing.assert_array_equal(r.count, np.broadcast_to(LENGTHS, (L, B)))
 
 
+def test_prompts_of_mixed_lengths_in_any_position():
+    # Prompts are grouped by length (powers of two) and solved at that size; the
+    # kept tokens may sit anywhere (left padding, holes). Each prompt's value is
+    # that of its kept tokens, and prompt b of layer l keeps the key split(split(key, L)[l], B)[b].
+    rng = np.random.default_rng(3)
+    Lp, Bp, Tp = 2, 5, 32
+    h = rng.normal(size=(Lp, Bp, Tp, D)).astype(np.float32)
+    mask = np.zeros((Bp, Tp), bool)
+    mask[0] = True  # 32 tokens
+    mask[1, -3:] = True  # left padding, 3 tokens
+    mask[2, ::2] = True  # holes, 16 tokens
+    mask[3, 5:14] = True  # 9 tokens
+    mask[4, :2] = True  # 2 tokens
+    h[:, ~mask] = 1e6
+    r = jaxdse.layerwise(h, mask=mask, granularity="prompt", sigma=SIGMA)
+    want = [[_dse(h[i, b][mask[b]]) for b in range(Bp)] for i in range(Lp)]
+    np.testing.assert_allclose(r.value, want, rtol=RTOL, atol=ATOL)
+    np.testing.assert_array_equal(r.count, np.broadcast_to(mask.sum(-1), (Lp, Bp)))
+    # SLQ: prompts shorter than num_matvecs are padded (masked) up to it.
+    solver = jaxdse.SLQ(num_probes=4, num_matvecs=6, deflation_rank=2)
+    r = jaxdse.layerwise(h, mask=mask, granularity="prompt", sigma=SIGMA, solver=solver, key=7)
+    keys = jax.random.split(jax.random.key(7), Lp)
+    for i in range(Lp):
+        for b in (0, 2, 3):
+            k = jax.random.split(keys[i], Bp)[b]
+            want = float(jaxdse.dse(h[i, b][mask[b]], sigma=SIGMA, solver=solver, key=k))
+            np.testing.assert_allclose(r.value[i, b], want, rtol=1e-4, atol=1e-4)
+    assert np.all(np.isfinite(np.asarray(r.value)))
+
+
 @pytest.mark.parametrize("pool", ["mean", "last", "first"])
 def test_dataset_pools_equal_manual_pooling(data, pool):
     h, h_pad, mask = data
