@@ -97,14 +97,14 @@ class SLQ:
         n = 2000 over the whole range of DSE; 16 probes gave 0.966 in the
         middle of it); for values alone, 16 take 2 to 2.4 times less time for
         about twice the standard error.
-      num_matvecs: Lanczos steps per vector (quadrature nodes), >= 3. The
-        default, 24, keeps the gradient's cosine with the exact one at 0.99 or
-        more near DSE 0.8 at n = 800 (a gapped spectrum; 0.976-0.994 over keys
-        with 20 steps, 0.999 with 30).
+      num_matvecs: Lanczos steps per vector (quadrature nodes), >= 3.
       deflation_rank: columns of the exactly deflated top subspace (0: none).
         At t >= 10 the values are dominated by the top 2^DSE eigenvalues: on a
         curved manifold at n = 1000 the error at t = 10 is about 0.01 bits with
-        16 columns and 0.002 with the default 64. On n points at most
+        the default 16 and 0.002 with 64. 64 is for values: its gradient can be
+        wrong where the spectrum has a gap at about 64 eigenvalues (cosine 0.06
+        to 0.88 against the exact one over keys, n = 2000 Gaussian points in 64
+        dimensions, DSE 1; 0.990 or more with 16). On n points at most
         ``n // 2`` columns are used (:meth:`deflation_for`).
       probes: ``"rademacher"`` or ``"gaussian"``.
       operator: ``"dense"`` (the ``n x n`` operator held in memory),
@@ -121,8 +121,8 @@ class SLQ:
     """
 
     num_probes: int = 64
-    num_matvecs: int = 24
-    deflation_rank: int = 64
+    num_matvecs: int = 20
+    deflation_rank: int = 16
     probes: str = "rademacher"
     operator: str = "auto"
     block_size: int = 512
