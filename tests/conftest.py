@@ -195,6 +195,7 @@ SLOW = {
         "test_float32_data_with_x64_enabled",
         "test_gradient_at_a_constant_kernel_is_finite",
         "test_gradient_near_dse_one_at_n_2000",
+        "test_gradient_with_64_deflation_columns_at_n_2000",
         "test_gradient_of_a_smooth_kernel_on_few_points",
         "test_gradients_follow_the_exact_gradient",
         "test_jit_vmap_and_results_as_pytrees",

@@ -70,10 +70,11 @@ def test_gradient_with_many_deflation_columns_at_a_spectral_gap():
     # At sigma 20 the top 33 eigenvalues (2e-3 to 3.5e-3) lie far above the rest
     # (about 2e-5). With probes holding none of the deflated directions, 32 or 64
     # columns gave cosines of 0.03 and 0.01 and gradients 33 and 80 times too
-    # large, while the value stayed right (the probes' share of Q fixes it).
+    # large, while the value stayed right (the probes' share of Q fixes it; 0.97
+    # with 20 Lanczos steps, so 24 here).
     x = jnp.asarray(np.random.default_rng(1).normal(size=(800, 32)).astype(np.float32))
     g_exact = jax.grad(lambda x: jaxdse.dse(x, sigma=20.0))(x)
-    g = jax.grad(lambda x: jaxdse.dse(x, sigma=20.0, solver=SLQ(deflation_rank=32), key=1))(x)
+    g = jax.grad(lambda x: jaxdse.dse(x, sigma=20.0, solver=SLQ(deflation_rank=32, num_matvecs=24), key=1))(x)
     assert cosine(g, g_exact) >= 0.98
     assert 0.9 <= float(jnp.linalg.norm(g) / jnp.linalg.norm(g_exact)) <= 1.1
 
@@ -98,6 +99,18 @@ def test_gradient_near_dse_one_at_n_2000():
     x = jnp.asarray(np.random.default_rng(3).normal(size=(2000, 64)).astype(np.float32))
     g_exact = jax.grad(lambda x: jaxdse.dse(x, sigma=26.3))(x)
     g = jax.grad(lambda x: jaxdse.dse(x, sigma=26.3, solver=SLQ(), key=0))(x)
+    assert cosine(g, g_exact) >= 0.98
+
+
+@pytest.mark.xfail(strict=True, reason="open: SLQ(deflation_rank=64)'s gradient at a gap near 64 eigenvalues")
+def test_gradient_with_64_deflation_columns_at_n_2000():
+    # 64 eigenvalues near 1e-3 (the linear modes of 64-dimensional Gaussian
+    # data), the rest below 1e-5, much of it at float32's rounding level:
+    # cosines 0.82, 0.06, 0.88, 0.27 for keys 0-3 with 24 Lanczos steps (0.990 or
+    # more with 16 columns).
+    x = jnp.asarray(np.random.default_rng(3).normal(size=(2000, 64)).astype(np.float32))
+    g_exact = jax.grad(lambda x: jaxdse.dse(x, sigma=26.3))(x)
+    g = jax.grad(lambda x: jaxdse.dse(x, sigma=26.3, solver=SLQ(deflation_rank=64), key=1))(x)
     assert cosine(g, g_exact) >= 0.98
 
 
