@@ -6,14 +6,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxdse.layers.profile import (
-    _check_settings,
-    as_layers,
-    check_mask,
-    layerwise,
-    pool_tokens,
-    profile,
-)
+from jaxdse.layers.inputs import _check_settings, as_layers, check_mask, pool_tokens
+from jaxdse.layers.profile import layerwise, profile
 
 
 class LayerAccumulator:
