@@ -337,12 +337,11 @@ def methods(num_keys: int = 8):
     import jaxdse
 
     return [
-        # SLQ with 64 deflation columns: the values at t >= 10 need them (SLQ's docstring).
         Method("exact float32", lambda: jaxdse.Exact(), 1e-3),
         Method("exact float64", lambda: jaxdse.Exact(), 1e-6, x64=True),
         Method(
             "SLQ dense",
-            lambda: jaxdse.SLQ(operator="dense", deflation_rank=64),
+            lambda: jaxdse.SLQ(operator="dense"),
             0.01,
             num_keys=num_keys,
             stochastic=True,
@@ -350,7 +349,7 @@ def methods(num_keys: int = 8):
         ),
         Method(
             "SLQ blockwise",
-            lambda: jaxdse.SLQ(operator="blockwise", block_size=256, deflation_rank=64),
+            lambda: jaxdse.SLQ(operator="blockwise", block_size=256),
             0.01,
             num_keys=num_keys,
             stochastic=True,

@@ -23,6 +23,13 @@ estimated here from one set of Lanczos runs (:func:`matfree.decomp.tridiag_sym`)
    ``c`` the least-squares fit of ``h`` on the probes' quadrature nodes. This
    removes most of the probe-to-probe variance for the flat, clustered spectra
    that diffusion operators have.
+5. Derivatives: the Lanczos runs carry none. Each ``u^T h(A) u`` is differentiated
+   with its Lanczos basis ``V`` held fixed, as ``|u|^2 e_1^T h(V A V^T) e_1``
+   (one product of ``A`` with every basis, :func:`_live`, only under
+   differentiation); the control variates' moments and exact traces carry
+   their exact derivatives. Differentiating the recurrence itself (an exact
+   adjoint) amplified rounding: where the probes' spectrum lies at float32's
+   rounding level the gradient was noise.
 
 The standard error combines, in quadrature, three parts: the probe-to-probe
 spread of the per-probe DSE linearisation (delta method: ``dDSE = ((1/Z +
@@ -49,47 +56,50 @@ import jax.numpy as jnp
 
 from jaxdse.kernels.points import HIGHEST
 from jaxdse.solvers import _linalg
-from jaxdse.solvers.lanczos import Rules, quadrature, rule_sum
+from jaxdse.solvers.lanczos import Krylov, Rules, krylov_derivative, quadrature, rule_sum
 from jaxdse.solvers.objects import SLQ, Estimate
 from jaxdse.solvers.operators import Operator
 
 
 def _at_full_precision(fn, *args):
-    """``(value, aux) = fn(*args)`` (arrays in and out), its value and the derivative of
+    """``(value, aux) = fn(differentiable, *args)`` (arrays in and out), its value and the derivative of
     ``value`` traced at full float32 matmul precision; ``aux`` carries no derivative.
 
-    matfree's Lanczos (its recurrence coefficients, full reorthogonalisation and
-    adjoint) and the control-variate fit use plain matmuls, which an accelerator
-    may run as TF32 or bfloat16 passes. ``jax.default_matmul_precision`` reaches
-    what is traced inside it, but ``jax.grad`` traces the backward pass later,
+    ``fn(False, ...)`` computes the value alone and runs when no derivative is
+    asked for; ``fn(True, ...)`` also builds the terms that carry derivatives,
+    and runs under differentiation. Products may run as TF32 or bfloat16
+    passes on an accelerator; ``jax.default_matmul_precision`` reaches what is
+    traced inside it, but ``jax.grad`` traces the backward pass later,
     outside: so the pullback is built and run under the same setting, through a
     custom VJP. A custom VJP may not close over traced values, so ``fn`` is
-    traced once and every value it closes over (arrays, masks, keys) becomes an
+    traced and every value it closes over (arrays, masks, keys) becomes an
     explicit argument. ``aux`` (the standard error) is not differentiated: its
     derivative is NaN if asked for (and its zero sensitivity otherwise is not
     pushed through the square root of a zero variance).
     """
     with jax.default_matmul_precision("highest"):
-        closed, shape = jax.make_jaxpr(fn, return_shape=True)(*args)
-    jaxpr, num_args = closed.jaxpr, len(args)
+        traced = [jax.make_jaxpr(partial(fn, flag))(*args) for flag in (False, True)]
+    num_args, num_plain = len(args), len(traced[0].consts)
 
-    def explicit(*args_and_consts):
-        run = jax.extend.core.jaxpr_as_fun(jax.extend.core.ClosedJaxpr(jaxpr, args_and_consts[num_args:]))
-        value, aux = run(*args_and_consts[:num_args])
+    def explicit(differentiable, *args_and_consts):
+        values, consts = args_and_consts[:num_args], args_and_consts[num_args:]
+        consts = consts[num_plain:] if differentiable else consts[:num_plain]
+        closed = traced[differentiable]
+        value, aux = jax.extend.core.jaxpr_as_fun(jax.extend.core.ClosedJaxpr(closed.jaxpr, consts))(*values)
         return value, aux
 
-    return _highest(explicit, *args, *closed.consts)
+    return _highest(explicit, *args, *traced[0].consts, *traced[1].consts)
 
 
 @partial(jax.custom_vjp, nondiff_argnums=(0,))
 def _highest(fn, *args):
     with jax.default_matmul_precision("highest"):
-        return fn(*args)
+        return fn(False, *args)
 
 
 def _highest_fwd(fn, *args):
     with jax.default_matmul_precision("highest"):
-        value, pullback, aux = jax.vjp(fn, *(a.value for a in args), has_aux=True)
+        value, pullback, aux = jax.vjp(partial(fn, True), *(a.value for a in args), has_aux=True)
     return (value, aux), pullback
 
 
@@ -107,6 +117,14 @@ def _highest_bwd(fn, pullback, cotangents):
 _highest.defvjp(_highest_fwd, _highest_bwd, symbolic_zeros=True)
 
 
+def _without_derivatives(fn):
+    """``fn()`` with every value it closes over held constant: no derivative reaches or leaves it."""
+    closed, shape = jax.make_jaxpr(fn, return_shape=True)()
+    consts = [jax.lax.stop_gradient(c) if jnp.issubdtype(c.dtype, jnp.inexact) else c for c in closed.consts]
+    out = jax.extend.core.jaxpr_as_fun(jax.extend.core.ClosedJaxpr(closed.jaxpr, consts))()
+    return jax.tree.unflatten(jax.tree.structure(shape), out)
+
+
 def slq_entropy(op: Operator, key, t, base, solver: SLQ, num_rows: int) -> Estimate:
     """DSE of the operator ``op`` and its standard error, each of ``t``'s shape (units of ``base``).
 
@@ -116,17 +134,23 @@ def slq_entropy(op: Operator, key, t, base, solver: SLQ, num_rows: int) -> Estim
     dtype = op.v.dtype
     t = jnp.asarray(t, dtype)
 
-    def estimate(t):
-        rules, known = lanczos_nodes(
-            op,
-            key,
-            num_probes=solver.num_probes,
-            num_matvecs=solver.num_matvecs,
-            deflation_rank=solver.deflation_for(op.v.shape[0]),
-            probes=solver.probes,
-            num_rows=num_rows,
+    def estimate(differentiable, t):
+        # The value and its error bar come from Lanczos runs that carry no
+        # derivatives; those come from one more product with the operator
+        # (:func:`_live`), built only when a derivative is asked for.
+        rules, known, U, krylov = _without_derivatives(
+            lambda: lanczos_nodes(
+                op,
+                key,
+                num_probes=solver.num_probes,
+                num_matvecs=solver.num_matvecs,
+                deflation_rank=solver.deflation_for(op.v.shape[0]),
+                probes=solver.probes,
+                num_rows=num_rows,
+            )
         )
-        return jax.vmap(lambda s: _entropy_and_error(rules, known, s))(t.reshape(-1))
+        live = _live(op, U, krylov, known.num_deflated) if differentiable else None
+        return jax.vmap(lambda s: _entropy_and_error(rules, known, krylov, live, s))(t.reshape(-1))
 
     value, stderr = _at_full_precision(estimate, t)
     # An estimate outside the possible range [0, log m] (m kept rows; near the
@@ -159,8 +183,64 @@ class _Known(NamedTuple):
 
     moments: jax.Array  # [3]
     num_deflated: int
-    share: float = 0.0  # the probes' share of the deflated trace: TOP_SHARE^2 with deflation
-    excess: jax.Array | None = None  # [p, k]: (q_i^T omega)^2 - 1 per probe and column of Q
+
+
+def exact_moments(op: Operator, Q, AQ):
+    """``tr(P A^j P)`` for j = 0, 1, 2 ``[3]``, ``P = I - Q Q^T - v v^T`` (on the kept rows) the probes' projection.
+
+    ``tr A`` and ``|A|_F^2`` are known exactly, so these are exact; differentiable
+    in ``op`` and ``AQ``.
+    """
+    k = Q.shape[1]
+    kept = jnp.sum(op.keep.astype(op.v.dtype))
+    if not k:
+        return jnp.stack([kept - 1.0, op.trace, op.frobenius_sq])
+    # The probes' space has dimension m - 1 - k, and none when the m kept rows
+    # leave fewer than k directions (a small class in DSMI, a mask): Q's
+    # columns past m - 1 then lie where A is 0 and add nothing.
+    top = jnp.stack([jnp.asarray(float(k), kept.dtype), jnp.sum(Q * AQ), jnp.sum(AQ * AQ)])
+    return jnp.stack([jnp.maximum(kept - 1.0 - k, 0.0), op.trace - top[1], op.frobenius_sq - top[2]])
+
+
+class _Live(NamedTuple):
+    """Terms that are 0 in value and carry the estimate's derivatives in the operator.
+
+    ``change`` ``[vectors, m, m]``: ``Y^T dJ Y`` for each vector's Krylov matrix
+    ``J = V A V^T`` (basis ``V`` held fixed, see
+    :func:`jaxdse.solvers.lanczos.krylov_derivative`); ``moments`` ``[vectors, 3]``:
+    the changes of ``|u|^2``, ``u^T A u`` and ``|A u|^2``; ``exact`` ``[3]``: those of
+    :func:`exact_moments`.
+    """
+
+    change: jax.Array
+    moments: jax.Array
+    exact: jax.Array
+
+
+def _live(op: Operator, U, krylov: Krylov, k: int) -> _Live:
+    """:class:`_Live` from one product of the operator with ``U`` and every Krylov basis.
+
+    The derivative of ``u^T h(A) u`` with ``u``'s Lanczos basis held fixed is
+    that of ``|u|^2 e_1^T h(V A V^T) e_1``: it needs ``A V^T`` (as many columns
+    as Lanczos' own products, in one product) and no pass back through the
+    recurrence. Through the recurrence (an exact adjoint), the gradient became
+    noise where the probes' spectrum lies at float32's rounding level (cosine
+    0.06 against the exact gradient with 64 deflation columns at n = 2000,
+    DSE 1, where float64 gave 0.9994; 0.997 this way).
+    """
+    c, m, n = krylov.basis.shape
+    AW = op.matmat(jnp.concatenate([U, krylov.basis.reshape(c * m, n).T], axis=1))
+    AU, AV = AW[:, :c], AW[:, c:].T.reshape(c, m, n)
+    J = jnp.einsum("can,cbn->cab", krylov.basis, AV, precision=HIGHEST)
+    Y = krylov.vectors
+    change = jnp.einsum("cai,cab,cbj->cij", Y, _zero_valued(J), Y, precision=HIGHEST)
+    moments = jnp.stack([jnp.zeros(c, U.dtype), jnp.sum(U * AU, axis=0), jnp.sum(AU * AU, axis=0)], -1)
+    return _Live(change, _zero_valued(moments), _zero_valued(exact_moments(op, U[:, :k], AU[:, :k])))
+
+
+def _zero_valued(x):
+    """0 in value, with ``x``'s derivatives."""
+    return x - jax.lax.stop_gradient(x)
 
 
 def lanczos_nodes(
@@ -168,11 +248,12 @@ def lanczos_nodes(
 ):
     """Gauss-quadrature rules of ``A``'s spectral measure per vector.
 
-    Returns ``(rules, known)``: :class:`Rules` with arrays ``[2, k + p, m]``
+    Returns ``(rules, known, U, krylov)``: :class:`Rules` with arrays ``[2, k + p, m]``
     (Gauss and Gauss-Radau rules, see :func:`jaxdse.solvers.lanczos.quadrature`; the first
     ``k = deflation_rank`` rows for the deflation columns ``Q``, then the
     ``p = num_probes`` projected probes; weights sum to each vector's squared
-    norm), and the exact moments of the projected operator. Random vectors are
+    norm), the exact moments of the projected operator, the vectors ``U``
+    ``[n, k + p]`` and their Lanczos runs (:class:`Krylov`). Random vectors are
     drawn for the first ``num_rows`` rows (default all) and zero below, so that
     padding rows for blocks or devices leaves the draws unchanged.
     """
@@ -190,46 +271,24 @@ def lanczos_nodes(
     def project_v(U):
         return U - v[:, None] * jnp.matmul(v, U, precision=HIGHEST)[None, :]
 
-    moments = jnp.stack([jnp.sum(keep) - 1.0, op.trace, op.frobenius_sq])
     if deflation_rank:
         omega = draw(jax.random.normal, key_q, deflation_rank) * keep[:, None]
         Y = op.matmat(project_v(omega))
-        # tr(Q^T h(A) Q) + tr(P h(A) P) is tr h(A) for every fixed orthonormal Q,
-        # so the gradient need not flow through the power step and QR (cheaper,
-        # and in float32 slightly closer to the exact gradient).
-        Q = jax.lax.stop_gradient(_linalg.qr_q(op.matmat(_linalg.qr_q(Y))))
-        # In A's Ritz basis on Q (Q^T A Q diagonal), so that Q^T h(A) Q is nearly
-        # diagonal too (the probes' control variate on their share of Q).
-        T = jax.lax.stop_gradient(jnp.matmul(Q.T, op.matmat(Q), precision=HIGHEST))
-        Q = jnp.matmul(Q, _linalg.eigh(0.5 * (T + T.T))[1], precision=HIGHEST)
-        AQ = op.matmat(Q)
-        # The probes' space has dimension m - 1 - k, and none when the m kept
-        # rows leave fewer than k directions (a small class in DSMI, a mask):
-        # Q's columns past m - 1 then lie where A is 0 and add nothing.
-        dim = jnp.maximum(moments[0] - deflation_rank, 0.0)
-        # The probes are M omega with M = P + TOP_SHARE Q Q^T (see TOP_SHARE), so
-        # they estimate tr(P h(A) P) + TOP_SHARE^2 tr(Q^T h(A) Q), and their exact
-        # moments are tr(M A^j M).
-        top = jnp.stack([float(deflation_rank), jnp.sum(Q * AQ), jnp.sum(AQ * AQ)])
-        moments = jnp.stack([dim, moments[1] - top[1], moments[2] - top[2]]) + TOP_SHARE**2 * top
+        Q = _linalg.qr_q(op.matmat(_linalg.qr_q(Y)))
 
         def project(U):
-            QtU = jnp.matmul(Q.T, U, precision=HIGHEST)
-            return project_v(U - jnp.matmul(Q, QtU, precision=HIGHEST)) + TOP_SHARE * jnp.matmul(
-                Q, QtU, precision=HIGHEST
-            )
+            return project_v(U - jnp.matmul(Q, jnp.matmul(Q.T, U, precision=HIGHEST), precision=HIGHEST))
 
     else:
         Q = jnp.zeros((n, 0), dtype)
         project = project_v
+    moments = exact_moments(op, Q, op.matmat(Q))
     if probes == "rademacher":
         omega = draw(jax.random.rademacher, key_p, num_probes)
     else:
         omega = draw(jax.random.normal, key_p, num_probes)
     omega = omega * keep[:, None]
     G = project(omega)
-    # Each probe's squared components on Q less their mean 1, [p, k].
-    excess = jnp.square(jnp.matmul(Q.T, omega, precision=HIGHEST)).T - 1.0
     U = jnp.concatenate([Q, G], axis=1)
     # The root-mean-square eigenvalue of P A P (from tr P A^2 P over its rank),
     # where the breakdown guard's values go (see lanczos.quadrature); a constant, as
@@ -237,8 +296,8 @@ def lanczos_nodes(
     floor = _rounding_floor(dtype)
     spread = jnp.sqrt(jnp.maximum(moments[2], 0.0) / jnp.maximum(moments[0], 1.0))
     spread = jax.lax.stop_gradient(jnp.maximum(spread, floor))
-    share = TOP_SHARE**2 if deflation_rank else 0.0
-    return quadrature(op.matmat, U, num_matvecs, spread), _Known(moments, deflation_rank, share, excess)
+    rules, krylov = quadrature(op.matmat, U, num_matvecs, spread)
+    return rules, _Known(moments, deflation_rank), U, krylov
 
 
 # Ritz values below ROUNDING_FLOOR * eps are taken as 0: the products with A
@@ -248,25 +307,6 @@ def lanczos_nodes(
 # them biased DSE by -0.04 bits at n = 2000 (-0.05 at n = 8000). What the
 # dropped values could add is part of the standard error.
 ROUNDING_FLOOR = 1
-GRADIENT_FLOOR = 16
-
-# The probes keep a share TOP_SHARE (in amplitude) of the deflated directions Q.
-# A probe with exactly none of them (P omega) has no weight on the top
-# eigenvalues, which lie far above the rest when the spectrum has a gap; the
-# m-point Gauss rule is then unstable in A: any first-order change of A that
-# couples Q to the rest adds such weight, which Lanczos amplifies by
-# (lambda_top / lambda_rest) per step. The value is unaffected, its derivative
-# was not (cosine 0.01 against the exact gradient, norm 80 times too large, with
-# 64 deflation columns at n = 800, DSE 0.8; worse the more exactly Q is
-# invariant). With a small share of Q in every probe the rule already has nodes
-# there and is stable (cosine 0.999 there; with the default 16 columns at
-# n = 2000, DSE 1, the lowest of 4 keys rose from 0.962 to 0.990); the probes'
-# expectation gains TOP_SHARE^2 tr(Q^T h(A) Q), which is known (the deflated
-# part) and subtracted, so the estimate stays unbiased. Not enough with 64
-# columns on n = 2000 Gaussian points in 64 dimensions at DSE 1 (64 eigenvalues
-# near 1e-3, the rest below 1e-5, much of it at float32's rounding level):
-# cosines 0.06 to 0.88 over keys, hence the default of 16.
-TOP_SHARE = 0.1
 
 
 def _rounding_floor(dtype):
@@ -290,7 +330,7 @@ def _powers(theta, t, floor=0.0):
     return f, g, df, df * (log_f + 1.0)
 
 
-def _entropy_and_error(rules: Rules, known: _Known, t):
+def _entropy_and_error(rules: Rules, known: _Known, krylov: Krylov, live: _Live | None, t):
     """DSE (nats) midway between the Gauss and Gauss-Radau rules, and its standard error.
 
     The error combines, in quadrature, the probe spread, half the two rules' gap
@@ -299,46 +339,48 @@ def _entropy_and_error(rules: Rules, known: _Known, t):
     value with them minus the value without).
     """
     floor = _rounding_floor(rules.nodes.dtype)
-    gauss, sampling = _entropy_from_rule(rules, 0, known, t, floor)
-    radau, _ = _entropy_from_rule(rules, 1, known, t, floor)
-    # The derivative leaves out Ritz values below GRADIENT_FLOOR eps: g'(x) = log x + 1
-    # is large there and rounding-level nodes made it noise (cosine 0.61 against the
-    # exact gradient at n = 800, DSE near 0.8, with the value's floor).
-    coarse = GRADIENT_FLOOR * jnp.finfo(rules.nodes.dtype).eps
-    gauss_d, _ = _entropy_from_rule(rules, 0, known, t, coarse)
-    radau_d, _ = _entropy_from_rule(rules, 1, known, t, coarse)
-    mid_d = 0.5 * (gauss_d + radau_d)
-    # Without derivatives (change=None: plain quadrature sums).
-    unfloored, _ = _entropy_from_rule(jax.lax.stop_gradient(rules._replace(change=None)), 0, known, t, 0.0)
+    change = None if live is None else _sums_change(krylov, live, t)
+    gauss, sampling = _entropy_from_rule(rules, 0, known, live, change, t, floor)
+    radau, _ = _entropy_from_rule(rules, 1, known, live, change, t, floor)
+    unfloored, _ = _entropy_from_rule(rules, 0, known, None, None, t, 0.0)
     rounding = jax.lax.stop_gradient(unfloored - gauss)
-    value = mid_d + jax.lax.stop_gradient(0.5 * (gauss + radau) - mid_d)
-    return value, jnp.sqrt(sampling**2 + (gauss - radau) ** 2 / 4.0 + rounding**2)
+    return 0.5 * (gauss + radau), jnp.sqrt(sampling**2 + (gauss - radau) ** 2 / 4.0 + rounding**2)
 
 
-def _entropy_from_rule(rules: Rules, rule: int, known: _Known, t, floor):
+def _sums_change(krylov: Krylov, live: _Live, t):
+    """``[vectors, 2]``: 0 in value, with the derivatives in the operator of ``u^T f(A) u`` and ``u^T g(A) u``.
+
+    Ritz values below the rounding floor count as 0, as in the value. ``t`` is
+    held constant: the derivative in ``t`` is the quadrature's own.
+    """
+    f, g, df, dg = _powers(krylov.nodes, jax.lax.stop_gradient(t), _rounding_floor(krylov.nodes.dtype))
+    return jnp.stack([krylov_derivative(f, df, krylov, live.change), krylov_derivative(g, dg, krylov, live.change)], -1)
+
+
+def _entropy_from_rule(rules: Rules, rule: int, known: _Known, live: _Live | None, change, t, floor):
     """DSE in nats and its standard error from one of the two rules, for one scalar ``t``."""
     k = known.num_deflated
     nodes = rules.nodes[rule]
-    f, g, df, dg = _powers(nodes, t, floor)
-    fw, gw = rule_sum(f, df, rules, rule), rule_sum(g, dg, rules, rule)
-    z_top, h_top = jnp.sum(fw[:k]), jnp.sum(gw[:k])
-    f_p, g_p = _control_variates(rules, rule, f, g, fw, gw, known)
-    z = 1.0 + (1.0 - known.share) * z_top + jnp.mean(f_p)
-    h = (1.0 - known.share) * h_top + jnp.mean(g_p)
+    f, g, _, _ = _powers(nodes, t, floor)
+    sums = jnp.stack([rule_sum(f, rules, rule), rule_sum(g, rules, rule)], -1)  # [vectors, 2]
+    if change is not None:
+        sums = sums + change
+    top = jnp.sum(sums[:k], axis=0)
+    probes = _control_variates(rules, rule, f, g, sums, known, live)
+    z = 1.0 + top[0] + jnp.mean(probes[:, 0])
+    h = top[1] + jnp.mean(probes[:, 1])
     value = jnp.log(z) - h / z
-    per_probe = (1.0 / z + h / (z * z)) * f_p - g_p / z
+    per_probe = (1.0 / z + h / (z * z)) * probes[:, 0] - probes[:, 1] / z
     p = per_probe.shape[0]
     stderr = jnp.std(per_probe, ddof=1) / math.sqrt(p)
     return value, stderr
 
 
-def _control_variates(rules: Rules, rule: int, f, g, fw, gw, known: _Known):
-    """Per-probe ``h`` minus its fitted quadratic in ``theta``, plus that quadratic's exact trace.
+def _control_variates(rules: Rules, rule: int, f, g, sums, known: _Known, live: _Live | None):
+    """Per-probe ``(f, g)`` ``[p, 2]`` minus their fitted quadratic in ``theta``, plus that quadratic's exact trace.
 
-    The quadratic is fitted on the probes' nodes; with deflation, the probes'
-    share of each column ``q_i`` of ``Q`` (``share (q_i^T omega)^2`` times the
-    residual ``q_i^T (h - quadratic)(A) q_i``, known from ``q_i``'s own rule)
-    is replaced by its mean as well.
+    The quadratic is fitted on the probes' nodes. Its per-vector moments
+    ``u^T A^j u`` and exact traces carry their exact derivatives.
     """
     k = known.num_deflated
     theta, w = rules.nodes[rule], rules.weights[rule]
@@ -346,20 +388,15 @@ def _control_variates(rules: Rules, rule: int, f, g, fw, gw, known: _Known):
     scale = jnp.where(scale > 0, scale, 1.0)
     s = theta / scale
     basis = jnp.stack([jnp.ones_like(s), s, s * s], axis=-1)  # [vectors, m, 3]
-    slopes = jnp.stack([jnp.zeros_like(s), jnp.full_like(s, 1.0 / scale), 2.0 * s / scale], axis=-1)
-    x = jnp.stack(
-        [rule_sum(basis[..., j], slopes[..., j], rules, rule) for j in range(3)], axis=-1
-    )  # per-vector moments
-    mu = known.moments * jnp.stack([1.0, 1.0 / scale, 1.0 / (scale * scale)])
+    x = jnp.stack([rule_sum(basis[..., j], rules, rule) for j in range(3)], axis=-1)  # per-vector moments
+    mu = known.moments
+    if live is not None:
+        x, mu = x + live.moments / jnp.stack([1.0, scale, scale * scale]), mu + live.exact
+    mu = mu / jnp.stack([1.0, scale, scale * scale])
     sw = jnp.sqrt(w[k:]).reshape(-1)
     B = basis[k:].reshape(-1, 3) * sw[:, None]
     col = jnp.sqrt(jnp.sum(B * B, axis=0))
     col = jnp.where(col > 0, col, 1.0)
     coef = _linalg.lstsq(B / col, jnp.stack([f[k:].reshape(-1), g[k:].reshape(-1)], -1) * sw[:, None]) / col[:, None]
     coef = jax.lax.stop_gradient(coef)
-    correction = (x[k:] - mu) @ coef  # [p, 2]
-    if k:
-        residual = jnp.stack([fw[:k], gw[:k]], -1) - x[:k] @ coef  # [k, 2]
-        correction = correction + known.share * (known.excess @ residual)
-    fw, gw = fw[k:], gw[k:]
-    return fw - correction[:, 0], gw - correction[:, 1]
+    return sums[k:] - (x[k:] - mu) @ coef
