@@ -300,12 +300,15 @@ def lanczos_nodes(
     return rules, _Known(moments, deflation_rank), U, krylov
 
 
-# Ritz values below ROUNDING_FLOOR * eps are taken as 0: the products with A
-# (|A| <= 1) are rounded at about eps, so smaller ones cannot be told from 0.
-# The floor is no higher: a smooth kernel's spectrum (DSE below about 2 bits)
-# holds most of its eigenvalues between 1e-7 and 1e-5, and at 16 eps dropping
-# them biased DSE by -0.04 bits at n = 2000 (-0.05 at n = 8000). What the
-# dropped values could add is part of the standard error.
+# Ritz values below ROUNDING_FLOOR * eps times the largest Gauss node (the
+# operator's norm on the vectors, A without its eigenvalue 1) are taken as 0:
+# products with A are rounded relative to that norm, so smaller ones cannot be
+# told from 0. Relative, not absolute: a smooth kernel's spectrum (DSE below
+# about 2 bits) holds most of its eigenvalues far below its largest, and
+# dropping those under 16 eps biased DSE by -0.04 bits at n = 2000 (-0.05 at
+# n = 8000); under 1 eps still by -0.009 at n = 8000, DSE 0.56 (7700
+# eigenvalues near 1e-7 hold 2.5% of the mass). What the dropped values could
+# add is part of the standard error.
 ROUNDING_FLOOR = 1
 
 
@@ -338,8 +341,8 @@ def _entropy_and_error(rules: Rules, known: _Known, krylov: Krylov, live: _Live 
     what the Ritz values at rounding level would add if they were real (the
     value with them minus the value without).
     """
-    floor = _rounding_floor(rules.nodes.dtype)
-    change = None if live is None else _sums_change(krylov, live, t)
+    floor = _rounding_floor(rules.nodes.dtype) * jnp.max(jnp.abs(rules.nodes[0]))
+    change = None if live is None else _sums_change(krylov, live, t, floor)
     gauss, sampling = _entropy_from_rule(rules, 0, known, live, change, t, floor)
     radau, _ = _entropy_from_rule(rules, 1, known, live, change, t, floor)
     unfloored, _ = _entropy_from_rule(rules, 0, known, None, None, t, 0.0)
@@ -347,13 +350,13 @@ def _entropy_and_error(rules: Rules, known: _Known, krylov: Krylov, live: _Live 
     return 0.5 * (gauss + radau), jnp.sqrt(sampling**2 + (gauss - radau) ** 2 / 4.0 + rounding**2)
 
 
-def _sums_change(krylov: Krylov, live: _Live, t):
+def _sums_change(krylov: Krylov, live: _Live, t, floor):
     """``[vectors, 2]``: 0 in value, with the derivatives in the operator of ``u^T f(A) u`` and ``u^T g(A) u``.
 
     Ritz values below the rounding floor count as 0, as in the value. ``t`` is
     held constant: the derivative in ``t`` is the quadrature's own.
     """
-    f, g, df, dg = _powers(krylov.nodes, jax.lax.stop_gradient(t), _rounding_floor(krylov.nodes.dtype))
+    f, g, df, dg = _powers(krylov.nodes, jax.lax.stop_gradient(t), floor)
     return jnp.stack([krylov_derivative(f, df, krylov, live.change), krylov_derivative(g, dg, krylov, live.change)], -1)
 
 
