@@ -130,46 +130,54 @@ def _standardiser(stats):
     return (lambda x: _power_of_two_scale(x - shift, -e)), e, shift
 
 
-@partial(jax.jit, static_argnames=("num_groups",))
-def _sum_step(state, prep, maps, x, keep, group, alpha, s0, *, num_groups):
+# Each block of rows adds to every group in ``groups`` ``[g]`` (DSMI: the whole
+# set and the block's class), from one factor computation. The state is
+# donated: updated in place rather than copied at every block.
+@partial(jax.jit, donate_argnums=(0,))
+def _sum_step(state, prep, maps, x, keep, groups, alpha, s0):
     F, Fh = factor_rows(prep, maps, x, jnp.broadcast_to(prep.landmark_scales[0], keep.shape), keep)
-    if s0 is None:
-        a, ah = keep.astype(F.dtype), keep.astype(F.dtype)
-    else:
-        a, ah = anisotropy(F, s0[0][group], keep, alpha), anisotropy(Fh, s0[1][group], keep, alpha)
-    return state[0].at[group].add(a @ F), state[1].at[group].add(ah @ Fh)
+    full, half = state
+    for g in groups:
+        if s0 is None:
+            a, ah = keep.astype(F.dtype), keep.astype(F.dtype)
+        else:
+            a, ah = anisotropy(F, s0[0][g], keep, alpha), anisotropy(Fh, s0[1][g], keep, alpha)
+        full, half = full.at[g].add(a @ F), half.at[g].add(ah @ Fh)
+    return full, half
 
 
-@jax.jit
-def _gram_step(state, prep, maps, x, keep, group, alpha, s0, s):
+@partial(jax.jit, donate_argnums=(0,))
+def _gram_step(state, prep, maps, x, keep, groups, alpha, s0, s):
     F, Fh = factor_rows(prep, maps, x, jnp.broadcast_to(prep.landmark_scales[0], keep.shape), keep)
-    a = jnp.where(alpha == 0, keep.astype(F.dtype), anisotropy(F, s0[0][group], keep, alpha))
-    ah = jnp.where(alpha == 0, keep.astype(F.dtype), anisotropy(Fh, s0[1][group], keep, alpha))
     kept = keep.astype(F.dtype)
-    return Sums(
-        state.A.at[group].add(gram(F, a, s[0][group])),
-        state.Ah.at[group].add(gram(Fh, ah, s[1][group])),
-        state.missed.at[group].add(missed_trace(F, a, s[0][group], keep)),
-        state.count.at[group].add(jnp.sum(kept)),
-    )
+    for g in groups:
+        a = jnp.where(alpha == 0, kept, anisotropy(F, s0[0][g], keep, alpha))
+        ah = jnp.where(alpha == 0, kept, anisotropy(Fh, s0[1][g], keep, alpha))
+        state = Sums(
+            state.A.at[g].add(gram(F, a, s[0][g])),
+            state.Ah.at[g].add(gram(Fh, ah, s[1][g])),
+            state.missed.at[g].add(missed_trace(F, a, s[0][g], keep)),
+            state.count.at[g].add(jnp.sum(kept)),
+        )
+    return state
 
 
 class _Router:
-    """Buffers rows per group and calls ``step(x [block, d], keep [block], group)`` on full blocks."""
+    """Buffers rows per route and calls ``step(x [block, d], keep [block], route)`` on full blocks."""
 
-    def __init__(self, num_groups, block, width, dtype, step):
-        self.bufs = [[] for _ in range(num_groups)]
-        self.sizes = [0] * num_groups
+    def __init__(self, num_routes, block, width, dtype, step):
+        self.bufs = [[] for _ in range(num_routes)]
+        self.sizes = [0] * num_routes
         self.block, self.width, self.dtype, self.step = block, width, dtype, step
 
-    def add(self, x, group):
-        self.bufs[group].append(x)
-        self.sizes[group] += x.shape[0]
-        while self.sizes[group] >= self.block:
-            rows = jnp.concatenate(self.bufs[group])
-            self.step(rows[: self.block], jnp.ones(self.block, bool), group)
+    def add(self, x, route):
+        self.bufs[route].append(x)
+        self.sizes[route] += x.shape[0]
+        while self.sizes[route] >= self.block:
+            rows = jnp.concatenate(self.bufs[route])
+            self.step(rows[: self.block], jnp.ones(self.block, bool), route)
             rest = rows[self.block :]
-            self.bufs[group], self.sizes[group] = [rest], rest.shape[0]
+            self.bufs[route], self.sizes[route] = [rest], rest.shape[0]
 
     def flush(self):
         for g, bufs in enumerate(self.bufs):
@@ -180,27 +188,29 @@ class _Router:
             self.bufs[g], self.sizes[g] = [], 0
 
 
-def _accumulate(batches, name, labelled, f, prep, maps, alpha, groups_of, num_groups, block, stats):
+def _accumulate(batches, name, labelled, f, prep, maps, alpha, routes_of, targets, num_groups, block, stats):
+    """Passes 2 and 3 (and the anisotropy pass): ``routes_of(labels, b)`` splits a batch into
+    ``(route, rows or None)``; a block of route ``r`` adds to the groups ``targets[r]`` (a tuple)."""
     m, h = prep.landmarks.shape[0], maps[1].shape[0]
     dtype = prep.landmarks.dtype
-    zero = (jnp.zeros((num_groups, m), dtype), jnp.zeros((num_groups, h), dtype))
+    groups = [jnp.asarray(np.asarray(t, np.int32)) for t in targets]
 
     def run(step_fn, init):
         state = [init]
         count = [0]
 
-        def step(x, keep, g):
-            state[0] = step_fn(state[0], x, keep, g)
+        def step(x, keep, r):
+            state[0] = step_fn(state[0], x, keep, groups[r])
 
-        router = _Router(num_groups, block, stats.width, dtype, step)
+        router = _Router(len(targets), block, stats.width, dtype, step)
         width = stats.width
         for rows, labels in _iterate(batches, name, labelled):
             x = _rows(rows, name, width)
             if x.shape[0] == 0:
                 continue
             y = f(x)
-            for g, sel in groups_of(labels, count[0], x.shape[0]):
-                router.add(y if sel is None else y[sel], g)
+            for r, sel in routes_of(labels, x.shape[0]):
+                router.add(y if sel is None else y[sel], r)
             count[0] += x.shape[0]
         router.flush()
         if count[0] != stats.n:
@@ -209,11 +219,13 @@ def _accumulate(batches, name, labelled, f, prep, maps, alpha, groups_of, num_gr
             )
         return state[0]
 
-    alpha_static = float(alpha)
-    s0 = run(lambda st, x, k, g: _sum_step(st, prep, maps, x, k, g, alpha, None, num_groups=num_groups), zero)
+    def zero():
+        return jnp.zeros((num_groups, m), dtype), jnp.zeros((num_groups, h), dtype)
+
+    s0 = run(lambda st, x, k, g: _sum_step(st, prep, maps, x, k, g, alpha, None), zero())
     s = s0
-    if alpha_static != 0:
-        s = run(lambda st, x, k, g: _sum_step(st, prep, maps, x, k, g, alpha, s0, num_groups=num_groups), zero)
+    if float(alpha) != 0:
+        s = run(lambda st, x, k, g: _sum_step(st, prep, maps, x, k, g, alpha, s0), zero())
     init = Sums(
         jnp.zeros((num_groups, m, m), dtype),
         jnp.zeros((num_groups, h, h), dtype),
@@ -286,7 +298,9 @@ def stream_dse(batches, *, solver=None, sigma=10.0, t=1.0, alpha=0.0, base=2.0, 
     """
     t, alpha, base = _checks.check_numbers(t, alpha, base)
     solver, stats, f, prep, maps, block = _setup(batches, "batches", solver, sigma, key, False)
-    sums = _accumulate(batches, "batches", False, f, prep, maps, alpha, lambda _, s, b: [(0, None)], 1, block, stats)
+    sums = _accumulate(
+        batches, "batches", False, f, prep, maps, alpha, lambda _, b: [(0, None)], [(0,)], 1, block, stats
+    )
     est = _group_estimate(sums, 0, t, base)
     est = est._replace(t=jnp.broadcast_to(jnp.asarray(t, est.value.dtype), est.value.shape))
     warn_if_coarse(est, base)
@@ -310,14 +324,12 @@ def stream_dsmi(batches, *, solver=None, sigma=10.0, t=1.0, alpha=0.0, base=2.0,
     classes = np.unique(np.concatenate([np.asarray(lab).reshape(-1) for lab in stats.labels]))
     C = len(classes)
 
-    def groups_of(labels, start, b):
+    def routes_of(labels, b):  # a block of class c adds to the whole set (group 0) and to group 1 + c
         codes = np.searchsorted(classes, np.asarray(labels).reshape(-1))
-        out = [(0, None)]
-        for c in np.unique(codes):
-            out.append((1 + int(c), np.nonzero(codes == c)[0]))
-        return out
+        return [(int(c), np.nonzero(codes == c)[0]) for c in np.unique(codes)]
 
-    sums = _accumulate(batches, "batches", True, f, prep, maps, alpha, groups_of, C + 1, block, stats)
+    targets = [(0, 1 + c) for c in range(C)]
+    sums = _accumulate(batches, "batches", True, f, prep, maps, alpha, routes_of, targets, C + 1, block, stats)
     total = _group_estimate(sums, 0, t, base)
     counts = np.asarray(sums.count[1:])
     w = jnp.asarray(np.where((counts > 0) & (counts < stats.n), counts / stats.n, 0.0), total.value.dtype)
