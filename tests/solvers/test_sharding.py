@@ -67,7 +67,8 @@ SCRIPT = textwrap.dedent(
         check(jaxdse.dsmi(zs, y, key=jax.random.key(3), sigma=2.0, mesh=mesh), dsmi_one, 1e-5, f"dsmi {name} {layout}")
 
     many = jaxdse.dse_estimate(x, solver=SLQ(mesh=meshes["auto"], block_size=16), **slq)
-    np.testing.assert_allclose(many.stderr, one.stderr, rtol=1e-3)
+    # Standard errors of about 1e-4 bits: rounding in another layout moves them by about 1e-6.
+    np.testing.assert_allclose(many.stderr, one.stderr, rtol=1e-3, atol=1e-5)
 
     # The plugin estimator and a jitted DSMI over a mesh.
     mesh = meshes["make_mesh"]
