@@ -9,6 +9,8 @@ Shapes: ``L`` layers, ``B`` sequences (prompts), ``T`` tokens, ``D`` features,
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -43,11 +45,36 @@ def _float(x):
     return x if jnp.issubdtype(x.dtype, jnp.floating) and x.dtype.itemsize >= 4 else x.astype(jnp.float32)
 
 
-def as_layers(hidden_states):
-    """``(layers, token_axis)``: a list of ``[B, T, D]`` (or ``[N, D]``) arrays, one per layer.
+class StackedLayers(Sequence):
+    """The layers of a stack ``[L, ...]``, sliced only when one is read (a JAX array's slice is a copy)."""
 
-    Raises ValueError/TypeError naming ``hidden_states`` for ranks other than
-    3/4 (stack) or 2/3 (sequence elements) and for layers of different lengths.
+    def __init__(self, stack):
+        self.stack = stack
+
+    def __len__(self):
+        return self.stack.shape[0]
+
+    def __getitem__(self, i):
+        if not -len(self) <= i < len(self):  # a JAX array would clamp the index
+            raise IndexError(f"layer {i} of {len(self)}")
+        return self.stack[i]
+
+    def __iter__(self):
+        return (self.stack[i] for i in range(len(self)))
+
+
+def layer_shape(layers, i: int) -> tuple:
+    """The shape of layer ``i`` of :func:`as_layers`' result, without slicing a stack."""
+    return tuple(layers.stack.shape[1:]) if isinstance(layers, StackedLayers) else tuple(layers[i].shape)
+
+
+def as_layers(hidden_states):
+    """``(layers, token_axis)``: the layers, each ``[B, T, D]`` (or ``[N, D]``).
+
+    A list of arrays for a sequence, a :class:`StackedLayers` for a stack (read
+    the shapes with :func:`layer_shape`). Raises ValueError/TypeError naming
+    ``hidden_states`` for ranks other than 3/4 (stack) or 2/3 (sequence
+    elements) and for layers of different lengths.
     """
     if isinstance(hidden_states, (list, tuple)):
         if len(hidden_states) == 0:
@@ -59,25 +86,24 @@ def as_layers(hidden_states):
                 "hidden_states: a sequence needs layers all [B, T, D] or all [N, D], got shapes "
                 f"{[tuple(h.shape) for h in layers]}"
             )
+        lead = {tuple(h.shape[:-1]) for h in layers}
+        if len(lead) != 1:
+            raise ValueError(
+                "hidden_states: layers of different lengths (token counts) in one stack: "
+                f"{[tuple(h.shape) for h in layers]}; every layer must hold the same points"
+            )
+        dtypes = [h.dtype for h in layers]
     else:
         h = as_array(hidden_states)
         if h.ndim not in (3, 4):
             raise ValueError(
                 f"hidden_states must be [L, B, T, D] or [L, N, D] (rank 4 or 3), got shape {tuple(h.shape)}"
             )
-        layers = [h[i] for i in range(h.shape[0])]  # views
-    lead = {tuple(h.shape[:-1]) for h in layers}
-    if len(lead) != 1:
-        raise ValueError(
-            "hidden_states: layers of different lengths (token counts) in one stack: "
-            f"{[tuple(h.shape) for h in layers]}; every layer must hold the same points"
-        )
-    for h in layers:
-        if not (np.issubdtype(h.dtype, np.number) or h.dtype == jnp.bfloat16) or np.issubdtype(
-            h.dtype, np.complexfloating
-        ):
-            raise TypeError(f"hidden_states must hold real numbers, got dtype {h.dtype}")
-    return layers, layers[0].ndim == 3
+        layers, dtypes = StackedLayers(h), [h.dtype]
+    for dtype in dtypes:
+        if not (np.issubdtype(dtype, np.number) or dtype == jnp.bfloat16) or np.issubdtype(dtype, np.complexfloating):
+            raise TypeError(f"hidden_states must hold real numbers, got dtype {dtype}")
+    return layers, len(layer_shape(layers, 0)) == 3
 
 
 def check_mask(mask, shape):

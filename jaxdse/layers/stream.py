@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxdse.layers.inputs import _check_settings, as_layers, check_mask, pool_tokens
+from jaxdse.layers.inputs import _check_settings, as_layers, check_mask, layer_shape, pool_tokens
 from jaxdse.layers.profile import layerwise, profile
 
 
@@ -80,10 +80,10 @@ class LayerAccumulator:
         if self._rows is not None and len(layers) != len(self._rows):
             raise ValueError(f"hidden_states: {len(layers)} layers, earlier batches had {len(self._rows)}")
         if token_axis:
-            B, T = layers[0].shape[:2]
+            B, T = layer_shape(layers, 0)[:2]
         else:
             g = "tokens"  # each row is one point: keep the kept rows
-            B, T = 1, layers[0].shape[0]
+            B, T = 1, layer_shape(layers, 0)[0]
         m = check_mask(mask, (B, T) if token_axis else (B * T,))
         m = None if m is None else np.asarray(m).reshape(B, T)
         if m is not None and g == "dataset" and m.sum(-1).min() < 1:
