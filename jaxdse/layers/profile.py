@@ -205,10 +205,11 @@ def layerwise(
       (``"prompt"``) or sequence (``"dataset"``) keeping too few tokens. Under
       ``jit`` such a prompt gives NaN for itself only.
 
-    One compiled program per stack of equal-width layers: layers go through
-    ``vmap`` when ``L`` dense ``n x n`` problems fit
-    :func:`get_memory_budget`, else ``lax.map`` (one at a time). Works
-    under ``jit``, ``vmap`` and ``grad`` (w.r.t. the hidden states).
+    One compiled program per stack of equal-width layers: on the CPU the
+    layers go through ``lax.map`` (one at a time), elsewhere through ``vmap``
+    when ``L`` dense ``n x n`` problems fit :func:`get_memory_budget`, else
+    ``lax.map``. Works under ``jit``, ``vmap`` and ``grad`` (w.r.t. the hidden
+    states).
 
     >>> import numpy as np
     >>> h = np.random.default_rng(0).normal(size=(3, 2, 8, 4))  # [L, B, T, D]
