@@ -93,10 +93,9 @@ class SLQ:
     Args:
       num_probes: random probe vectors (>= 2: the standard error needs two).
         The default, 64, keeps the gradient's probe noise small enough for
-        training (cosine with the exact gradient about 0.99 or more at
-        n = 2000 over the whole range of DSE; 16 probes gave 0.966 in the
-        middle of it); for values alone, 16 take 2 to 2.4 times less time for
-        about twice the standard error.
+        training (cosine with the exact gradient 0.998 or more at n = 2000
+        over the whole range of DSE); for values alone, 16 run Lanczos on 80
+        vectors instead of 128, for about twice the standard error.
       num_matvecs: Lanczos steps per vector (quadrature nodes), >= 3.
       deflation_rank: columns of the exactly deflated top subspace (0: none).
         At t >= 10 the values are dominated by the top 2^DSE eigenvalues: on a

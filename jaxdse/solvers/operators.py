@@ -66,8 +66,8 @@ def blockwise_kernel_matmat(
 
     ``M = G`` by default, the kernel (:func:`jaxdse.kernels.points.kernel` of the
     prepared points) on kept rows and columns (``weights`` ``[n]``: 1.0 kept,
-    0.0 not; a float array, so that the closure over it can be differentiated
-    through matfree's adjoint), 0 otherwise. With ``scale`` ``r`` and
+    0.0 not; a float array, so that the closure over it can be differentiated),
+    0 otherwise. With ``scale`` ``r`` and
     ``deflate`` ``v`` ``[n]``, ``M_ij = r_i G_ij r_j - v_i v_j``, formed entry by
     entry: for a near-constant kernel both terms are about ``1 / n`` and their
     difference small, which a product ``S V - v (v^T V)`` would lose to
