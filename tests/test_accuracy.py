@@ -92,8 +92,9 @@ def test_slq_dense_against_the_reference():
       errors of that mean (the key-to-key spread);
     * coverage: at least 95% of (cell, key, t) have ``|error| <= 2 stderr``;
     * width: in each cell the bar is at most 15 times the rms error, and
-      ``error / stderr`` has rms >= 0.5 over the grid (a bar twice as wide as it
-      should be fails this: the rms is about 0.77 here).
+      ``error / stderr`` has rms >= 0.8 over the cells whose bar is above
+      rounding (about 1.2 here, over 44 values; a bar twice as wide as it
+      should be gives about 0.6 and fails).
     """
     results = _results("SLQ dense")
     problems = _out_of_tolerance("SLQ dense", results)
@@ -117,7 +118,7 @@ def test_slq_dense_against_the_reference():
     if wide:
         problems += ["error bar far wider than the error:"] + wide
     rms = float(np.sqrt(np.mean(np.concatenate(z) ** 2)))
-    if rms < 0.5:
+    if rms < 0.8:
         problems.append(f"rms of error / stderr is {rms:.2f}: the bar is wider than the error it describes")
     assert not problems, "\n".join(problems)
 
