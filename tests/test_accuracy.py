@@ -123,10 +123,19 @@ def test_slq_dense_against_the_reference():
     assert not problems, "\n".join(problems)
 
 
-@pytest.mark.xfail(strict=True, reason="SLQ on an indefinite kernel (knn rule): biased by up to 0.02 bits at n = 400")
 def test_slq_on_indefinite_kernels():
-    errors = [e for e, _ in _results("SLQ dense", indefinite=True).values()]
-    assert max(float(np.max(np.abs(np.mean(e, 0)))) for e in errors) <= BIAS
+    """The knn rule's kernel is not positive semi-definite: within tolerance and unbiased there too
+    (with 20 Lanczos steps and a Gauss-Radau node at 0 it was biased by up to 0.02 bits at n = 400)."""
+    results = _results("SLQ dense", indefinite=True)
+    assert results
+    problems = _out_of_tolerance("SLQ dense", results)
+    assert not problems, "\n".join(problems)
+    biased = [
+        f"{c.label()}: mean error {np.round(e.mean(0), 4)}"
+        for c, (e, _) in results.items()
+        if np.any(np.abs(e.mean(0)) > BIAS + 3 * e.std(0, ddof=1) / np.sqrt(KEYS))
+    ]
+    assert not biased, "\n".join(biased)
 
 
 # The slower tier: the blockwise operator, float64, and the low-entropy case at n = 2000.

@@ -247,8 +247,20 @@ MUTANTS = [
     (
         "slq: Radau without beta^2",
         "jaxdse/solvers/lanczos.py",
-        "delta_m = beta**2 * jnp.sum(Y[-1, :] ** 2 / theta_safe)",
-        "delta_m = jnp.sum(Y[-1, :] ** 2 / theta_safe)",
+        "delta_m = lower + beta**2 * jnp.sum(Y[-1, :] ** 2 / shifted)",
+        "delta_m = lower + jnp.sum(Y[-1, :] ** 2 / shifted)",
+    ),
+    (
+        "slq: Radau node at 0 on indefinite kernels",
+        "jaxdse/solvers/lanczos.py",
+        "lower = jnp.where(lowest < -rounding, lowest, 0.0)",
+        "lower = jnp.zeros_like(lowest)",
+    ),
+    (
+        "slq: 20 Lanczos steps on indefinite kernels",
+        "jaxdse/solvers/objects.py",
+        "INDEFINITE_MATVECS = 40\n",
+        "INDEFINITE_MATVECS = 20\n",
     ),
     ("slq: rounding floor 16 eps", "jaxdse/solvers/slq.py", "ROUNDING_FLOOR = 1\n", "ROUNDING_FLOOR = 16\n"),
     (

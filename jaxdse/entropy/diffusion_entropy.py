@@ -51,6 +51,12 @@ class DiffusionEntropy:
         return prepare_points(z, bandwidth, keep, self.standardize)
 
     @property
+    def indefinite(self) -> bool:
+        """Whether the kernel need not be positive semi-definite: the knn rule's
+        ``exp(-d^2 / (2 s_i s_j))`` with per-point ``s``, or a precomputed affinity."""
+        return self.rule == "knn" or bool(self.precomputed)
+
+    @property
     def shares_pairwise(self) -> bool:
         # Subsets can take their squared distances from one n x n block when
         # they hold dense operators: always for Exact, for SLQ unless it is
@@ -73,7 +79,7 @@ class DiffusionEntropy:
         if self._operator(m, dtype) == "dense":
             return dense_bytes(m, dtype, 4)
         columns = self.solver.num_probes + self.solver.deflation_rank
-        per_row = 3 * self.solver.block_size + (self.solver.num_matvecs + 4) * columns
+        per_row = 3 * self.solver.block_size + (self.solver.matvecs_for(self.indefinite, m) + 4) * columns
         return per_row * m * np.dtype(dtype).itemsize
 
     def _operator(self, m: int, dtype) -> str:
@@ -116,7 +122,9 @@ class DiffusionEntropy:
                 value = entropy_of_spectrum(spectrum_of(S, v, keep, self.solver.eigensolver), t, base)
                 stderr = jnp.zeros_like(value)
             else:
-                value, stderr, _ = slq_entropy(dense_operator(S, v, keep), key, jnp.maximum(t, 0), base, self.solver, m)
+                value, stderr, _ = slq_entropy(
+                    dense_operator(S, v, keep), key, jnp.maximum(t, 0), base, self.solver, m, indefinite=self.indefinite
+                )
         valid = ok & (t > 0) & jnp.isfinite(t)
         return Estimate(jnp.where(valid, value, jnp.nan), jnp.where(valid, stderr, jnp.nan))
 
@@ -131,4 +139,4 @@ class DiffusionEntropy:
         )
         keep = jnp.pad(keep, (0, pad))
         op = blockwise_operator(rows, alpha, keep, block_size=block, mesh=solver.mesh)
-        return slq_entropy(op, key, jnp.maximum(t, 0), base, solver, num_rows=m)
+        return slq_entropy(op, key, jnp.maximum(t, 0), base, solver, num_rows=m, indefinite=self.indefinite)

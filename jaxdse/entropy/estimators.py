@@ -62,10 +62,11 @@ def entropy_for(bandwidth: Bandwidth, solver, n: int, dtype, key, precomputed=No
     if isinstance(solver, SLQ):
         if key is None:
             raise ValueError("solver=SLQ(...) needs key= (a jax.random key or an integer seed): it draws probes")
-        if solver.num_matvecs > n:
+        steps = solver.matvecs_for(bandwidth.rule == "knn" or bool(precomputed), n)
+        if steps > n:
             raise ValueError(
-                f"solver: num_matvecs={solver.num_matvecs} must not exceed n={n}; "
-                "for so few points use the exact solver"
+                f"solver: num_matvecs={steps} (SLQ's {'default' if solver.num_matvecs is None else 'setting'}) "
+                f"must not exceed n={n}; for so few points use the exact solver"
             )
     budget = get_memory_budget(solver.memory_budget)
     if isinstance(solver, Exact):

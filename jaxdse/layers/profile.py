@@ -314,8 +314,10 @@ def _prompts(x, mask, keys, num, cfg, solver):
     m = np.asarray(mask, bool)
     counts = m.sum(-1)
     sizes = 2 ** np.ceil(np.log2(np.maximum(counts, 2))).astype(int)
-    # SLQ needs at least num_matvecs rows (padding rows are masked out).
-    sizes = np.minimum(T, np.maximum(sizes, getattr(solver, "num_matvecs", 0)))
+    # SLQ needs at least as many rows as its Lanczos steps (padding rows are masked out).
+    if isinstance(solver, SLQ):
+        knn = isinstance(cfg.sigma, str) and cfg.sigma.startswith("knn")
+        sizes = np.minimum(T, np.maximum(sizes, solver.matvecs_for(knn)))
     parts, order = [], []
     for size in np.unique(sizes):
         members = np.flatnonzero(sizes == size)

@@ -42,7 +42,9 @@ what Ritz values below the rounding floor would add if they were real.
 data families (``benchmarks/results_accuracy.md``) it covers the error in at
 least 95% of cells. Kernels that are not positive semi-definite (the adaptive
 ``"knn"`` bandwidth, some precomputed affinities) have eigenvalues below 0,
-where ``|x|^t`` has a kink and the two rules need not bracket the truth.
+where ``|x|^t`` has a kink: the Gauss-Radau node then sits at the lowest Ritz
+value (:func:`jaxdse.solvers.lanczos.quadrature`) and the default runs twice
+as many Lanczos steps (:meth:`SLQ.matvecs_for`).
 """
 
 from __future__ import annotations
@@ -126,11 +128,12 @@ def _without_derivatives(fn):
     return jax.tree.unflatten(jax.tree.structure(shape), out)
 
 
-def slq_entropy(op: Operator, key, t, base, solver: SLQ, num_rows: int) -> Estimate:
+def slq_entropy(op: Operator, key, t, base, solver: SLQ, num_rows: int, *, indefinite: bool = False) -> Estimate:
     """DSE of the operator ``op`` and its standard error, each of ``t``'s shape (units of ``base``).
 
     Random vectors are drawn for the first ``num_rows`` rows only, so padding rows
-    (for blocks or devices) leave the draws unchanged.
+    (for blocks or devices) leave the draws unchanged. ``indefinite``: the
+    kernel need not be positive semi-definite (see :meth:`SLQ.matvecs_for`).
     """
     dtype = op.v.dtype
     t = jnp.asarray(t, dtype)
@@ -144,7 +147,7 @@ def slq_entropy(op: Operator, key, t, base, solver: SLQ, num_rows: int) -> Estim
                 op,
                 key,
                 num_probes=solver.num_probes,
-                num_matvecs=solver.num_matvecs,
+                num_matvecs=solver.matvecs_for(indefinite, num_rows),
                 deflation_rank=solver.deflation_for(op.v.shape[0]),
                 probes=solver.probes,
                 num_rows=num_rows,
