@@ -18,7 +18,6 @@ import argparse
 import datetime
 import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -26,6 +25,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
+import provenance
 
 import jaxdse
 
@@ -140,7 +140,7 @@ def main():
         from dse_dsmi import diffusion_spectral_entropy as reference
     except ImportError:
         reference = None
-    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=HERE).stdout
+    head = provenance.commit()
     date = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     load_before = os.getloadavg()
     lines = [

@@ -19,6 +19,7 @@ import warnings
 
 import jax
 import numpy as np
+import provenance
 
 import jaxdse
 from jaxdse import LowRankWarning, Nystrom
@@ -72,7 +73,7 @@ def main():
     p.add_argument("--dsmi", action="store_true", help="also stream_dsmi with 10 classes at n-large")
     p.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results_lowrank.md"))
     a = p.parse_args()
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    commit = provenance.commit()
     load = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     lines = [
         f"commit {commit}, {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC, "

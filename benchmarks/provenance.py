@@ -16,8 +16,25 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def check_checkout() -> None:
+    """Exit unless ``jaxdse`` is imported from this checkout: a copy installed elsewhere
+    (a wheel built from an older tree) would run under this checkout's commit."""
+    import jaxdse
+
+    used = Path(jaxdse.__file__).resolve().parent
+    if used != ROOT / "jaxdse":
+        raise SystemExit(
+            f"the jaxdse imported ({used}) is not this checkout's ({ROOT / 'jaxdse'}), so its results would "
+            "carry the wrong commit: install the checkout with `pip install -e .` or put it first on PYTHONPATH"
+        )
+
+
 def commit() -> str:
-    """The checkout's commit (short hash), with ``+changes`` when the tracked files differ from it."""
+    """The checkout's commit (short hash), with ``+changes`` when the tracked files differ from it.
+
+    Exits if ``jaxdse`` is not imported from this checkout (:func:`check_checkout`).
+    """
+    check_checkout()
     try:
         head = subprocess.run(
             ["git", "rev-parse", "--short=10", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
