@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import os
 import resource
 import subprocess
@@ -72,7 +73,10 @@ def main():
     p.add_argument("--d", type=int, default=64)
     p.add_argument("--dsmi", action="store_true", help="also stream_dsmi with 10 classes at n-large")
     p.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results_lowrank.md"))
+    p.add_argument("--one", nargs=2, metavar=("DATA", "CALL"), help=argparse.SUPPRESS)
     a = p.parse_args()
+    if a.one:
+        return one(*a.one, a.n_large, a.m_large, a.d)
     commit = provenance.commit()
     load = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     lines = [
@@ -138,26 +142,34 @@ def main():
         emit("")
     emit(f"## Large n: n = {a.n_large}, d = {a.d}, m = {a.m_large}")
     emit("")
-    emit("| data | call | value (bits) | indicator | wall s | peak RSS GiB (process so far) |")
+    emit(
+        "Each call runs in a fresh process (`--one`): its peak RSS holds the data, JAX and that call alone; the wall "
+        "time includes compilation."
+    )
+    emit("")
+    emit("| data | call | value (bits) | indicator | wall s | peak RSS GiB |")
     emit("|---|---|---|---|---|---|")
-    for name in ("blobs", "manifold"):
-        if name == "blobs":
-            x, y = blobs(a.n_large, a.d)
-        else:
-            x, y = manifold(a.n_large, a.d), None
-        sigma = float(jaxdse.kernels.resolved_sigma(x[:2000], "median"))
-        solver = Nystrom(num_landmarks=a.m_large)
-        est, t = timed(lambda: jaxdse.dse_estimate(x, sigma=sigma, solver=solver, key=0))
-        emit(
-            f"| {name} | dse, sigma = median {sigma:.3g} | {float(est.value):.4f} | {float(est.stderr):.4f} | {t:.1f} | {peak_rss_gib():.2f} |"
-        )
-        if a.dsmi and y is not None:
-            batches = lambda: iter(zip(np.array_split(x, 50), np.array_split(y, 50)))  # noqa: E731
-            est, t = timed(lambda: jaxdse.stream_dsmi(batches, sigma=sigma, solver=solver, key=0))
-            emit(
-                f"| {name} | stream_dsmi, 10 classes | {float(est.value):.4f} | {float(est.stderr):.4f} | {t:.1f} | {peak_rss_gib():.2f} |"
-            )
-        x = y = None  # free them before the next data set
+    calls = [("blobs", "dse"), ("manifold", "dse")] + ([("blobs", "stream_dsmi")] if a.dsmi else [])
+    for name, call in calls:
+        cmd = [sys.executable, __file__, "--one", name, call, "--n-large", str(a.n_large), "--m-large", str(a.m_large)]
+        out = subprocess.run(cmd + ["--d", str(a.d)], capture_output=True, text=True, check=True).stdout
+        r = json.loads(out.strip().splitlines()[-1])
+        what = f"dse, sigma = median {r['sigma']:.3g}" if call == "dse" else "stream_dsmi, 10 classes, 50 batches"
+        emit(f"| {name} | {what} | {r['value']:.4f} | {r['indicator']:.4f} | {r['seconds']:.1f} | {r['rss']:.2f} |")
+
+
+def one(name, call, n, m, d):
+    """One large-n call in this (fresh) process: prints a JSON line with its value, time and peak RSS."""
+    x, y = blobs(n, d) if name == "blobs" else (manifold(n, d), None)
+    sigma = float(jaxdse.kernels.resolved_sigma(x[:2000], "median"))
+    solver = Nystrom(num_landmarks=m)
+    if call == "dse":
+        est, t = timed(lambda: jax.block_until_ready(jaxdse.dse_estimate(x, sigma=sigma, solver=solver, key=0)))
+    else:
+        batches = lambda: iter(zip(np.array_split(x, 50), np.array_split(y, 50)))  # noqa: E731
+        est, t = timed(lambda: jax.block_until_ready(jaxdse.stream_dsmi(batches, sigma=sigma, solver=solver, key=0)))
+    result = dict(value=float(est.value), indicator=float(est.stderr), seconds=t, rss=peak_rss_gib(), sigma=sigma)
+    print(json.dumps(result), flush=True)
 
 
 if __name__ == "__main__":
