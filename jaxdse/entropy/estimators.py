@@ -142,7 +142,7 @@ def dse_estimate(
             raise ValueError("max_n and mask cannot be combined: subsample the kept rows yourself")
         x, key = subsample(x, key, max_n)
     entropy = entropy_for(bandwidth, solver, x.shape[0], x.dtype, key, precomputed, standardize)
-    if isinstance(solver, SLQ):
+    if isinstance(solver, (SLQ, nystrom.Nystrom)):
         x = replicate_input(x, solver.mesh)
     params: tuple = (bandwidth.number, t, alpha, base)
     key = jax.random.key(0) if key is None else key

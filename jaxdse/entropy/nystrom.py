@@ -35,6 +35,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import PartitionSpec as P
 
 from jaxdse import _checks
 from jaxdse._checks import Bandwidth
@@ -43,6 +44,7 @@ from jaxdse.kernels.points import _power_of_two_scale, kernel, resolve_scales, s
 from jaxdse.solvers._linalg import HIGHEST, _eigh, symmetric_eigvals
 from jaxdse.solvers.diffusion import resolve_eigensolver
 from jaxdse.solvers.objects import MEDIAN_SAMPLE, Estimate, LowRankWarning, Nystrom
+from jaxdse.solvers.sharding import auto_mesh, num_shards
 
 RCOND = 1.0  # relative cutoff on W's eigenvalues, in units of m * eps * max eig(W)
 WARN_BITS = 0.05
@@ -200,9 +202,39 @@ class Sums(NamedTuple):
     count: jax.Array  # kept rows
 
 
-def _scan(fn, init, blocks):
+def _scan(fn, init, blocks, axes=None):
+    """``init`` plus the sum of ``fn(*block)`` over ``blocks`` (leading block axis), and over the
+    devices of the mesh axes ``axes`` when called inside ``shard_map``."""
     body = jax.checkpoint(lambda c, b: (jax.tree.map(jnp.add, c, fn(*b)), None))
-    return jax.lax.scan(body, init, blocks)[0]
+    if axes is None:
+        return jax.lax.scan(body, init, blocks)[0]
+    zero = jax.tree.map(jnp.zeros_like, init)
+    return jax.tree.map(jnp.add, init, jax.lax.psum(jax.lax.scan(body, zero, blocks)[0], axes))
+
+
+def _accumulate_sharded(blocks, factors, alpha, mesh):
+    """:func:`accumulate` with the blocks split over the devices of ``mesh`` (all axes flattened).
+
+    One ``shard_map``: every device runs the passes on its share of the blocks
+    (padded with all-zero blocks, whose rows are not kept and add nothing) and
+    each pass's sums are added over the devices before the next pass; the
+    result is replicated. What ``factors`` closes over becomes explicit
+    arguments, so that nothing inside carries the caller's sharding.
+    """
+    mesh = auto_mesh(mesh)
+    axes, devices = tuple(mesh.axis_names), num_shards(mesh)
+    nb = jax.tree.leaves(blocks)[0].shape[0]
+    per = -(-nb // devices)
+    blocks = jax.tree.map(lambda a: jnp.pad(a, ((0, per * devices - nb),) + ((0, 0),) * (a.ndim - 1)), blocks)
+    factors, consts = jax.closure_convert(factors, *jax.tree.map(lambda a: a[0], blocks))
+
+    def local(blocks, consts, alpha):
+        start = jax.lax.axis_index(axes) * per
+        part = jax.tree.map(lambda a: jax.lax.dynamic_slice_in_dim(a, start, per, axis=0), blocks)
+        return accumulate(part, lambda *b: factors(*b, *consts), alpha, axes=axes)
+
+    run = jax.shard_map(local, mesh=mesh, in_specs=P(), out_specs=P(), check_vma=False)
+    return run(blocks, consts, jnp.asarray(alpha))
 
 
 def anisotropy(G, sg, keep, alpha):
@@ -237,11 +269,12 @@ def missed_trace(G, w, sg, keep):
     return jnp.sum(jnp.where(keep, share, 0.0))
 
 
-def accumulate(blocks, factors, alpha):
+def accumulate(blocks, factors, alpha, axes=None):
     """:class:`Sums` over ``blocks`` (a pytree with a leading block axis; ``factors(*block) -> (F, Fh, keep)``).
 
     Passes: ``F^T 1`` (and, with anisotropy, ``q = F F^T 1`` then ``(q^-a F)^T 1``),
-    then ``A = sum_i F_i F_i^T / d_i`` with ``d_i = F_i . (F^T 1)``.
+    then ``A = sum_i F_i F_i^T / d_i`` with ``d_i = F_i . (F^T 1)``. ``axes``:
+    inside ``shard_map``, each pass's sums are added over these mesh axes.
     """
     alpha = jnp.asarray(alpha)
 
@@ -251,7 +284,7 @@ def accumulate(blocks, factors, alpha):
 
     F0, Fh0, _ = jax.eval_shape(factors, *jax.tree.map(lambda a: a[0], blocks))
     zero = (jnp.zeros(F0.shape[1], F0.dtype), jnp.zeros(Fh0.shape[1], F0.dtype))
-    s0 = _scan(ones_sums, zero, blocks)
+    s0 = _scan(ones_sums, zero, blocks, axes)
 
     def weights(F, Fh, keep):
         return anisotropy(F, s0[0], keep, alpha), anisotropy(Fh, s0[1], keep, alpha)
@@ -261,7 +294,7 @@ def accumulate(blocks, factors, alpha):
         a, ah = weights(F, Fh, keep)
         return jnp.matmul(a, F, precision=HIGHEST), jnp.matmul(ah, Fh, precision=HIGHEST)
 
-    s = jax.lax.cond(alpha == 0, lambda: s0, lambda: _scan(weighted_sums, zero, blocks))
+    s = jax.lax.cond(alpha == 0, lambda: s0, lambda: _scan(weighted_sums, zero, blocks, axes))
 
     def grams(*b):
         F, Fh, keep = factors(*b)
@@ -273,7 +306,7 @@ def accumulate(blocks, factors, alpha):
     init = Sums(
         jnp.zeros((m, m), F0.dtype), jnp.zeros((h, h), F0.dtype), jnp.zeros((), F0.dtype), jnp.zeros((), F0.dtype)
     )
-    return _scan(grams, init, blocks)
+    return _scan(grams, init, blocks, axes)
 
 
 def eigenvalues(A):
@@ -331,7 +364,11 @@ def dse_of_prepared(solver: Nystrom, prep: Prepared, keep, t, alpha, base) -> Es
         F, Fh = factor_rows(prep, maps, points, jnp.where(kb, scales, 1.0), kb)
         return F, Fh, kb
 
-    return entropy_from_sums(accumulate(blocks, factors, alpha), t, base)
+    if solver.mesh is None:
+        sums = accumulate(blocks, factors, alpha)
+    else:
+        sums = _accumulate_sharded(blocks, factors, alpha, solver.mesh)
+    return entropy_from_sums(sums, t, base)
 
 
 def factor_of_prepared(solver: Nystrom, prep: Prepared) -> Factor:

@@ -248,6 +248,8 @@ def _setup(batches, name, solver, sigma, key, labelled):
     solver = as_solver(Nystrom() if solver is None else solver)
     if not isinstance(solver, Nystrom):
         raise TypeError(f"solver must be jaxdse.Nystrom(...) for streaming, got {type(solver).__name__}")
+    if solver.mesh is not None:
+        raise ValueError("solver: streaming runs on one device; pass Nystrom(mesh=None)")
     bandwidth = parse_bandwidth(sigma)
     if key is None and solver.fixed_landmarks is None:
         raise ValueError("key is required (a jax.random key or an integer seed): it draws the landmarks")

@@ -230,7 +230,10 @@ class Nystrom:
         ``min(n, 4m)`` kept rows) or an array ``[m, d]`` of points in the units of
         ``x`` (no gradient flows to it; not with ``standardize=True``).
       block_size: rows per block of the passes over the data.
-      mesh: reserved; only ``None`` is supported (a mesh raises a ValueError).
+      mesh: a ``jax.sharding.Mesh``: the row blocks of the passes over the
+        data are split over its devices (all axes flattened) and their sums
+        added up, as :class:`SLQ`'s rows are. DSMI's class subsets reuse the
+        factor on one device; the streaming functions run on one device.
 
     Bandwidths: numbers and ``"sqrt_dim"``; ``"median"`` from a uniform sample
     of 2048 kept rows (all rows when fewer: then equal to the exact rule);
@@ -263,8 +266,7 @@ class Nystrom:
             object.__setattr__(self, "num_landmarks", arr.shape[0])
         _checks.check_int(self.num_landmarks, "num_landmarks", minimum=2)
         _checks.check_int(self.block_size, "block_size", minimum=1)
-        if self.mesh is not None:
-            raise ValueError("mesh: the Nystrom solver runs on one device; pass mesh=None")
+        _checks.check_mesh(self.mesh)
 
     @property
     def fixed_landmarks(self):

@@ -178,6 +178,22 @@ def test_stream_dsmi_compiles_nothing_per_class_subset():
     assert not compiles, f"{len(compiles)} programs compiled for new class-subset lengths"
 
 
+def test_mesh_of_one_device_and_bad_mesh():
+    """Nystrom(mesh=...) shards its passes (8 devices: tests/solvers/test_sharding.py); on one device it is the same."""
+    x = DATA["lowrank"]
+    mesh = jax.sharding.Mesh(np.array(jax.devices()[:1]), ("data",))
+    solver = Nystrom(num_landmarks=40, block_size=32)
+    one = quiet(dse_estimate, x, sigma=1.0, alpha=0.5, solver=solver, key=4)
+    meshed = quiet(
+        dse_estimate, x, sigma=1.0, alpha=0.5, solver=Nystrom(num_landmarks=40, block_size=32, mesh=mesh), key=4
+    )
+    np.testing.assert_allclose(meshed.value, one.value, rtol=1e-6)
+    with pytest.raises((TypeError, ValueError), match="mesh"):
+        Nystrom(mesh="data")
+    with pytest.raises(ValueError, match="one device"):
+        stream_dse(lambda: iter([x]), solver=Nystrom(num_landmarks=8, mesh=mesh), key=0)
+
+
 def test_warning_eager_not_under_jit():
     x = DATA["gaussian"]
     with pytest.warns(LowRankWarning, match="num_landmarks"):
