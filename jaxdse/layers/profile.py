@@ -327,7 +327,8 @@ def _prompts(x, mask, keys, num, cfg, solver):
     # SLQ needs at least as many rows as its Lanczos steps (padding rows are masked out).
     if isinstance(solver, SLQ):
         knn = isinstance(cfg.sigma, str) and cfg.sigma.startswith("knn")
-        sizes = np.minimum(T, np.maximum(sizes, solver.matvecs_for(knn)))
+        sizes = np.maximum(sizes, solver.matvecs_for(knn))
+    sizes = np.minimum(T, sizes)
     parts, order = [], []
     for size in np.unique(sizes):
         members = np.flatnonzero(sizes == size)
