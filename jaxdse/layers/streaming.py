@@ -28,19 +28,16 @@ from jaxdse import _checks
 from jaxdse._checks import parse_bandwidth
 from jaxdse.entropy.nystrom import (
     Prepared,
-    Sums,
-    anisotropy,
     choose_landmarks,
     entropy_for,
     entropy_from_sums,
     factor_maps,
     factor_rows,
-    gram,
-    missed_trace,
     row_scores,
     sample_scales,
     warn_if_coarse,
 )
+from jaxdse.entropy.passes import Sums, anisotropy, gram, missed_trace
 from jaxdse.kernels.points import _exponent_of_max, _power_of_two_scale
 from jaxdse.solvers.objects import MEDIAN_SAMPLE, Estimate, Nystrom, as_solver
 
