@@ -92,7 +92,7 @@ def accuracy(lines):
     lines += [
         "",
         f"### Accuracy against the exact path (default settings: {DEFAULT.num_probes} probes, "
-        f"{DEFAULT.num_matvecs} Lanczos steps, deflation rank {DEFAULT.deflation_rank})",
+        f"{DEFAULT.matvecs_for()} Lanczos steps, deflation rank {DEFAULT.deflation_rank})",
         "",
         f"{NUM_KEYS} keys each; error = slq - exact in bits; 'cover' = share of keys with |error| <= 2 stderr.",
         "",
@@ -224,7 +224,7 @@ def gradient(lines, only=None, keys=4, num_probes=DEFAULT.num_probes):
         "",
         f"- SLQ settings: {num_probes} probes"
         + (" (the default)" if num_probes == DEFAULT.num_probes else f" (`SLQ(num_probes={num_probes})`)")
-        + f", {DEFAULT.num_matvecs} Lanczos steps, deflation rank {DEFAULT.deflation_rank}, float32, keys 0 to {keys - 1}; the",
+        + f", {DEFAULT.matvecs_for()} Lanczos steps, deflation rank {DEFAULT.deflation_rank}, float32, keys 0 to {keys - 1}; the",
         f"  sigmas come from a bisection of the exact DSE (near log2 n = 0.98 log2 n = {0.98 * top:.2f} bits: at log2 n",
         "  exactly the gradient vanishes). Cosine = <g_slq, g_exact> / (|g_slq| |g_exact|) over all n x d entries,",
         "  mean and lowest over the keys; the relative error |g_slq - g_exact| / |g_exact| is the mean over the keys.",

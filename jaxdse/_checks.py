@@ -258,6 +258,12 @@ class Bandwidth(NamedTuple):
         return self.value if self.rule == "fixed" else 0.0
 
 
+def may_be_indefinite(rule: str, precomputed=None) -> bool:
+    """Whether a kernel need not be positive semi-definite: the knn rule's
+    ``exp(-d^2 / (2 s_i s_j))`` with per-point ``s``, or a precomputed affinity."""
+    return rule == "knn" or bool(precomputed)
+
+
 def parse_bandwidth(sigma, name: str = "sigma") -> Bandwidth:
     """Turn a user's ``sigma`` into a :class:`Bandwidth`, with clear errors."""
     if isinstance(sigma, Bandwidth):

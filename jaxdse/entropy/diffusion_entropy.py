@@ -52,9 +52,8 @@ class DiffusionEntropy:
 
     @property
     def indefinite(self) -> bool:
-        """Whether the kernel need not be positive semi-definite: the knn rule's
-        ``exp(-d^2 / (2 s_i s_j))`` with per-point ``s``, or a precomputed affinity."""
-        return self.rule == "knn" or bool(self.precomputed)
+        """Whether the kernel need not be positive semi-definite (:func:`jaxdse._checks.may_be_indefinite`)."""
+        return _checks.may_be_indefinite(self.rule, self.precomputed)
 
     @property
     def shares_pairwise(self) -> bool:

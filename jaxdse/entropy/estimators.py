@@ -62,7 +62,7 @@ def entropy_for(bandwidth: Bandwidth, solver, n: int, dtype, key, precomputed=No
     if isinstance(solver, SLQ):
         if key is None:
             raise ValueError("solver=SLQ(...) needs key= (a jax.random key or an integer seed): it draws probes")
-        steps = solver.matvecs_for(bandwidth.rule == "knn" or bool(precomputed), n)
+        steps = solver.matvecs_for(_checks.may_be_indefinite(bandwidth.rule, precomputed), n)
         if steps > n:
             raise ValueError(
                 f"solver: num_matvecs={steps} (SLQ's {'default' if solver.num_matvecs is None else 'setting'}) "

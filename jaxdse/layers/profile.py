@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxdse._checks import may_be_indefinite, parse_bandwidth
 from jaxdse.entropy.estimators import dse_estimate
 from jaxdse.layers.inputs import (
     _as_key,
@@ -326,8 +327,8 @@ def _prompts(x, mask, keys, num, cfg, solver):
     sizes = 2 ** np.ceil(np.log2(np.maximum(counts, 2))).astype(int)
     # SLQ needs at least as many rows as its Lanczos steps (padding rows are masked out).
     if isinstance(solver, SLQ):
-        knn = isinstance(cfg.sigma, str) and cfg.sigma.startswith("knn")
-        sizes = np.maximum(sizes, solver.matvecs_for(knn))
+        rule = parse_bandwidth(cfg.sigma).rule if cfg.sigma is not None else "fixed"
+        sizes = np.maximum(sizes, solver.matvecs_for(may_be_indefinite(rule)))
     sizes = np.minimum(T, sizes)
     parts, order = [], []
     for size in np.unique(sizes):
