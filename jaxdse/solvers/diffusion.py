@@ -70,7 +70,8 @@ def resolve_eigensolver(eigensolver: str) -> str:
     """``"auto"``: bisection on CPU (fastest there), LAPACK-style ``eigh`` elsewhere.
 
     On GPUs the bisection's Sturm counts are a sequential loop over n, while
-    ``eigh`` runs in cuSOLVER; on CPU the eigenvalue-only path is 3-5x faster.
+    ``eigh`` runs in cuSOLVER; on CPU the eigenvalue-only path is about 2x faster
+    (2.2x at n = 2000 and 4000, ``benchmarks/results_core.md``).
     """
     if eigensolver != "auto":
         return eigensolver
