@@ -18,7 +18,7 @@ import jax.numpy as jnp
 from jax.sharding import PartitionSpec as P
 
 from jaxdse.solvers._linalg import HIGHEST
-from jaxdse.solvers.sharding import auto_mesh, num_shards
+from jaxdse.solvers.sharding import auto_mesh, local_part, num_shards
 
 
 class Sums(NamedTuple):
@@ -57,8 +57,7 @@ def accumulate_sharded(blocks, factors, alpha, mesh):
     factors, consts = jax.closure_convert(factors, *jax.tree.map(lambda a: a[0], blocks))
 
     def local(blocks, consts, alpha):
-        start = jax.lax.axis_index(axes) * per
-        part = jax.tree.map(lambda a: jax.lax.dynamic_slice_in_dim(a, start, per, axis=0), blocks)
+        part = jax.tree.map(lambda a: local_part(a, axes, per), blocks)
         return accumulate(part, lambda *b: factors(*b, *consts), alpha, axes=axes)
 
     run = jax.shard_map(local, mesh=mesh, in_specs=P(), out_specs=P(), check_vma=False)

@@ -74,7 +74,7 @@ def replicate_input(a, mesh):
     return jnp.asarray(np.asarray(a))
 
 
-def _local_part(a, axes, size: int):
+def local_part(a, axes, size: int):
     """This device's ``size`` rows of ``a`` (leading axis)."""
     start = jax.lax.axis_index(axes) * size
     return jax.lax.dynamic_slice_in_dim(a, start, size, axis=0)
@@ -96,7 +96,7 @@ def row_sharded(fn, mesh, *, num_row_args: int):
 
     def local(*args):
         rows = args[0].shape[0] // devices
-        parts = [_local_part(a, axes, rows) for a in args[:num_row_args]]
+        parts = [local_part(a, axes, rows) for a in args[:num_row_args]]
         out = fn(*parts, *args[num_row_args:])
         return jax.lax.all_gather(out, axes, axis=0, tiled=True)
 
@@ -142,7 +142,7 @@ def sharded_vmap(fn, mesh):
             return jnp.concatenate([a, jnp.repeat(a[-1:], pad, axis=0)]) if pad else a
 
         def local(*a):
-            out = mapped(*jax.tree_util.tree_map(lambda b: _local_part(b, axes, per_device), a))
+            out = mapped(*jax.tree_util.tree_map(lambda b: local_part(b, axes, per_device), a))
             return jax.tree_util.tree_map(lambda o: jax.lax.all_gather(o, axes, axis=0, tiled=True), out)
 
         args = jax.tree_util.tree_map(prepare, args)
