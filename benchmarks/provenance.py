@@ -14,11 +14,17 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# A benchmark measures this checkout's code, whichever jaxdse is installed: every
+# bench_*.py imports this module before jaxdse, so the checkout comes first.
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 
 
 def check_checkout() -> None:
     """Exit unless ``jaxdse`` is imported from this checkout: a copy installed elsewhere
-    (a wheel built from an older tree) would run under this checkout's commit."""
+    (a wheel built from an older tree) would run under this checkout's commit. Importing
+    this module first puts the checkout first on the path, so this fails only when jaxdse
+    was imported before it."""
     import jaxdse
 
     used = Path(jaxdse.__file__).resolve().parent
