@@ -306,3 +306,26 @@ def test_vmap_over_stacks(data):
     want = np.stack([jaxdse.layerwise(s, mask=mask, sigma=SIGMA).value for s in (h_pad, h_pad[::-1])])
     np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(got[1], got[0][::-1], rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "granularity, normalize, labelled",
+    [("tokens", "l2", False), ("tokens", "center+l2", True), ("dataset", "l2", True), ("prompt", "center+l2", False)],
+)
+def test_no_copy_of_the_whole_stack(granularity, normalize, labelled):
+    """Each layer's points are formed inside the map: the compiled program's temporaries
+    stay far below the stack's size (a normalised copy of the stack was one of them)."""
+    h = jnp.asarray(np.random.default_rng(0).normal(size=(16, 4, 16, 1024)).astype(np.float32))
+    mask = np.ones((4, 16), bool)
+    mask[1, 10:] = False
+    labels = None
+    if labelled:
+        labels = np.arange(4) % 2 if granularity == "dataset" else np.arange(64).reshape(4, 16) % 2
+    opts = {"estimator": "plugin"} if labelled else None
+
+    def run(x):
+        kw = dict(mask=mask, granularity=granularity, normalize=normalize, labels=labels, mi_options=opts)
+        return jaxdse.layerwise(x, sigma=SIGMA, **kw).value
+
+    temp = jax.jit(run).lower(h).compile().memory_analysis().temp_size_in_bytes
+    assert temp < h.nbytes / 4, (temp, h.nbytes)
