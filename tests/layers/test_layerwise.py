@@ -133,6 +133,13 @@ def test_labels_give_per_layer_dsmi(data):
     want = [float(jaxdse.dsmi(h[i][mask], y_tok[mask], sigma=SIGMA, estimator="plugin")) for i in range(L)]
     np.testing.assert_allclose(r.mi, want, rtol=RTOL, atol=ATOL)
     assert np.all(np.asarray(r.mi) > 0.01)  # not trivially zero
+    # The same under an outer jit (the hidden states traced, the mask and labels concrete).
+    run = jax.jit(
+        lambda x: jaxdse.layerwise(x, mask=mask, labels=y_tok, sigma=SIGMA, mi_options={"estimator": "plugin"})
+    )
+    jitted = run(h_pad)
+    np.testing.assert_allclose(jitted.mi, want, rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(jitted.value, r.value, rtol=RTOL, atol=ATOL)
 
 
 @pytest.mark.slow
