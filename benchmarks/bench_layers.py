@@ -148,7 +148,8 @@ def main():
         "",
         f"jax {jax.__version__} on {jax.devices()[0].platform}, {os.cpu_count()} CPU cores; load average "
         f"(1, 5, 15 min) at the start {load_before[0]:.2f}, {load_before[1]:.2f}, {load_before[2]:.2f} "
-        "(the machine was shared: other processes ran at the same time, so absolute times are noisy).",
+        "(absolute times vary by about 10% between runs on this machine; each ratio compares methods timed in "
+        "the same run).",
         "",
         f"## Tokens: L = {args.layers}, n = {args.n}, L2-normalised rows, sigma = 1, exact solver",
         "",
