@@ -144,6 +144,8 @@ def main():
     date = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     load_before = os.getloadavg()
     lines = [
+        "## Layer-wise DSE: `layerwise` against loops over layers",
+        "",
         f"commit {head.strip()}, {date}, command: `python {' '.join(['benchmarks/bench_layers.py'] + sys.argv[1:])}`",
         "",
         f"jax {jax.__version__} on {jax.devices()[0].platform}, {os.cpu_count()} CPU cores; load average "
@@ -151,7 +153,7 @@ def main():
         "(absolute times vary by about 10% between runs on this machine; each ratio compares methods timed in "
         "the same run).",
         "",
-        f"## Tokens: L = {args.layers}, n = {args.n}, L2-normalised rows, sigma = 1, exact solver",
+        f"### Tokens: L = {args.layers}, n = {args.n}, L2-normalised rows, sigma = 1, exact solver",
         "",
         "Seconds for all layers; steady state is the median of "
         f"{args.repeats} calls after the first. Ratios: the other method's time / layerwise's steady state.",
@@ -181,7 +183,7 @@ def main():
     ratio = f"{r['ref'] / r['ours']:.2f}x" if "ref" in r else "n/a"
     lines += [
         "",
-        f"## Prompt: L = {args.layers}, B = {B} prompts of {r['lengths'].min()} to {r['lengths'].max()} tokens "
+        f"### Prompt: L = {args.layers}, B = {B} prompts of {r['lengths'].min()} to {r['lengths'].max()} tokens "
         f"(padded to {T}, masked), d = 768, sigma = 1, exact solver",
         "",
         "| layerwise first call | of which compile | layerwise steady | jaxdse.dse loop over layers x prompts "

@@ -86,6 +86,8 @@ def main():
     commit = provenance.commit()
     load = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     lines = [
+        "## Low-rank DSE (`Nystrom`) and streaming",
+        "",
         f"commit {commit}, {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC, "
         f"`python {' '.join(sys.argv)}`, load: `{load}`",
         "",
@@ -101,7 +103,7 @@ def main():
 
     # Accuracy and speed-up against the exact solver.
     if a.n_exact:
-        emit(f"## Nystrom (m = {a.m_exact}) against exact, n = {a.n_exact}, d = {a.d}")
+        emit(f"### Nystrom (m = {a.m_exact}) against exact, n = {a.n_exact}, d = {a.d}")
         emit("")
         emit(
             "| data | sigma | exact DSE (bits) | Nystrom | error | indicator | covered (abs err <= 2 ind.) | exact s | Nystrom s | speed-up |"
@@ -125,7 +127,7 @@ def main():
         xb = xm = None  # free them before the large data sets
     emit("")
     if a.n_mid:
-        emit(f"## Nystrom (m = {a.m_exact}) against `SLQ(num_probes=16)`, n = {a.n_mid}, d = {a.d}, sigma = median")
+        emit(f"### Nystrom (m = {a.m_exact}) against `SLQ(num_probes=16)`, n = {a.n_mid}, d = {a.d}, sigma = median")
         emit("")
         emit("Times are single calls, compilation included (each compiles once at this n).")
         emit("")
@@ -147,7 +149,7 @@ def main():
             )
             x = None
         emit("")
-    emit(f"## Large n: n = {a.n_large}, d = {a.d}, m = {a.m_large}")
+    emit(f"### Large n: n = {a.n_large}, d = {a.d}, m = {a.m_large}")
     emit("")
     emit(
         "Each call runs in a fresh process (`--one`): its peak RSS holds the data, JAX and that call alone; the wall "

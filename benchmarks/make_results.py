@@ -12,6 +12,21 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ORDER = ["results_core.md", "results_estimators.md", "results_slq.md", "results_training.md"]
+# Titles of sections written before their scripts put a "## " title first (their
+# "## " subsections become "### " under it).
+TITLES = {
+    "results_layers.md": "Layer-wise DSE: `layerwise` against loops over layers",
+    "results_lowrank.md": "Low-rank DSE (`Nystrom`) and streaming",
+}
+
+
+def section(name: str, text: str) -> str:
+    """``text`` under a "## " title: its own first line, else the one in :data:`TITLES`."""
+    text = text.rstrip()
+    if text.startswith("## ") or name not in TITLES:
+        return text
+    lines = [("#" + line if line.startswith("## ") else line) for line in text.splitlines()]
+    return "\n".join([f"## {TITLES[name]}", "", *lines])
 
 
 def merge() -> Path:
@@ -26,7 +41,7 @@ def merge() -> Path:
     for name in names:
         path = HERE / name
         if path.exists():
-            parts += [path.read_text().rstrip(), ""]
+            parts += [section(name, path.read_text()), ""]
     out = HERE / "RESULTS.md"
     out.write_text("\n".join(parts))
     return out
