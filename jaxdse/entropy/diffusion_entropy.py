@@ -29,6 +29,13 @@ from jaxdse.solvers.sharding import num_shards
 from jaxdse.solvers.slq import slq_entropy
 
 
+def exact_value(S, v, keep, valid, t, base, eigensolver: str = "auto") -> Estimate:
+    """The exact :class:`Estimate` at diffusion time ``t`` of an operator from
+    :meth:`DiffusionEntropy.exact_operator` (NaN where not ``valid``)."""
+    value = entropy_of_spectrum(spectrum_of(S, v, keep, eigensolver), jnp.asarray(t, S.dtype), base)
+    return Estimate(jnp.where(valid, value, jnp.nan), jnp.where(valid, 0.0, jnp.nan).astype(value.dtype))
+
+
 @dataclasses.dataclass(frozen=True)
 class DiffusionEntropy:
     """DSE of masked subsets of one prepared input (a :class:`jaxdse.mi.SubsetEntropy`).
@@ -98,7 +105,9 @@ class DiffusionEntropy:
             jnp.where(keep, jnp.isfinite(scales), True)
         )
 
-    def __call__(self, rows, mask, params, key, d2=None) -> Estimate:
+    def _guard(self, rows, mask, params):
+        """``(rows, keep, t, alpha, base, ok)``: non-finite values kept out of the solvers (NaN
+        matrices can stall them), ``ok`` whether the input and settings give a value."""
         _, t, alpha, base = params
         m, dtype = rows[0].shape[0], rows[-1].dtype
         keep = jnp.ones(m, bool) if mask is None else mask
@@ -106,25 +115,40 @@ class DiffusionEntropy:
         alpha = jnp.asarray(alpha, dtype)
         settings_ok = (alpha >= 0) & (alpha <= 1) & _checks.valid_base(base) & (jnp.sum(keep) >= 2)
         ok = self._finite(rows, keep) & settings_ok
-        # Keep non-finite values out of the solvers (NaN matrices can stall them).
         rows = jax.tree.map(lambda a: jnp.where(ok, a, 0 if jnp.issubdtype(a.dtype, jnp.integer) else 1), rows)
         rows = rows._replace(scales=jnp.where(keep, rows.scales, 1.0))
-        blockwise = isinstance(self.solver, SLQ) and self._operator(m, dtype) == "blockwise"
-        if blockwise:
+        return rows, keep, t, alpha, base, ok
+
+    def _dense(self, rows, keep, alpha, ok, d2):
+        if self.precomputed:
+            return operator_from_affinity(subset_affinity(rows, keep, self.precomputed), alpha, keep)
+        return dense_symmetric_operator(rows, alpha, keep, None if d2 is None else jnp.where(ok, d2, 0.0))
+
+    def exact_operator(self, rows, mask, params):
+        """The exact path up to its eigenvalues: ``(S, v, keep, valid)`` for :func:`exact_value`.
+
+        Two steps so that the operators of several inputs can be built before
+        their eigenvalues are computed together: on the CPU, LAPACK's reduction
+        right after XLA's multi-threaded products ran slower, its threads and
+        XLA's competing for the cores (:func:`jaxdse.layerwise`).
+        """
+        rows, keep, t, alpha, _, ok = self._guard(rows, mask, params)
+        S, v = self._dense(rows, keep, alpha, ok, None)
+        return S, v, keep, ok & (t > 0) & jnp.isfinite(t)
+
+    def __call__(self, rows, mask, params, key, d2=None) -> Estimate:
+        m, dtype = rows[0].shape[0], rows[-1].dtype
+        rows, keep, t, alpha, base, ok = self._guard(rows, mask, params)
+        valid = ok & (t > 0) & jnp.isfinite(t)
+        if isinstance(self.solver, SLQ) and self._operator(m, dtype) == "blockwise":
             value, stderr, _ = self._slq_blockwise(rows, keep, t, alpha, base, key)
         else:
-            if self.precomputed:
-                S, v = operator_from_affinity(subset_affinity(rows, keep, self.precomputed), alpha, keep)
-            else:
-                S, v = dense_symmetric_operator(rows, alpha, keep, None if d2 is None else jnp.where(ok, d2, 0.0))
+            S, v = self._dense(rows, keep, alpha, ok, d2)
             if isinstance(self.solver, Exact):
-                value = entropy_of_spectrum(spectrum_of(S, v, keep, self.solver.eigensolver), t, base)
-                stderr = jnp.zeros_like(value)
-            else:
-                value, stderr, _ = slq_entropy(
-                    dense_operator(S, v, keep), key, jnp.maximum(t, 0), base, self.solver, m, indefinite=self.indefinite
-                )
-        valid = ok & (t > 0) & jnp.isfinite(t)
+                return exact_value(S, v, keep, valid, t, base, self.solver.eigensolver)
+            value, stderr, _ = slq_entropy(
+                dense_operator(S, v, keep), key, jnp.maximum(t, 0), base, self.solver, m, indefinite=self.indefinite
+            )
         return Estimate(jnp.where(valid, value, jnp.nan), jnp.where(valid, stderr, jnp.nan))
 
     def _slq_blockwise(self, rows: ScaledPoints, keep, t, alpha, base, key) -> Estimate:

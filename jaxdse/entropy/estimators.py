@@ -157,6 +157,26 @@ def dse_estimate(
     return est._replace(t=jnp.broadcast_to(jnp.asarray(t, est.value.dtype), est.value.shape))
 
 
+def exact_operator(x, *, sigma=10.0, t=1.0, alpha=0.0, base=2.0, mask=None, solver=None):
+    """The exact :func:`dse_estimate` up to its eigenvalues: ``(S, v, keep, valid)``.
+
+    :func:`jaxdse.entropy.diffusion_entropy.exact_value` of them (with the same
+    ``t``, ``base`` and the solver's eigensolver) equals ``dse_estimate(x, ...)``;
+    in between, the operators of several inputs can be gathered and their
+    eigenvalues computed together (:func:`jaxdse.layerwise`).
+    Points only (no precomputed matrix, kernel or subsample), a numeric ``t``.
+    """
+    solver = as_solver(solver)
+    if not isinstance(solver, Exact):
+        raise TypeError(f"solver: the staged path is the exact solver's, got {solver!r}")
+    x, bandwidth, mask = _checks.check_input(x, sigma, mask, None)
+    t, alpha, base = _checks.check_numbers(t, alpha, base)
+    entropy = entropy_for(bandwidth, solver, x.shape[0], x.dtype, None)
+    params = (bandwidth.number, t, alpha, base)
+    check_median(entropy, x, params, mask)
+    return entropy.exact_operator(entropy.prepare(x, params, mask), mask, params)
+
+
 def dse(
     x, *, sigma=10.0, t=1.0, alpha=0.0, base=2.0, mask=None, solver=None, key=None, max_n=None, precomputed=None,
     standardize=False, kernel=None,

@@ -169,8 +169,9 @@ def normalize_rows(pts, m, how):
             mu = (pts * w).sum(-2, keepdims=True) / jnp.maximum(w.sum(-2, keepdims=True), 1)
         pts = pts - mu
     if "l2" in how:
+        # Zero rows stay 0; a non-finite row stays non-finite (its set's value is then NaN).
         sq = (pts * pts).sum(-1, keepdims=True)
-        pts = jnp.where(sq > 0, pts / jnp.sqrt(jnp.where(sq > 0, sq, 1)), 0)
+        pts = jnp.where(sq == 0, 0, pts / jnp.sqrt(jnp.where(sq == 0, 1, sq)))
     if m is not None:
         pts = jnp.where(m[..., None], pts, 0)
     return pts

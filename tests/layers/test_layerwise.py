@@ -212,6 +212,33 @@ def test_lax_map_path_equals_vmap_path(data):
     np.testing.assert_allclose(seq, full, rtol=1e-6, atol=1e-6)
 
 
+def test_staged_exact_path_equals_layer_by_layer(data):
+    """On the CPU the exact solver builds every layer's operator before their eigenvalues
+    when the L operators fit the budget; with a budget for one layer it goes layer by
+    layer. Same values, gradients and NaN for a non-finite layer."""
+    from jaxdse.layers.profile import _staged
+
+    h, h_pad, mask = data
+    h_bad = h_pad.copy()
+    h_bad[1, 0, 0, 0] = np.nan  # a kept token of layer 1
+    n, item = B * T, 4
+    one_layer = jaxdse.Exact(memory_budget=6 * item * n * n)
+    assert _staged("tokens", L, n, np.float32, jaxdse.Exact(), False) == (jax.default_backend() == "cpu")
+    assert not _staged("tokens", L, n, np.float32, one_layer, False)
+    for x in (h_pad, h_bad):
+        staged = jaxdse.layerwise(x, mask=mask, sigma=SIGMA, normalize="l2").value
+        by_layer = jaxdse.layerwise(x, mask=mask, sigma=SIGMA, normalize="l2", solver=one_layer).value
+        np.testing.assert_allclose(staged, by_layer, rtol=1e-6, atol=1e-6)
+    assert np.isnan(staged[1]) and np.all(np.isfinite(np.asarray(staged)[[0, 2]]))
+
+    def total(x, solver):
+        return jaxdse.layerwise(x, mask=mask, sigma=SIGMA, solver=solver).value.sum()
+
+    g_staged = jax.grad(total)(jnp.asarray(h_pad), jaxdse.Exact())
+    g_layer = jax.grad(total)(jnp.asarray(h_pad), one_layer)
+    np.testing.assert_allclose(g_staged, g_layer, rtol=1e-4, atol=1e-6)
+
+
 def test_short_prompt_nan_under_jit_only_for_itself(data):
     h, h_pad, mask = data
     short = mask.copy()
