@@ -81,8 +81,22 @@ __all__ = [
 ]
 
 
+# Subpackages that ``import jaxdse`` does not load (file readers and plots, the
+# baselines with their neural estimator, the model zoo, the command line) are
+# still attributes: the first access imports them.
+_LAZY = ("baselines", "cli", "io", "zoo")
+
+
 def __getattr__(name):
-    """The old module paths as attributes (``jaxdse.affinity``, ...), with a DeprecationWarning."""
+    """The lazy subpackages, and the old module paths (``jaxdse.affinity``, ...) with a DeprecationWarning."""
+    if name in _LAZY:
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{name}")
     if f"{__name__}.{name}" in _moved.MOVED:
         return _moved.load(f"{__name__}.{name}")
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))

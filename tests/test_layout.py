@@ -217,3 +217,26 @@ def test_the_mutation_checks_mutants_apply_to_todays_sources():
     finally:
         sys.path.remove(str(ROOT / "tools"))
     assert mutation.check_mutants() == []
+
+
+LAZY = """
+import json, sys
+import jaxdse
+before = sorted(m for m in ("jaxdse.io", "jaxdse.baselines", "jaxdse.zoo", "jaxdse.cli") if m in sys.modules)
+found = {name: getattr(jaxdse, name).__name__ for name in ("io", "baselines", "zoo", "cli")}
+try:
+    jaxdse.no_such_thing
+    missing = None
+except AttributeError as e:
+    missing = str(e)
+print(json.dumps({"before": before, "found": found, "missing": missing}))
+"""
+
+
+def test_every_subpackage_is_an_attribute_of_the_package():
+    """``import jaxdse`` leaves the readers, baselines, zoo and command line unloaded, yet ``jaxdse.io.load_array``
+    works after it (it raised AttributeError: the subpackage had to be imported by name first)."""
+    result = _run(LAZY)
+    assert result["before"] == []
+    assert result["found"] == {n: f"jaxdse.{n}" for n in ("io", "baselines", "zoo", "cli")}
+    assert "no_such_thing" in result["missing"]
