@@ -221,6 +221,10 @@ class Nystrom:
     :func:`jaxdse.dse` (two passes over row blocks of the data); DSMI holds the
     factor ``F`` ``[n, 3m/2]`` (class subsets reuse the same landmarks and the
     factor's rows). Its standard error is the indicator of :func:`indicator`.
+    The kernel of the landmarks, ``W``, enters through its pseudo-inverse
+    square root: eigenvalues of ``W`` below ``m eps`` are dropped, so a
+    rank-deficient ``W`` (duplicated landmarks) gives a lower-rank factor, not
+    NaN.
 
     Args:
       num_landmarks: ``m``, from 2 to the number of kept rows (an array of
