@@ -71,6 +71,8 @@ def test_float32_matches_float64_with_many_landmarks(multiple):
     with jax.enable_x64(True):
         double = quiet(dse_estimate, x.astype(np.float64), sigma=sigma, solver=solver, key=0)
     assert abs(float(single.value) - float(double.value)) <= 0.002, (float(single.value), float(double.value))
+    jitted = jax.jit(lambda x, s: dse_estimate(x, sigma=s, solver=solver, key=0).value)(x, sigma)
+    np.testing.assert_allclose(float(jitted), float(single.value), atol=1e-5)
     fewer = quiet(dse_estimate, x, sigma=sigma, solver=Nystrom(num_landmarks=128), key=0)
     exact = float(dse(x, sigma=sigma))
     assert abs(float(single.value) - exact) <= abs(float(fewer.value) - exact) + 1e-4
