@@ -22,7 +22,7 @@ from pathlib import Path
 
 import jax
 import numpy as np
-from accuracy import median_distance, reference_dse
+from accuracy import median_distance, reference_dse, reference_entropy
 from bench_lowrank import blobs, manifold
 from provenance import stamp  # benchmarks/ is on the path when run as a script
 
@@ -46,9 +46,7 @@ def fourier_dse(x, sigma, m, seed, t=1.0):
     bad = int(np.sum(deg <= 0))
     deg = np.where(deg > 0, deg, deg[deg > 0].min())
     lam = np.linalg.eigvalsh((f / deg[:, None]).T @ f)
-    p = np.abs(lam) ** t
-    p = p[p > 0] / p.sum()
-    return float(-(p * np.log2(p)).sum()), bad
+    return float(reference_entropy(lam, t)[0]), bad
 
 
 def rows(n, d, ms, multiples):
